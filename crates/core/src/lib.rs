@@ -1,0 +1,19 @@
+//! The queue core of `@chaaskit/queue`: providers, the worker pool and the scheduler, with
+//! no dependency on napi, so `cargo test` covers all of it.
+
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod memory;
+pub mod provider;
+pub mod schedule;
+pub mod scheduler;
+pub mod sqs;
+pub mod store;
+pub mod worker;
+
+pub use error::{QueueError, Result};
+pub use job::{
+    EnqueueOptions, Job, JobOptions, JobStatus, Millis, NewJob, QueueStats, ReceivedJob,
+};
+pub use provider::{DelaySink, Immediate, QueueProvider, SharedProvider};

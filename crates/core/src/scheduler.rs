@@ -1,0 +1,737 @@
+//! The scheduler: one-time and recurring jobs kept in a database and handed to the queue
+//! provider when due, exactly once across any number of scheduler instances.
+//!
+//! How a row is claimed (so a crash cannot lose it):
+//! - `ScheduledJob`: a due `scheduled` row becomes `enqueuing` with `updatedAt = claim time`
+//!   (one atomic `UPDATE`), is enqueued, then becomes `enqueued`. An `enqueuing` row whose
+//!   claim is older than the lease (default 5 minutes) is claimed again, so a scheduler that
+//!   died between claim and enqueue delays the job by the lease but never loses it.
+//!   `enqueuing` is internal: callers see such a row as `scheduled`.
+//! - `RecurringJob`: a due row's `nextRunAt` moves to `now + lease` (the claim), the run is
+//!   enqueued, then `nextRunAt` moves to the next future occurrence. Missed occurrences give
+//!   one catch-up run, not a burst.
+//!
+//! If enqueueing fails the row goes back to `scheduled` (or its occurrence back to due) with
+//! the error stored, and is retried at the next poll. If the database fails after the
+//! provider took the job, the "enqueued" write is kept in memory and retried before the next
+//! claim, so the job is not enqueued twice while this process lives.
+
+use crate::config::SchedulerConfig;
+use crate::error::{QueueError, Result};
+use crate::job::{now_ms, EnqueueOptions, Job, JobStatus, Millis, NewJob, MAX_TIMER_MS};
+use crate::provider::{DelaySink, SharedProvider};
+use crate::schedule::Schedule;
+use crate::store::{
+    self, RecurringDone, RecurringJob, ScheduledJob, SharedStore, STATUS_ENQUEUING,
+    STATUS_SCHEDULED,
+};
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// How long a claim holds a row before another scheduler may take it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// Rows claimed per database round trip; a poll drains the whole backlog in such batches.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+
+/// Knobs beyond [`SchedulerConfig`] (tests shorten the lease).
+#[derive(Clone, Copy, Debug)]
+pub struct SchedulerTuning {
+    pub lease: Duration,
+    pub batch_size: usize,
+}
+
+impl Default for SchedulerTuning {
+    fn default() -> Self {
+        SchedulerTuning {
+            lease: DEFAULT_LEASE,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+/// `registerRecurring`'s input.
+#[derive(Clone, Debug)]
+pub struct RecurringInput {
+    pub name: String,
+    pub job_type: String,
+    pub payload: Box<RawValue>,
+    /// Cron expression or `every N unit`.
+    pub schedule: String,
+    /// IANA zone; `UTC` when `None`.
+    pub timezone: Option<String>,
+    pub options: EnqueueOptions,
+}
+
+/// What one poll enqueued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    pub scheduled: usize,
+    pub recurring: usize,
+    /// Rows whose enqueue failed (kept for the next poll).
+    pub failed: usize,
+}
+
+/// The scheduler. Cheap to clone; clones share one instance.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    provider: SharedProvider,
+    store: SharedStore,
+    config: SchedulerConfig,
+    tuning: SchedulerTuning,
+    /// Writes that must follow enqueues already made, kept while the database is failing.
+    pending: Mutex<Vec<Pending>>,
+    /// One poll at a time per instance.
+    poll_lock: tokio::sync::Mutex<()>,
+    /// Set once the tables are known to exist (`autoMigrate` runs on first use).
+    migrated: tokio::sync::OnceCell<()>,
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+enum Pending {
+    Enqueued {
+        ids: Vec<String>,
+        claimed_at: Millis,
+    },
+    Recurring {
+        id: String,
+        lease_until: Millis,
+        next_run_at: Option<Millis>,
+        /// Set only when the run was enqueued.
+        last_run_at: Option<Millis>,
+        last_error: Option<String>,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The options column as the old scheduler wrote it (`JSON.stringify(options || {})`),
+/// read leniently: unknown or malformed fields are ignored and defaults apply.
+pub fn parse_stored_options(text: &str) -> EnqueueOptions {
+    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let num = |k: &str| {
+        v.get(k).and_then(|x| {
+            x.as_u64().or_else(|| {
+                x.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f.round() as u64)
+            })
+        })
+    };
+    EnqueueOptions {
+        max_retries: num("maxRetries").map(|n| n.min(u32::MAX as u64) as u32),
+        timeout: num("timeout").map(|n| n.min(MAX_TIMER_MS)),
+        priority: num("priority").map(|n| n.min(u32::MAX as u64) as u32),
+        deduplication_key: v
+            .get("deduplicationKey")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+/// The options column for new rows: the job options the caller gave, as JSON.
+pub fn format_stored_options(o: &EnqueueOptions) -> String {
+    let mut m = Map::new();
+    if let Some(n) = o.max_retries {
+        m.insert("maxRetries".into(), n.into());
+    }
+    if let Some(n) = o.timeout {
+        m.insert("timeout".into(), n.into());
+    }
+    if let Some(n) = o.priority {
+        m.insert("priority".into(), n.into());
+    }
+    if let Some(k) = &o.deduplication_key {
+        m.insert("deduplicationKey".into(), k.clone().into());
+    }
+    Value::Object(m).to_string()
+}
+
+fn new_job(job_type: &str, payload: &str, options: &str) -> Result<NewJob> {
+    let payload = RawValue::from_string(payload.to_owned())
+        .map_err(|e| QueueError::invalid(format!("stored payload is not JSON: {e}")))?;
+    Ok(NewJob::new(
+        job_type,
+        payload,
+        parse_stored_options(options),
+    ))
+}
+
+fn check_type(job_type: &str) -> Result<()> {
+    if job_type.trim().is_empty() {
+        return Err(QueueError::invalid(format!(
+            "type must be a non-empty string, got {job_type:?}"
+        )));
+    }
+    Ok(())
+}
+
+impl Scheduler {
+    pub fn new(provider: SharedProvider, store: SharedStore, config: SchedulerConfig) -> Scheduler {
+        Scheduler::with_tuning(provider, store, config, SchedulerTuning::default())
+    }
+
+    pub fn with_tuning(
+        provider: SharedProvider,
+        store: SharedStore,
+        config: SchedulerConfig,
+        tuning: SchedulerTuning,
+    ) -> Scheduler {
+        let tuning = SchedulerTuning {
+            batch_size: tuning.batch_size.max(1),
+            ..tuning
+        };
+        Scheduler {
+            inner: Arc::new(Inner {
+                provider,
+                store,
+                config,
+                tuning,
+                pending: Mutex::new(Vec::new()),
+                poll_lock: tokio::sync::Mutex::new(()),
+                migrated: tokio::sync::OnceCell::new(),
+                running: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// A scheduler on the database `config` names (see [`store::resolve_url`]). Call inside
+    /// a tokio runtime; no connection is made until first use.
+    pub fn open(provider: SharedProvider, config: SchedulerConfig) -> Result<Scheduler> {
+        let store = store::open_for(&config)?;
+        Ok(Scheduler::new(provider, store, config))
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.inner.config
+    }
+
+    /// Create the scheduler's tables if they are missing.
+    pub async fn migrate(&self) -> Result<()> {
+        self.inner.store.migrate().await?;
+        let _ = self.inner.migrated.set(());
+        Ok(())
+    }
+
+    /// With `autoMigrate`, make the tables before the first use of the database.
+    async fn ready(&self) -> Result<()> {
+        if self.inner.config.auto_migrate && !self.inner.migrated.initialized() {
+            self.inner
+                .migrated
+                .get_or_try_init(|| self.inner.store.migrate())
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        lock(&self.inner.running).is_some()
+    }
+
+    /// Make the tables (when `autoMigrate`), take over long delays from the provider, and poll at
+    /// once and then every `pollInterval` on a background task. A second call does nothing.
+    pub async fn start(&self) -> Result<()> {
+        if self.is_running() {
+            tracing::warn!("scheduler already started");
+            return Ok(());
+        }
+        self.ready().await?;
+        let mut running = lock(&self.inner.running);
+        if running.is_some() {
+            return Ok(());
+        }
+        self.inner
+            .provider
+            .set_delay_sink(Some(Arc::new(self.clone())));
+        let (stop, mut stopped) = watch::channel(false);
+        let me = self.clone();
+        let interval = Duration::from_millis(self.inner.config.poll_interval.max(1));
+        let task = tokio::spawn(async move {
+            loop {
+                match me.poll_once().await {
+                    Ok(o) if o != PollOutcome::default() => tracing::debug!(
+                        scheduled = o.scheduled,
+                        recurring = o.recurring,
+                        failed = o.failed,
+                        "scheduler poll"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "scheduler poll failed; retrying at the next poll")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+        *running = Some(Running { stop, task });
+        tracing::info!(
+            backend = self.inner.store.backend(),
+            poll_interval_ms = interval.as_millis() as u64,
+            "scheduler started"
+        );
+        Ok(())
+    }
+
+    /// Stop polling (a poll in progress finishes first) and hand long delays back.
+    pub async fn stop(&self) {
+        let Some(running) = lock(&self.inner.running).take() else {
+            return;
+        };
+        self.inner.provider.set_delay_sink(None);
+        let _ = running.stop.send(true);
+        if let Err(e) = running.task.await {
+            tracing::error!(error = %e, "scheduler task ended abnormally");
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    /// Store a one-time job to be enqueued at `at`.
+    pub async fn schedule(
+        &self,
+        job_type: &str,
+        payload: &RawValue,
+        at: Millis,
+        options: &EnqueueOptions,
+    ) -> Result<ScheduledJob> {
+        check_type(job_type)?;
+        self.ready().await?;
+        let now = now_ms();
+        let job = ScheduledJob {
+            id: Uuid::new_v4().to_string(),
+            job_type: job_type.to_owned(),
+            payload: payload.get().to_owned(),
+            options: format_stored_options(options),
+            scheduled_for: at,
+            status: STATUS_SCHEDULED.to_owned(),
+            error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.inner.store.insert_scheduled(&job).await?;
+        Ok(job)
+    }
+
+    /// A one-time job by id (a row being enqueued shows as `scheduled`).
+    pub async fn get_scheduled_job(&self, id: &str) -> Result<Option<ScheduledJob>> {
+        self.ready().await?;
+        let mut row = self.inner.store.get_scheduled(id).await?;
+        if let Some(r) = row.as_mut().filter(|r| r.status == STATUS_ENQUEUING) {
+            r.status = STATUS_SCHEDULED.to_owned();
+        }
+        Ok(row)
+    }
+
+    /// Cancel a one-time job; true only if it was still `scheduled`.
+    pub async fn cancel_scheduled_job(&self, id: &str) -> Result<bool> {
+        self.ready().await?;
+        self.inner.store.cancel_scheduled(id, now_ms()).await
+    }
+
+    /// Insert or replace the recurring job named `input.name`: validates the schedule and
+    /// time zone, enables it, clears `lastError` and computes `nextRunAt`.
+    pub async fn register_recurring(&self, input: RecurringInput) -> Result<RecurringJob> {
+        if input.name.trim().is_empty() {
+            return Err(QueueError::invalid(format!(
+                "name must be a non-empty string, got {:?}",
+                input.name
+            )));
+        }
+        check_type(&input.job_type)?;
+        let timezone = input.timezone.unwrap_or_else(|| "UTC".to_owned());
+        let schedule = Schedule::parse(&input.schedule, &timezone)?;
+        let now = now_ms();
+        let next = schedule.next_after(now).ok_or_else(|| {
+            QueueError::invalid(format!(
+                "invalid schedule {:?}: it never matches a date",
+                input.schedule
+            ))
+        })?;
+        let row = RecurringJob {
+            id: Uuid::new_v4().to_string(),
+            name: input.name,
+            job_type: input.job_type,
+            payload: input.payload.get().to_owned(),
+            options: format_stored_options(&input.options),
+            schedule: input.schedule,
+            timezone,
+            enabled: true,
+            next_run_at: Some(next),
+            last_run_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.ready().await?;
+        self.inner.store.upsert_recurring(&row).await
+    }
+
+    /// Enable a recurring job, computing `nextRunAt` afresh; false when no job has the name.
+    pub async fn enable_recurring(&self, name: &str) -> Result<bool> {
+        self.ready().await?;
+        let Some(row) = self.inner.store.get_recurring(name).await? else {
+            return Ok(false);
+        };
+        let now = now_ms();
+        let next = Schedule::parse(&row.schedule, &row.timezone)?.next_after(now);
+        self.inner.store.enable_recurring(name, next, now).await
+    }
+
+    pub async fn disable_recurring(&self, name: &str) -> Result<bool> {
+        self.ready().await?;
+        self.inner.store.disable_recurring(name, now_ms()).await
+    }
+
+    pub async fn delete_recurring(&self, name: &str) -> Result<bool> {
+        self.ready().await?;
+        self.inner.store.delete_recurring(name).await
+    }
+
+    /// Every recurring job, sorted by name.
+    pub async fn list_recurring(&self) -> Result<Vec<RecurringJob>> {
+        self.ready().await?;
+        self.inner.store.list_recurring().await
+    }
+
+    /// Enqueue everything due now: all due one-time jobs and recurring occurrences, in
+    /// batches, until none is left (or a whole batch fails to enqueue).
+    pub async fn poll_once(&self) -> Result<PollOutcome> {
+        self.ready().await?;
+        let _one = self.inner.poll_lock.lock().await;
+        self.flush_pending().await?;
+        let mut out = PollOutcome::default();
+        let batch = self.inner.tuning.batch_size;
+        let lease = self.inner.tuning.lease.as_millis() as Millis;
+        let now = now_ms();
+        let (scheduled_due, recurring_due) = self.inner.store.has_due(now, now - lease).await?;
+        if scheduled_due {
+            let (ok, failed) = self.drain_scheduled(batch, lease).await?;
+            out.scheduled += ok;
+            out.failed += failed;
+        }
+        if recurring_due {
+            let (ok, failed) = self.drain_recurring(batch, lease).await?;
+            out.recurring += ok;
+            out.failed += failed;
+        }
+        Ok(out)
+    }
+
+    /// Claim and enqueue due one-time rows batch by batch until none is left or a whole
+    /// batch fails; returns (enqueued, failed).
+    async fn drain_scheduled(&self, batch: usize, lease: Millis) -> Result<(usize, usize)> {
+        let (mut ok, mut failed) = (0, 0);
+        loop {
+            let now = now_ms();
+            let rows = self
+                .inner
+                .store
+                .claim_scheduled(now, now - lease, batch as i64)
+                .await?;
+            let claimed = rows.len();
+            let (o, f) = self.enqueue_scheduled(rows, now).await?;
+            ok += o;
+            failed += f;
+            if claimed < batch || o == 0 {
+                return Ok((ok, failed));
+            }
+        }
+    }
+
+    /// The same for recurring occurrences.
+    async fn drain_recurring(&self, batch: usize, lease: Millis) -> Result<(usize, usize)> {
+        let (mut ok, mut failed) = (0, 0);
+        loop {
+            let now = now_ms();
+            let rows = self
+                .inner
+                .store
+                .claim_recurring(now, now + lease, batch as i64)
+                .await?;
+            let claimed = rows.len();
+            let (o, f) = self.enqueue_recurring(rows, now, now + lease).await?;
+            ok += o;
+            failed += f;
+            if claimed < batch || o == 0 {
+                return Ok((ok, failed));
+            }
+        }
+    }
+
+    /// Enqueue claimed one-time rows; returns (enqueued, failed).
+    async fn enqueue_scheduled(
+        &self,
+        rows: Vec<ScheduledJob>,
+        claimed_at: Millis,
+    ) -> Result<(usize, usize)> {
+        if rows.is_empty() {
+            return Ok((0, 0));
+        }
+        let jobs: Vec<Result<NewJob>> = rows
+            .iter()
+            .map(|r| new_job(&r.job_type, &r.payload, &r.options))
+            .collect();
+        let results = self.enqueue_all(jobs).await;
+        let store = &self.inner.store;
+        let mut done = Vec::with_capacity(rows.len());
+        let mut failures = Vec::new();
+        for (row, res) in rows.into_iter().zip(results) {
+            match res {
+                Ok(()) => done.push(row.id),
+                Err(e) => failures.push((row.id, e.to_string())),
+            }
+        }
+        let ok = done.len();
+        // Record the enqueues first: they must not be repeated.
+        if ok > 0 {
+            if let Err(e) = store.mark_enqueued(&done, claimed_at, now_ms()).await {
+                lock(&self.inner.pending).push(Pending::Enqueued {
+                    ids: done,
+                    claimed_at,
+                });
+                return Err(e);
+            }
+        }
+        if let Some((id, error)) = failures.first() {
+            tracing::warn!(failed = failures.len(), first_id = %id, %error, "scheduled jobs could not be enqueued; retrying at the next poll");
+        }
+        // A failed release leaves the row claimed: it comes back when the lease ends.
+        for (id, error) in &failures {
+            store
+                .release_scheduled(id, claimed_at, STATUS_SCHEDULED, error, now_ms())
+                .await?;
+        }
+        Ok((ok, failures.len()))
+    }
+
+    /// Enqueue claimed recurring occurrences; returns (enqueued, failed).
+    async fn enqueue_recurring(
+        &self,
+        rows: Vec<RecurringJob>,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<(usize, usize)> {
+        if rows.is_empty() {
+            return Ok((0, 0));
+        }
+        let jobs = rows
+            .iter()
+            .map(|r| new_job(&r.job_type, &r.payload, &r.options))
+            .collect();
+        let results = self.enqueue_all(jobs).await;
+        let mut writes = Vec::with_capacity(rows.len());
+        let (mut ok, mut failed) = (0, 0);
+        for (row, res) in rows.into_iter().zip(results) {
+            let occurrence = row.next_run_at.unwrap_or(now);
+            let write = match res {
+                Ok(()) => {
+                    ok += 1;
+                    let (next_run_at, last_error) = match Schedule::parse(
+                        &row.schedule,
+                        &row.timezone,
+                    ) {
+                        Ok(s) => (s.next_run(occurrence, now), None),
+                        Err(e) => {
+                            tracing::warn!(name = %row.name, error = %e, "recurring job has an invalid schedule; it will not run again until re-registered");
+                            (None, Some(e.to_string()))
+                        }
+                    };
+                    Pending::Recurring {
+                        id: row.id,
+                        lease_until,
+                        next_run_at,
+                        last_run_at: Some(now),
+                        last_error,
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(name = %row.name, error = %e, "recurring job could not be enqueued; retrying at the next poll");
+                    // Due again at once; lastRunAt kept.
+                    Pending::Recurring {
+                        id: row.id,
+                        lease_until,
+                        next_run_at: Some(occurrence),
+                        last_run_at: None,
+                        last_error: Some(e.to_string()),
+                    }
+                }
+            };
+            writes.push(write);
+        }
+        self.write_pending(writes).await?;
+        Ok((ok, failed))
+    }
+
+    /// Enqueue many jobs: in one provider call when possible, else one by one so a single
+    /// bad job does not hold back the rest. A result per input, in order.
+    async fn enqueue_all(&self, jobs: Vec<Result<NewJob>>) -> Vec<Result<()>> {
+        let provider = &self.inner.provider;
+        if jobs.iter().all(|j| j.is_ok()) {
+            let batch: Vec<NewJob> = jobs
+                .iter()
+                .filter_map(|j| j.as_ref().ok().cloned())
+                .collect();
+            let n = batch.len();
+            match provider.enqueue_bulk(batch).await {
+                Ok(_) => return (0..n).map(|_| Ok(())).collect(),
+                // Validation failed before anything was queued: find the culprit(s) below.
+                Err(QueueError::Invalid(_)) => {}
+                Err(e) => {
+                    let msg = e.to_string();
+                    return (0..n)
+                        .map(|_| Err(QueueError::Backend(msg.clone())))
+                        .collect();
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(match job {
+                Ok(j) => provider.enqueue(j).await.map(|_| ()),
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    /// Write recurring results; on a database error keep the unwritten ones for later.
+    async fn write_pending(&self, writes: Vec<Pending>) -> Result<()> {
+        let mut iter = writes.into_iter();
+        while let Some(w) = iter.next() {
+            if let Err(e) = self.write_one(&w).await {
+                let mut pending = lock(&self.inner.pending);
+                pending.push(w);
+                pending.extend(iter);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_one(&self, w: &Pending) -> Result<()> {
+        let store = &self.inner.store;
+        match w {
+            Pending::Enqueued { ids, claimed_at } => {
+                store.mark_enqueued(ids, *claimed_at, now_ms()).await?;
+            }
+            Pending::Recurring {
+                id,
+                lease_until,
+                next_run_at,
+                last_run_at,
+                last_error,
+            } => {
+                let done = RecurringDone {
+                    next_run_at: *next_run_at,
+                    last_run_at: *last_run_at,
+                    last_error: last_error.as_deref(),
+                    now: now_ms(),
+                };
+                if !store.finish_recurring(id, *lease_until, done).await? {
+                    tracing::debug!(id = %id, "recurring job changed while it was being enqueued; keeping the change");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Retry writes left over from a poll the database failed.
+    async fn flush_pending(&self) -> Result<()> {
+        let writes = std::mem::take(&mut *lock(&self.inner.pending));
+        if writes.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            count = writes.len(),
+            "writing scheduler results left over from a database error"
+        );
+        self.write_pending(writes).await
+    }
+}
+
+#[async_trait]
+impl DelaySink for Scheduler {
+    async fn schedule_at(&self, job: NewJob, at: Millis) -> Result<Job> {
+        let row = self
+            .schedule(&job.job_type, &job.payload, at, &job.options)
+            .await?;
+        Ok(Job {
+            id: row.id,
+            job_type: job.job_type,
+            payload: job.payload,
+            options: job.options.job_options(),
+            status: JobStatus::Scheduled,
+            attempts: 0,
+            created_at: row.created_at,
+            scheduled_for: Some(at),
+            started_at: None,
+            completed_at: None,
+            last_error: None,
+            progress: None,
+            result: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_options_parse_leniently() {
+        let o = parse_stored_options(
+            r#"{"maxRetries":5,"timeout":30000.0,"priority":"high","delay":99}"#,
+        );
+        assert_eq!(o.max_retries, Some(5));
+        assert_eq!(o.timeout, Some(30_000));
+        assert_eq!(o.priority, None);
+        assert_eq!(o.delay, None);
+        assert_eq!(parse_stored_options("{}"), EnqueueOptions::default());
+        assert_eq!(parse_stored_options("not json"), EnqueueOptions::default());
+        assert_eq!(parse_stored_options("null"), EnqueueOptions::default());
+        let d = parse_stored_options(r#"{"deduplicationKey":"k","maxRetries":-1}"#);
+        assert_eq!(d.deduplication_key.as_deref(), Some("k"));
+        assert_eq!(d.max_retries, None);
+    }
+
+    #[test]
+    fn stored_options_round_trip() {
+        let o = EnqueueOptions {
+            max_retries: Some(2),
+            priority: Some(1),
+            delay: Some(5),
+            ..Default::default()
+        };
+        let text = format_stored_options(&o);
+        assert_eq!(text, r#"{"maxRetries":2,"priority":1}"#);
+        assert_eq!(
+            parse_stored_options(&text),
+            EnqueueOptions { delay: None, ..o }
+        );
+        assert_eq!(format_stored_options(&EnqueueOptions::default()), "{}");
+    }
+}

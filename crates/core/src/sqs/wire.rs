@@ -1,0 +1,408 @@
+//! The SQS message format shared with the old JavaScript queue (body JSON and attributes),
+//! and the FIFO identifiers derived from a job.
+
+use crate::error::{QueueError, Result};
+use crate::job::{JobOptions, Millis};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// Message attribute carrying the job id.
+pub const ATTR_JOB_ID: &str = "JobId";
+/// Message attribute carrying the job type.
+pub const ATTR_JOB_TYPE: &str = "JobType";
+/// Message attribute added to a message sent to the dead-letter queue.
+pub const ATTR_LAST_ERROR: &str = "LastError";
+/// `DataType` of every attribute this package writes.
+pub const STRING: &str = "String";
+/// Longest `LastError` attribute written (characters beyond are cut).
+pub const MAX_LAST_ERROR_CHARS: usize = 4096;
+
+/// The body of a job message, field order as the old queue's `JSON.stringify` wrote it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyOut<'a> {
+    job_id: &'a str,
+    #[serde(rename = "type")]
+    job_type: &'a str,
+    payload: &'a RawValue,
+    options: &'a JobOptions,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduled_for: Option<String>,
+}
+
+/// What [`encode_body`] needs of a job.
+pub struct BodyFields<'a> {
+    pub id: &'a str,
+    pub job_type: &'a str,
+    pub payload: &'a RawValue,
+    pub options: &'a JobOptions,
+    pub created_at: Millis,
+    pub scheduled_for: Option<Millis>,
+}
+
+/// A job message's body as JSON text: `{ jobId, type, payload, options, createdAt, scheduledFor? }`.
+pub fn encode_body(f: &BodyFields<'_>) -> Result<String> {
+    let body = BodyOut {
+        job_id: f.id,
+        job_type: f.job_type,
+        payload: f.payload,
+        options: f.options,
+        created_at: iso(f.created_at),
+        scheduled_for: f.scheduled_for.map(iso),
+    };
+    serde_json::to_string(&body)
+        .map_err(|e| QueueError::invalid(format!("cannot encode job {}: {e}", f.id)))
+}
+
+/// A job decoded from a message body.
+#[derive(Debug)]
+pub struct Decoded {
+    pub id: String,
+    pub job_type: String,
+    pub payload: Box<RawValue>,
+    pub options: JobOptions,
+    pub created_at: Millis,
+    pub scheduled_for: Option<Millis>,
+}
+
+/// Decode a message body written by this package or the old JavaScript queue. `Err` says
+/// why the message is not one of ours.
+pub fn decode_body(body: &str) -> std::result::Result<Decoded, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct BodyIn {
+        job_id: Option<Value>,
+        #[serde(rename = "type")]
+        job_type: Option<Value>,
+        payload: Option<Box<RawValue>>,
+        options: Option<Value>,
+        created_at: Option<Value>,
+        scheduled_for: Option<Value>,
+    }
+    let b: BodyIn =
+        serde_json::from_str(body).map_err(|e| format!("body is not a JSON object: {e}"))?;
+    let id = non_empty_string(b.job_id, "jobId")?;
+    let job_type = non_empty_string(b.job_type, "type")?;
+    let created_at = match b.created_at {
+        Some(v) => date(&v).ok_or_else(|| format!("createdAt is not a date: {v}"))?,
+        None => return Err("missing field createdAt".into()),
+    };
+    let scheduled_for = match b.scheduled_for {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(date(&v).ok_or_else(|| format!("scheduledFor is not a date: {v}"))?),
+    };
+    let payload = match b.payload {
+        Some(p) => p,
+        // `JSON.stringify` drops an `undefined` payload.
+        None => RawValue::from_string("null".to_owned()).map_err(|e| e.to_string())?,
+    };
+    Ok(Decoded {
+        id,
+        job_type,
+        payload,
+        options: options(b.options.as_ref()),
+        created_at,
+        scheduled_for,
+    })
+}
+
+fn non_empty_string(v: Option<Value>, field: &str) -> std::result::Result<String, String> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(other) => Err(format!("field {field} is not a non-empty string: {other}")),
+        None => Err(format!("missing field {field}")),
+    }
+}
+
+/// Options as the old queue wrote them, leniently: any field that is absent or not of the
+/// expected form takes its default (JavaScript numbers may be fractional or negative).
+fn options(v: Option<&Value>) -> JobOptions {
+    let mut o = JobOptions::default();
+    let Some(Value::Object(m)) = v else { return o };
+    let num = |k: &str| m.get(k).and_then(Value::as_f64).filter(|n| n.is_finite());
+    if let Some(n) = num("maxRetries") {
+        o.max_retries = n.clamp(0.0, u32::MAX as f64) as u32;
+    }
+    if let Some(n) = num("timeout") {
+        o.timeout = n.clamp(0.0, u64::MAX as f64) as u64;
+    }
+    if let Some(n) = num("priority") {
+        o.priority = n.clamp(0.0, u32::MAX as f64) as u32;
+    }
+    if let Some(Value::String(s)) = m.get("deduplicationKey") {
+        o.deduplication_key = Some(s.clone());
+    }
+    o
+}
+
+/// An ISO 8601 date as JavaScript's `toISOString` writes it: `2024-05-01T12:00:00.000Z`.
+pub fn iso(ms: Millis) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An ISO 8601 string or epoch milliseconds.
+fn date(v: &Value) -> Option<Millis> {
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.timestamp_millis()),
+        Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(|f| f as Millis),
+        _ => None,
+    }
+}
+
+/// Whether a queue URL names a FIFO queue.
+pub fn is_fifo(url: &str) -> bool {
+    url.trim_end_matches('/').ends_with(".fifo")
+}
+
+/// Check a value SQS takes as `MessageGroupId` or `MessageDeduplicationId`: 1–128 characters,
+/// letters, digits and ASCII punctuation. `what` names the value in the error.
+pub fn check_fifo_id(value: &str, what: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(QueueError::invalid(format!(
+            "{what} {value:?} cannot be used on a FIFO queue: it must be 1-128 characters of letters, digits \
+             and ASCII punctuation"
+        )))
+    }
+}
+
+/// `MessageGroupId` and `MessageDeduplicationId` of a job on a FIFO queue: the configured
+/// group (else the job type), and the deduplication key (else the job id).
+pub fn fifo_ids(
+    configured_group: Option<&str>,
+    job_type: &str,
+    dedup_key: Option<&str>,
+    job_id: &str,
+) -> Result<(String, String)> {
+    let group = match configured_group {
+        Some(g) => {
+            check_fifo_id(g, "providerConfig.messageGroupId")?;
+            g
+        }
+        None => {
+            check_fifo_id(
+                job_type,
+                "job type (used as MessageGroupId; set providerConfig.messageGroupId)",
+            )?;
+            job_type
+        }
+    };
+    let dedup = match dedup_key {
+        Some(k) => {
+            check_fifo_id(k, "options.deduplicationKey")?;
+            k
+        }
+        None => job_id,
+    };
+    Ok((group.to_owned(), dedup.to_owned()))
+}
+
+/// Bytes SQS counts for a message: the body plus each attribute's name, type and value.
+pub fn message_size<'a>(body: &str, attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> usize {
+    body.len()
+        + attrs
+            .into_iter()
+            .map(|(k, v)| k.len() + STRING.len() + v.len())
+            .sum::<usize>()
+}
+
+/// The attributes of a job message.
+pub fn job_attrs<'a>(id: &'a str, job_type: &'a str) -> [(&'static str, &'a str); 2] {
+    [(ATTR_JOB_ID, id), (ATTR_JOB_TYPE, job_type)]
+}
+
+/// Cut an error text to what the `LastError` attribute carries.
+pub fn last_error_value(error: &str) -> String {
+    let text = if error.is_empty() {
+        "(no message)"
+    } else {
+        error
+    };
+    match text.char_indices().nth(MAX_LAST_ERROR_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn body_is_byte_compatible_with_the_old_queue() {
+        let payload = raw(r#"{"to":"a@b.c","n":[1,2]}"#);
+        let options = JobOptions::default();
+        let body = encode_body(&BodyFields {
+            id: "j-1",
+            job_type: "send-email",
+            payload: &payload,
+            options: &options,
+            created_at: 1_714_564_800_123,
+            scheduled_for: None,
+        })
+        .unwrap();
+        // What `JSON.stringify` of the old queue's object gives.
+        assert_eq!(
+            body,
+            r#"{"jobId":"j-1","type":"send-email","payload":{"to":"a@b.c","n":[1,2]},"options":{"maxRetries":3,"timeout":30000,"priority":0},"createdAt":"2024-05-01T12:00:00.123Z"}"#
+        );
+        let options = JobOptions {
+            deduplication_key: Some("k".into()),
+            max_retries: 0,
+            ..Default::default()
+        };
+        let body = encode_body(&BodyFields {
+            id: "j-2",
+            job_type: "t",
+            payload: &payload,
+            options: &options,
+            created_at: 0,
+            scheduled_for: Some(1000),
+        })
+        .unwrap();
+        assert!(body.ends_with(
+            r#""options":{"maxRetries":0,"timeout":30000,"priority":0,"deduplicationKey":"k"},"createdAt":"1970-01-01T00:00:00.000Z","scheduledFor":"1970-01-01T00:00:01.000Z"}"#
+        ));
+    }
+
+    #[test]
+    fn round_trip() {
+        let payload = raw(r#"[1,"x",null]"#);
+        let options = JobOptions {
+            max_retries: 2,
+            timeout: 5,
+            priority: 1,
+            deduplication_key: Some("d".into()),
+        };
+        let body = encode_body(&BodyFields {
+            id: "id",
+            job_type: "ty",
+            payload: &payload,
+            options: &options,
+            created_at: 1_700_000_000_000,
+            scheduled_for: Some(1_700_000_005_000),
+        })
+        .unwrap();
+        let d = decode_body(&body).unwrap();
+        assert_eq!(d.id, "id");
+        assert_eq!(d.job_type, "ty");
+        assert_eq!(d.payload.get(), r#"[1,"x",null]"#);
+        assert_eq!(d.options, options);
+        assert_eq!(d.created_at, 1_700_000_000_000);
+        assert_eq!(d.scheduled_for, Some(1_700_000_005_000));
+    }
+
+    #[test]
+    fn old_messages_decode_leniently() {
+        // No payload (undefined in JS), partial and odd options, no scheduledFor.
+        let d = decode_body(r#"{"jobId":"a","type":"b","options":{"maxRetries":1.7,"priority":-3},"createdAt":"2024-01-02T03:04:05.006Z"}"#)
+            .unwrap();
+        assert_eq!(d.payload.get(), "null");
+        assert_eq!(
+            d.options,
+            JobOptions {
+                max_retries: 1,
+                priority: 0,
+                ..Default::default()
+            }
+        );
+        assert_eq!(d.created_at, 1_704_164_645_006);
+        assert_eq!(d.scheduled_for, None);
+        let d = decode_body(
+            r#"{"jobId":"a","type":"b","payload":1,"createdAt":5,"scheduledFor":null}"#,
+        )
+        .unwrap();
+        assert_eq!(d.created_at, 5);
+        assert_eq!(d.options, JobOptions::default());
+    }
+
+    #[test]
+    fn foreign_messages_are_refused_with_a_reason() {
+        for (body, why) in [
+            ("hello", "not a JSON object"),
+            ("[1,2]", "not a JSON object"),
+            (
+                r#"{"type":"b","createdAt":"2024-01-01T00:00:00Z"}"#,
+                "missing field jobId",
+            ),
+            (
+                r#"{"jobId":"a","createdAt":"2024-01-01T00:00:00Z"}"#,
+                "missing field type",
+            ),
+            (
+                r#"{"jobId":"a","type":""}"#,
+                "field type is not a non-empty string",
+            ),
+            (
+                r#"{"jobId":7,"type":"b"}"#,
+                "field jobId is not a non-empty string",
+            ),
+            (r#"{"jobId":"a","type":"b"}"#, "missing field createdAt"),
+            (
+                r#"{"jobId":"a","type":"b","createdAt":"yesterday"}"#,
+                "createdAt is not a date",
+            ),
+        ] {
+            let err = decode_body(body).unwrap_err();
+            assert!(err.contains(why), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn fifo_urls_and_ids() {
+        assert!(is_fifo("http://127.0.0.1:5000/123456789012/jobs.fifo"));
+        assert!(is_fifo("https://sqs.us-east-1.amazonaws.com/1/q.fifo/"));
+        assert!(!is_fifo("https://sqs.us-east-1.amazonaws.com/1/fifo"));
+        assert_eq!(
+            fifo_ids(None, "email", None, "id-1").unwrap(),
+            ("email".into(), "id-1".into())
+        );
+        assert_eq!(
+            fifo_ids(Some("g"), "email", Some("k1"), "id-1").unwrap(),
+            ("g".into(), "k1".into())
+        );
+        let e = fifo_ids(None, "bad type", None, "id")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("messageGroupId") && e.contains("\"bad type\""),
+            "{e}"
+        );
+        let long = "x".repeat(129);
+        let e = fifo_ids(None, "t", Some(&long), "id")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("options.deduplicationKey"), "{e}");
+        assert!(fifo_ids(None, "t", Some("é"), "id").is_err());
+        assert!(fifo_ids(Some(""), "t", None, "id").is_err());
+    }
+
+    #[test]
+    fn sizes_and_last_error() {
+        assert_eq!(
+            message_size("abcd", job_attrs("id", "ty")),
+            4 + 5 + 6 + 2 + 7 + 6 + 2
+        );
+        assert_eq!(last_error_value(""), "(no message)");
+        let long = "é".repeat(MAX_LAST_ERROR_CHARS + 5);
+        assert_eq!(
+            last_error_value(&long).chars().count(),
+            MAX_LAST_ERROR_CHARS + 1
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Where the scheduler keeps its rows: the `ScheduledJob` and `RecurringJob` tables of the
+//! spec, on PostgreSQL or SQLite, chosen by URL. The claims here are what make many
+//! scheduler instances on one database enqueue each job exactly once.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::config::SchedulerConfig;
+use crate::error::{QueueError, Result};
+use crate::job::Millis;
+use async_trait::async_trait;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+
+// The statuses below appear as literals in the SQL, so PostgreSQL plans knowing that
+// `scheduled`/`enqueuing` rows are few among many `enqueued` ones.
+
+/// `ScheduledJob.status` of a job waiting for its time.
+pub const STATUS_SCHEDULED: &str = "scheduled";
+/// `ScheduledJob.status` once handed to the provider.
+pub const STATUS_ENQUEUED: &str = "enqueued";
+/// `ScheduledJob.status` after `cancelScheduledJob`, or when the row can never be enqueued.
+pub const STATUS_CANCELLED: &str = "cancelled";
+/// Internal `ScheduledJob.status` while one scheduler instance holds the row (a lease that
+/// ends `lease` after `updatedAt`). Shown to callers as `scheduled`.
+pub const STATUS_ENQUEUING: &str = "enqueuing";
+
+/// A row of `ScheduledJob`. `payload` and `options` are JSON text, as the old scheduler
+/// stored them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledJob {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub payload: String,
+    pub options: String,
+    pub scheduled_for: Millis,
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A row of `RecurringJob`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecurringJob {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub payload: String,
+    pub options: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub enabled: bool,
+    pub next_run_at: Option<Millis>,
+    pub last_run_at: Option<Millis>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// The scheduler's storage. Every time argument is epoch milliseconds (UTC).
+#[async_trait]
+pub trait ScheduleStore: Send + Sync + 'static {
+    /// `"postgres"` or `"sqlite"`.
+    fn backend(&self) -> &'static str;
+
+    /// Create the tables and indexes that are missing (the spec's `db:push`).
+    async fn migrate(&self) -> Result<()>;
+
+    async fn insert_scheduled(&self, job: &ScheduledJob) -> Result<()>;
+
+    async fn get_scheduled(&self, id: &str) -> Result<Option<ScheduledJob>>;
+
+    /// `scheduled` → `cancelled`; false when the row is missing or in another state.
+    async fn cancel_scheduled(&self, id: &str, now: Millis) -> Result<bool>;
+
+    /// Whether any `ScheduledJob` row (as [`ScheduleStore::claim_scheduled`] would take) and
+    /// any `RecurringJob` row (as [`ScheduleStore::claim_recurring`] would take) is due: one
+    /// cheap read, so an idle poll writes nothing.
+    async fn has_due(&self, now: Millis, stale_before: Millis) -> Result<(bool, bool)>;
+
+    /// Atomically take up to `limit` rows that are `scheduled` and due at `now`, or
+    /// `enqueuing` under a lease that began at or before `stale_before`: they become
+    /// `enqueuing` with `updatedAt = now` (the claim token).
+    async fn claim_scheduled(
+        &self,
+        now: Millis,
+        stale_before: Millis,
+        limit: i64,
+    ) -> Result<Vec<ScheduledJob>>;
+
+    /// `enqueuing` rows claimed at `claimed_at` → `enqueued` (error cleared). Returns rows changed.
+    async fn mark_enqueued(&self, ids: &[String], claimed_at: Millis, now: Millis) -> Result<u64>;
+
+    /// Give back a row claimed at `claimed_at`: set `status` (`scheduled` to retry, or
+    /// `cancelled` when it can never be enqueued) and `error`.
+    async fn release_scheduled(
+        &self,
+        id: &str,
+        claimed_at: Millis,
+        status: &str,
+        error: &str,
+        now: Millis,
+    ) -> Result<bool>;
+
+    /// Insert, or update the row with the same name (keeping its id, `createdAt` and
+    /// `lastRunAt`); returns the stored row.
+    async fn upsert_recurring(&self, job: &RecurringJob) -> Result<RecurringJob>;
+
+    async fn get_recurring(&self, name: &str) -> Result<Option<RecurringJob>>;
+
+    async fn enable_recurring(
+        &self,
+        name: &str,
+        next_run_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<bool>;
+
+    async fn disable_recurring(&self, name: &str, now: Millis) -> Result<bool>;
+
+    async fn delete_recurring(&self, name: &str) -> Result<bool>;
+
+    /// All rows, sorted by name.
+    async fn list_recurring(&self) -> Result<Vec<RecurringJob>>;
+
+    /// Atomically take up to `limit` enabled rows whose `nextRunAt` is at or before `now`,
+    /// moving `nextRunAt` to `lease_until` (the claim token; a crashed claimer's occurrence
+    /// comes due again then). Returned rows carry the claimed occurrence in `next_run_at`.
+    async fn claim_recurring(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> Result<Vec<RecurringJob>>;
+
+    /// End a claim made with `lease_until`: set `nextRunAt`, `lastError`, `updatedAt`, and
+    /// `lastRunAt` when given. False when the row changed meanwhile (re-registered, deleted).
+    async fn finish_recurring(
+        &self,
+        id: &str,
+        lease_until: Millis,
+        done: RecurringDone<'_>,
+    ) -> Result<bool>;
+}
+
+/// What [`ScheduleStore::finish_recurring`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct RecurringDone<'a> {
+    pub next_run_at: Option<Millis>,
+    pub last_run_at: Option<Millis>,
+    pub last_error: Option<&'a str>,
+    pub now: Millis,
+}
+
+/// A shared store.
+pub type SharedStore = Arc<dyn ScheduleStore>;
+
+/// Default database when neither `scheduler.databaseUrl` nor `DATABASE_URL` is set.
+pub const DEFAULT_SQLITE_PATH: &str = ".chaaskit/queue.db";
+
+/// The URL the scheduler uses: `scheduler.databaseUrl`, else `DATABASE_URL`, else the
+/// embedded SQLite file `.chaaskit/queue.db` under the working directory.
+pub fn resolve_url(config: &SchedulerConfig) -> String {
+    if let Some(url) = config
+        .database_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        return url.trim().to_string();
+    }
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        if !url.trim().is_empty() {
+            return url.trim().to_string();
+        }
+    }
+    format!("sqlite:{DEFAULT_SQLITE_PATH}?mode=rwc")
+}
+
+/// Open the store for `url` (no connection is made until first use).
+pub fn open(url: &str) -> Result<SharedStore> {
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect_lazy(url)?)),
+        "sqlite" => {
+            if url == format!("sqlite:{DEFAULT_SQLITE_PATH}?mode=rwc") {
+                if let Some(dir) = Path::new(DEFAULT_SQLITE_PATH).parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        QueueError::Store(format!("cannot create scheduler database directory {dir:?}: {e}"))
+                    })?;
+                }
+            }
+            Ok(Arc::new(SqliteStore::connect_lazy(url)?))
+        }
+        _ => Err(QueueError::invalid(format!(
+            "unsupported scheduler database URL scheme {:?} (expected postgres://, postgresql:// or sqlite:)",
+            format!("{scheme}:")
+        ))),
+    }
+}
+
+/// Open the store `config` points at (see [`resolve_url`]).
+pub fn open_for(config: &SchedulerConfig) -> Result<SharedStore> {
+    open(&resolve_url(config))
+}
+
+/// A store error that says which database URL failed, without its password.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("sqlite:x.db"), "sqlite:x.db");
+    }
+
+    #[test]
+    fn url_precedence() {
+        let c = SchedulerConfig {
+            database_url: Some("sqlite:a.db".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve_url(&c), "sqlite:a.db");
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused() {
+        let e = open("mysql://u:p@h/db")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(e, "unsupported scheduler database URL scheme \"mysql:\" (expected postgres://, postgresql:// or sqlite:)");
+    }
+}

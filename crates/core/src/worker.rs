@@ -1,0 +1,584 @@
+//! The worker pool: takes jobs from a provider, hands them to a handler runtime in batches,
+//! and settles each attempt with the provider (acknowledge, fail, time out, give back).
+//!
+//! The handler runtime (JavaScript, through the binding) starts the jobs it is given and
+//! reports outcomes with [`Worker::complete`], which settles them and, for providers that never
+//! block, returns the next jobs at once — so a busy worker needs no round trip per batch.
+//! `concurrency` bounds the handlers in flight, counting timed-out handlers still running.
+
+use crate::config::WorkerConfig;
+use crate::job::{Job, ReceivedJob};
+use crate::provider::SharedProvider;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+/// How long a timed-out handler may keep running before it is reported as ignoring its signal.
+const IGNORED_SIGNAL_GRACE: Duration = Duration::from_secs(1);
+/// Longest single receive; long enough for SQS long polling, short enough to notice a stop.
+const MAX_RECEIVE_WAIT: Duration = Duration::from_secs(20);
+
+/// A job handed to the handler runtime. `token` names this attempt in [`Outcome`]s.
+#[derive(Debug, Serialize)]
+pub struct Dispatch {
+    pub token: u64,
+    pub job: Job,
+}
+
+/// How one handler call ended, as the handler runtime reports it.
+#[derive(Debug, Deserialize)]
+pub struct Outcome {
+    /// The attempt's token.
+    #[serde(rename = "t")]
+    pub token: u64,
+    /// Handler error message; absent when the handler returned.
+    #[serde(rename = "e", default)]
+    pub error: Option<String>,
+    /// What the handler returned, as JSON text.
+    #[serde(rename = "r", default)]
+    pub result: Option<Box<RawValue>>,
+}
+
+/// Why the runtime is asked to abort handlers' signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortReason {
+    Timeout,
+    Shutdown,
+}
+
+/// Where handlers run (the JavaScript thread, in the binding).
+pub trait HandlerRuntime: Send + Sync + 'static {
+    /// Start these jobs; each later comes back through [`Worker::complete`]. Must not block.
+    fn start(&self, jobs: Vec<Dispatch>);
+    /// Abort the signals of these attempts.
+    fn abort(&self, tokens: Vec<u64>, reason: AbortReason);
+    /// The worker has stopped: release whatever keeps the host alive.
+    fn close(&self) {}
+}
+
+/// Counters of `getStats()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WorkerStats {
+    /// Attempts that ended (succeeded + failed).
+    pub processed: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Handlers running now.
+    pub active: u64,
+    pub running: bool,
+}
+
+/// An attempt whose handler is running.
+struct Flight {
+    receipt: String,
+    job_id: String,
+    job_type: String,
+    timeout_ms: u64,
+    deadline: Instant,
+    /// Set once the deadline passed: the attempt is already failed; the handler still runs.
+    timed_out: bool,
+    warned: bool,
+}
+
+/// What the settler sends to the provider.
+enum Settle {
+    Ack(String, Option<Box<RawValue>>),
+    Fail(String, String),
+    Release(String),
+    Progress(String, f64),
+}
+
+#[derive(Default)]
+struct State {
+    running: bool,
+    stopping: bool,
+    next_token: u64,
+    /// Received, not yet started.
+    buffer: VecDeque<ReceivedJob>,
+    /// Received while an earlier attempt of the same job still runs here; started after it ends.
+    parked: Vec<ReceivedJob>,
+    flights: HashMap<u64, Flight>,
+    /// Job ids of timed-out handlers still running.
+    zombies: HashSet<String>,
+    /// When each flight next needs attention: its timeout, then the ignored-signal warning.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// A new earliest deadline was added: the timer must recompute its sleep.
+    timer_dirty: bool,
+}
+
+/// The worker. Create with [`Worker::new`], drive with [`Worker::run`], end with [`Worker::stop`].
+pub struct Worker {
+    provider: SharedProvider,
+    config: WorkerConfig,
+    runtime: Arc<dyn HandlerRuntime>,
+    state: Mutex<State>,
+    /// Wakes the feeder (slots freed, stop) and the timer (new deadline, stop).
+    feeder_wake: Notify,
+    timer_wake: Notify,
+    /// Interrupts the feeder's receive at stop.
+    stop_wake: Notify,
+    /// Wakes `stop()` when the last flight lands.
+    drained: Notify,
+    settle_tx: Mutex<Option<mpsc::UnboundedSender<Settle>>>,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Worker {
+    pub fn new(
+        provider: SharedProvider,
+        config: WorkerConfig,
+        runtime: Arc<dyn HandlerRuntime>,
+    ) -> Arc<Worker> {
+        Arc::new(Worker {
+            provider,
+            config,
+            runtime,
+            state: Mutex::new(State::default()),
+            feeder_wake: Notify::new(),
+            timer_wake: Notify::new(),
+            stop_wake: Notify::new(),
+            drained: Notify::new(),
+            settle_tx: Mutex::new(None),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn concurrency(&self) -> usize {
+        self.config.concurrency.max(1) as usize
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.lock().running
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        let st = self.lock();
+        let succeeded = self.succeeded.load(Ordering::Relaxed);
+        let failed = self.failed.load(Ordering::Relaxed);
+        WorkerStats {
+            processed: succeeded + failed,
+            succeeded,
+            failed,
+            active: st.flights.len() as u64,
+            running: st.running,
+        }
+    }
+
+    /// Run until [`Worker::stop`] has finished. Returns at once if already running.
+    pub async fn run(self: &Arc<Self>) {
+        {
+            let mut st = self.lock();
+            if st.running {
+                return;
+            }
+            *st = State {
+                running: true,
+                next_token: st.next_token,
+                ..State::default()
+            };
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.settle_tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        let settler = tokio::spawn(settle_loop(self.provider.clone(), rx));
+        let timer = tokio::spawn(self.clone().timer_loop());
+        self.feed_loop().await;
+        // stop() has drained the flights; let the settler finish what is queued.
+        drop(
+            self.settle_tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        timer.abort();
+        let _ = settler.await;
+        self.lock().running = false;
+        self.runtime.close();
+        self.drained.notify_waiters();
+    }
+
+    /// Stop taking jobs, wait up to `shutdownTimeout` for running ones, then abort them and
+    /// give their jobs back to the queue. Returns once every attempt is settled.
+    pub async fn stop(&self) {
+        let unstarted = {
+            let mut st = self.lock();
+            if !st.running || st.stopping {
+                None
+            } else {
+                st.stopping = true;
+                let mut jobs: Vec<ReceivedJob> = st.buffer.drain(..).collect();
+                jobs.append(&mut st.parked);
+                Some(jobs)
+            }
+        };
+        let Some(unstarted) = unstarted else {
+            return self.wait_stopped().await;
+        };
+        self.feeder_wake.notify_one();
+        self.stop_wake.notify_one();
+        for j in unstarted {
+            self.settle(Settle::Release(j.receipt_handle));
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.config.shutdown_timeout);
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.lock().flights.is_empty() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                break;
+            }
+        }
+        let abandoned: Vec<(u64, Flight)> = self.lock().flights.drain().collect();
+        if !abandoned.is_empty() {
+            tracing::warn!(
+                jobs = abandoned.len(),
+                "worker stopping: {} job(s) still running after shutdownTimeout ({} ms); aborting them and returning them to the queue",
+                abandoned.len(),
+                self.config.shutdown_timeout
+            );
+            self.runtime.abort(
+                abandoned.iter().map(|(t, _)| *t).collect(),
+                AbortReason::Shutdown,
+            );
+            for (_, f) in abandoned {
+                if !f.timed_out {
+                    self.settle(Settle::Release(f.receipt));
+                }
+            }
+        }
+        self.feeder_wake.notify_one();
+        self.wait_stopped().await;
+    }
+
+    async fn wait_stopped(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if !self.lock().running {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), drained).await;
+        }
+    }
+
+    fn settle(&self, s: Settle) {
+        if let Some(imm) = self.provider.immediate() {
+            let r = match &s {
+                Settle::Ack(receipt, result) => imm.acknowledge(receipt, result.clone()),
+                Settle::Fail(receipt, e) => imm.fail(receipt, e),
+                Settle::Release(receipt) => imm.release(receipt),
+                Settle::Progress(receipt, p) => imm.set_progress(receipt, *p),
+            };
+            if let Err(e) = r {
+                tracing::warn!("settling a job failed: {e}");
+            }
+            return;
+        }
+        let tx = self.settle_tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = tx.as_ref() {
+            let _ = tx.send(s);
+        }
+    }
+
+    /// Move buffered jobs into free slots. Runs under the state lock.
+    fn take_startable(&self, st: &mut State) -> Vec<Dispatch> {
+        let free = self.concurrency().saturating_sub(st.flights.len());
+        let mut out = Vec::new();
+        while out.len() < free {
+            let Some(r) = st.buffer.pop_front() else {
+                break;
+            };
+            if st.zombies.contains(&r.job.id) {
+                st.parked.push(r);
+                continue;
+            }
+            st.next_token += 1;
+            let token = st.next_token;
+            let timeout_ms = r.job.options.timeout;
+            let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+            if st
+                .deadlines
+                .first()
+                .is_none_or(|&(first, _)| deadline < first)
+            {
+                st.timer_dirty = true;
+            }
+            st.deadlines.insert((deadline, token));
+            st.flights.insert(
+                token,
+                Flight {
+                    receipt: r.receipt_handle,
+                    job_id: r.job.id.clone(),
+                    job_type: r.job.job_type.clone(),
+                    timeout_ms,
+                    deadline,
+                    timed_out: false,
+                    warned: false,
+                },
+            );
+            out.push(Dispatch { token, job: r.job });
+        }
+        out
+    }
+
+    /// Report finished handlers. Returns the next jobs to start, taken without waiting
+    /// (empty when none are ready; the feeder then delivers through the runtime).
+    pub fn complete(&self, outcomes: Vec<Outcome>) -> Vec<Dispatch> {
+        let mut landed = false;
+        let mut settles = Vec::with_capacity(outcomes.len());
+        {
+            let mut st = self.lock();
+            for o in outcomes {
+                let Some(f) = st.flights.remove(&o.token) else {
+                    continue;
+                };
+                landed = true;
+                st.deadlines.remove(&(f.deadline, o.token));
+                if f.timed_out {
+                    // Already failed at its deadline; the late result is discarded. Its job may
+                    // now run again here.
+                    st.zombies.remove(&f.job_id);
+                    let (ready, still): (Vec<_>, Vec<_>) =
+                        st.parked.drain(..).partition(|r| r.job.id == f.job_id);
+                    st.parked = still;
+                    st.buffer.extend(ready);
+                    continue;
+                }
+                match o.error {
+                    None => {
+                        self.succeeded.fetch_add(1, Ordering::Relaxed);
+                        settles.push(Settle::Ack(f.receipt, o.result));
+                    }
+                    Some(e) => {
+                        self.failed.fetch_add(1, Ordering::Relaxed);
+                        settles.push(Settle::Fail(f.receipt, e));
+                    }
+                }
+            }
+        }
+        for s in settles {
+            self.settle(s);
+        }
+        let mut st = self.lock();
+        if st.stopping {
+            if st.flights.is_empty() {
+                self.drained.notify_waiters();
+            }
+            return Vec::new();
+        }
+        let mut next = self.take_startable(&mut st);
+        let free = self.concurrency().saturating_sub(st.flights.len());
+        if free > 0 {
+            if let Some(imm) = self.provider.immediate() {
+                st.buffer.extend(imm.try_receive(free));
+                next.extend(self.take_startable(&mut st));
+            }
+        }
+        let timer_dirty = std::mem::take(&mut st.timer_dirty);
+        drop(st);
+        if timer_dirty {
+            self.timer_wake.notify_one();
+        }
+        if landed {
+            self.feeder_wake.notify_one();
+        }
+        next
+    }
+
+    /// Store a handler's progress on its job.
+    pub fn progress(&self, token: u64, percent: f64) -> bool {
+        let receipt = match self.lock().flights.get(&token) {
+            Some(f) if !f.timed_out => f.receipt.clone(),
+            _ => return false,
+        };
+        self.settle(Settle::Progress(receipt, percent));
+        true
+    }
+
+    /// The feeder: keeps the buffer filled while slots are free, delivering through the runtime.
+    async fn feed_loop(self: &Arc<Self>) {
+        let prefetch = if self.provider.immediate().is_some() {
+            0
+        } else {
+            self.concurrency().min(10)
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let wake = self.feeder_wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            let want = {
+                let mut st = self.lock();
+                if st.stopping {
+                    if st.flights.is_empty() {
+                        break;
+                    }
+                    0
+                } else {
+                    let start = self.take_startable(&mut st);
+                    if start.is_empty() {
+                        (self.concurrency() + prefetch)
+                            .saturating_sub(st.flights.len() + st.buffer.len() + st.parked.len())
+                    } else {
+                        let timer_dirty = std::mem::take(&mut st.timer_dirty);
+                        drop(st);
+                        if timer_dirty {
+                            self.timer_wake.notify_one();
+                        }
+                        self.runtime.start(start);
+                        continue;
+                    }
+                }
+            };
+            if want == 0 {
+                wake.await;
+                continue;
+            }
+            let began = Instant::now();
+            let wait = MAX_RECEIVE_WAIT;
+            // Only a stop interrupts a receive: dropping an SQS long poll would strand messages.
+            let got = tokio::select! {
+                r = self.provider.receive(want, wait) => r,
+                _ = self.stop_wake.notified() => continue,
+            };
+            match got {
+                Ok(jobs) if jobs.is_empty() => {
+                    // A provider that cannot long-poll answers at once: wait pollInterval.
+                    if began.elapsed() < Duration::from_millis(10) && !self.lock().stopping {
+                        let poll = Duration::from_millis(self.config.poll_interval.max(1));
+                        let wake = self.feeder_wake.notified();
+                        let _ = tokio::time::timeout(poll, wake).await;
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+                Ok(jobs) => {
+                    backoff = Duration::from_millis(100);
+                    if self.lock().stopping {
+                        for j in jobs {
+                            self.settle(Settle::Release(j.receipt_handle));
+                        }
+                        continue;
+                    }
+                    let start = {
+                        let mut st = self.lock();
+                        st.buffer.extend(jobs);
+                        self.take_startable(&mut st)
+                    };
+                    if !start.is_empty() {
+                        if std::mem::take(&mut self.lock().timer_dirty) {
+                            self.timer_wake.notify_one();
+                        }
+                        self.runtime.start(start);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "worker: receiving jobs failed, retrying in {} ms: {e}",
+                        backoff.as_millis()
+                    );
+                    let wake = self.feeder_wake.notified();
+                    let _ = tokio::time::timeout(backoff, wake).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// The timer: fails attempts at their timeout and reports handlers that ignore the abort.
+    async fn timer_loop(self: Arc<Self>) {
+        loop {
+            let wake = self.timer_wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            let now = Instant::now();
+            let mut expired = Vec::new();
+            let mut warn = Vec::new();
+            let next = {
+                let mut st = self.lock();
+                while let Some(&(at, token)) = st.deadlines.first() {
+                    if at > now {
+                        break;
+                    }
+                    st.deadlines.pop_first();
+                    let Some(f) = st.flights.get_mut(&token) else {
+                        continue;
+                    };
+                    if !f.timed_out {
+                        f.timed_out = true;
+                        let (receipt, ms, id) = (f.receipt.clone(), f.timeout_ms, f.job_id.clone());
+                        st.zombies.insert(id);
+                        st.deadlines.insert((now + IGNORED_SIGNAL_GRACE, token));
+                        expired.push((token, receipt, ms));
+                    } else if !f.warned {
+                        f.warned = true;
+                        warn.push((f.job_id.clone(), f.job_type.clone(), f.timeout_ms));
+                    }
+                }
+                st.deadlines.first().map(|&(at, _)| at)
+            };
+            if !expired.is_empty() {
+                self.failed
+                    .fetch_add(expired.len() as u64, Ordering::Relaxed);
+                let tokens = expired.iter().map(|(t, _, _)| *t).collect();
+                self.runtime.abort(tokens, AbortReason::Timeout);
+                for (_, receipt, ms) in expired {
+                    self.settle(Settle::Fail(
+                        receipt,
+                        format!("Job timed out after {ms} ms"),
+                    ));
+                }
+            }
+            for (id, job_type, ms) in warn {
+                tracing::warn!(
+                    job_id = %id,
+                    "handler for job {id} ({job_type}) is still running {} ms after its {ms} ms timeout: it ignores ctx.signal; its retry waits until it returns",
+                    IGNORED_SIGNAL_GRACE.as_millis()
+                );
+            }
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = &mut wake => {}
+                    }
+                }
+                None => wake.await,
+            }
+        }
+    }
+}
+
+/// Settles attempts with providers that block (SQS), off the caller's thread, in order.
+async fn settle_loop(provider: SharedProvider, mut rx: mpsc::UnboundedReceiver<Settle>) {
+    let mut pending = tokio::task::JoinSet::new();
+    while let Some(s) = rx.recv().await {
+        let p = provider.clone();
+        pending.spawn(async move {
+            let r = match &s {
+                Settle::Ack(receipt, result) => p.acknowledge(receipt, result.clone()).await,
+                Settle::Fail(receipt, e) => p.fail(receipt, e).await,
+                Settle::Release(receipt) => p.release(receipt).await,
+                Settle::Progress(receipt, pct) => p.set_progress(receipt, *pct).await,
+            };
+            if let Err(e) = r {
+                tracing::warn!("settling a job failed: {e}");
+            }
+        });
+        while pending.try_join_next().is_some() {}
+    }
+    while pending.join_next().await.is_some() {}
+}

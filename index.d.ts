@@ -1,0 +1,265 @@
+// Types of @chaaskit/queue: the public API, compatible with the old JavaScript queue.
+
+export type JobStatus = 'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead'
+
+/** Options stored with a job. */
+export interface JobOptions {
+  /** Retries after the first attempt (default 3): a job runs at most 1 + maxRetries times. */
+  maxRetries: number
+  /** Milliseconds an attempt may run (default 30000). */
+  timeout: number
+  /** Lower runs first (default 0). */
+  priority: number
+  deduplicationKey?: string
+}
+
+export interface EnqueueOptions {
+  /** Delay in ms. */
+  delay?: number
+  /** Specific execution time. */
+  scheduledFor?: Date
+  /** Default: 3. */
+  maxRetries?: number
+  /** Job timeout in ms (default: 30000). */
+  timeout?: number
+  /** Prevent duplicate jobs while one with this key is unfinished. */
+  deduplicationKey?: string
+  /** Lower = higher priority (default: 0). */
+  priority?: number
+}
+
+export interface Job<T = unknown> {
+  id: string
+  type: string
+  payload: T
+  options: JobOptions
+  status: JobStatus
+  /** Attempts so far (the running attempt included). */
+  attempts: number
+  createdAt: Date
+  scheduledFor?: Date
+  startedAt?: Date
+  completedAt?: Date
+  lastError?: string
+  /** Last value passed to `ctx.progress`. */
+  progress?: number
+  /** What the handler returned (memory provider). */
+  result?: unknown
+}
+
+export interface ReceivedJob<T = unknown> extends Job<T> {
+  receiptHandle: string
+}
+
+export interface QueueStats {
+  pending: number
+  processing: number
+  completed: number
+  failed: number
+  dead: number
+  scheduled: number
+}
+
+export interface BulkItem<T = unknown> {
+  type: string
+  payload: T
+  options?: EnqueueOptions
+}
+
+export interface QueueProvider {
+  readonly name: string
+  enqueue<T>(type: string, payload: T, options?: EnqueueOptions): Promise<Job<T>>
+  /** Many jobs in one call; all are validated before any is queued. */
+  enqueueBulk<T>(items: BulkItem<T>[]): Promise<Job<T>[]>
+  receive(maxMessages?: number, waitTimeSeconds?: number): Promise<ReceivedJob[]>
+  acknowledge(receiptHandle: string, result?: unknown): Promise<void>
+  fail(receiptHandle: string, error: Error | string): Promise<void>
+  getJob(jobId: string): Promise<Job | null>
+  getStats(): Promise<QueueStats>
+  close(): Promise<void>
+}
+
+export interface JobContext {
+  jobId: string
+  /** 1-based attempt number. */
+  attempt: number
+  log: (msg: string, ...args: unknown[]) => void
+  /** Report progress 0-100. */
+  progress: (percent: number) => void
+  signal: AbortSignal
+}
+
+export type JobHandler<P = any, R = unknown> = (job: Job<P>, ctx: JobContext) => Promise<R> | R
+
+export interface MemoryProviderConfig {
+  type: 'memory'
+  /** Finished jobs kept for getJob (default 1000). */
+  maxHistorySize?: number
+}
+
+export interface SqsProviderConfig {
+  type: 'sqs'
+  region: string
+  queueUrl: string
+  deadLetterQueueUrl?: string
+  /** Seconds (default 30). */
+  visibilityTimeout?: number
+  /** SQS-compatible endpoint URL (else AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL). */
+  endpoint?: string
+  /** Largest message body accepted at enqueue (default 262144). */
+  maxMessageBytes?: number
+  /** MessageGroupId for .fifo queues (default: the job type). */
+  messageGroupId?: string
+}
+
+export type QueueProviderConfig = MemoryProviderConfig | SqsProviderConfig
+
+export interface QueueWorkerConfig {
+  mode: 'in-process' | 'standalone'
+  /** Default 5. */
+  concurrency?: number
+  /** Default 1000 ms. */
+  pollInterval?: number
+  /** Default 30000 ms. */
+  shutdownTimeout?: number
+}
+
+export interface QueueSchedulerConfig {
+  enabled: boolean
+  /** Default 60000 ms. */
+  pollInterval?: number
+  /** `postgres://…` or `sqlite:…`; else DATABASE_URL; else `.chaaskit/queue.db`. */
+  databaseUrl?: string
+  /** Create missing tables at start (default true). */
+  autoMigrate?: boolean
+}
+
+export interface QueueConfig {
+  enabled: boolean
+  providerConfig: QueueProviderConfig
+  worker?: QueueWorkerConfig
+  scheduler?: QueueSchedulerConfig
+}
+
+export interface WorkerOptions {
+  provider: QueueProvider
+  config?: Partial<QueueWorkerConfig>
+}
+
+export interface WorkerStats {
+  processed: number
+  succeeded: number
+  failed: number
+  active: number
+  running: boolean
+}
+
+export declare class Worker {
+  constructor(options: WorkerOptions)
+  readonly provider: QueueProvider
+  /** Resolves when the worker has stopped. */
+  start(): Promise<void>
+  stop(): Promise<void>
+  getStats(): WorkerStats
+  isRunning(): boolean
+}
+
+export interface SchedulerOptions {
+  provider: QueueProvider
+  config?: Partial<QueueSchedulerConfig>
+}
+
+export interface ScheduledJob {
+  id: string
+  type: string
+  /** JSON text. */
+  payload: string
+  /** JSON text. */
+  options: string
+  scheduledFor: Date
+  status: 'scheduled' | 'enqueued' | 'cancelled'
+  error: string | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface RecurringJobInput<T = unknown> {
+  name: string
+  type: string
+  payload: T
+  /** Cron (`0 9 * * *`) or interval (`every 1 hour`). */
+  schedule: string
+  /** IANA time zone (default UTC). */
+  timezone?: string
+  options?: Partial<JobOptions>
+}
+
+export interface RecurringJob {
+  id: string
+  name: string
+  type: string
+  payload: string
+  options: string
+  schedule: string
+  timezone: string
+  enabled: boolean
+  nextRunAt: Date | null
+  lastRunAt: Date | null
+  lastError: string | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+export declare class Scheduler {
+  constructor(options: SchedulerOptions)
+  start(): Promise<void>
+  stop(): Promise<void>
+  isRunning(): boolean
+  /** Create the scheduler tables if missing (the `db:push` step). */
+  migrate(): Promise<void>
+  pollOnce(): Promise<unknown>
+  schedule<T>(type: string, payload: T, date: Date, options?: Partial<JobOptions>): Promise<ScheduledJob>
+  getScheduledJob(id: string): Promise<ScheduledJob | null>
+  cancelScheduledJob(id: string): Promise<boolean>
+  registerRecurring<T>(input: RecurringJobInput<T>): Promise<RecurringJob>
+  enableRecurring(name: string): Promise<boolean>
+  disableRecurring(name: string): Promise<boolean>
+  deleteRecurring(name: string): Promise<boolean>
+  listRecurring(): Promise<RecurringJob[]>
+}
+
+export declare function createQueueProvider(config: QueueProviderConfig): Promise<QueueProvider>
+export declare function initializeQueueProvider(config: QueueConfig): Promise<QueueProvider>
+export declare function getQueueProvider(): QueueProvider
+export declare function closeQueueProvider(): Promise<void>
+export declare function resetQueueProvider(): void
+export declare function getDefaultProviderConfig(): { type: 'memory'; maxHistorySize: number }
+
+export declare function registerJobHandler<P = any, R = unknown>(
+  type: string,
+  handler: JobHandler<P, R>,
+  description?: string,
+): void
+export declare function getJobHandler(type: string): { handler: JobHandler; description?: string } | undefined
+export declare function hasJobHandler(type: string): boolean
+export declare function getRegisteredJobTypes(): string[]
+export declare function unregisterJobHandler(type: string): boolean
+export declare function clearJobHandlers(): void
+export declare function executeJob<R = unknown>(job: Job, ctx: JobContext): Promise<R>
+
+export declare function startWorker(options?: Partial<WorkerOptions>): Worker
+export declare function stopWorker(): Promise<void>
+export declare function getWorker(options?: WorkerOptions): Worker
+export declare function resetWorker(): void
+
+export declare function startScheduler(options?: Partial<SchedulerOptions>): Promise<Scheduler>
+export declare function stopScheduler(): Promise<void>
+export declare function getScheduler(options?: SchedulerOptions): Scheduler
+export declare function resetScheduler(): void
+
+export declare function initializeQueue(
+  config: QueueConfig,
+): Promise<{ provider: QueueProvider; worker: Worker | null; scheduler: Scheduler | null }>
+export declare function shutdownQueue(): Promise<void>
+/** Import every `*.ts`/`*.js` file in `dir` (not `index.*`); returns the paths loaded. */
+export declare function loadJobHandlers(dir?: string): Promise<string[]>

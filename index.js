@@ -351,7 +351,7 @@ class Worker {
       this._runPromise = this._native
         .run(
           (json) => this._startBatch(json),
-          (tokens, reason) => this._abort(tokens, reason),
+          ([tokens, reason]) => this._abort(tokens, reason),
         )
         .finally(() => {
           this._runPromise = null

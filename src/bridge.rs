@@ -24,6 +24,6 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
 /// `(jobsJson: string) => void`: start a batch of jobs on the JavaScript thread.
 pub(crate) type StartJobs = ThreadsafeFunction<String, (), String, Status, false>;
 
-/// `(tokens: number[], reason: 'timeout' | 'shutdown') => void`: abort running handlers' signals.
+/// `([tokens, reason]: [number[], 'timeout' | 'shutdown']) => void`: abort running handlers' signals.
 pub(crate) type AbortJobs =
     ThreadsafeFunction<(Vec<f64>, String), (), (Vec<f64>, String), Status, false>;

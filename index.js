@@ -97,6 +97,33 @@ function enqueueArgs(options, name = 'options') {
   return out
 }
 
+/**
+ * `enqueueBulk` items checked and serialised for the native side: `flat` is
+ * `[type, payload, …]` as one JSON text, `options` is `[[index, options], …]` or undefined.
+ */
+function bulkArgs(items) {
+  if (!Array.isArray(items)) throw new TypeError(`items must be an array, got ${describe(items)}`)
+  const flat = new Array(2 * items.length)
+  let options
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]
+    if (it === null || typeof it !== 'object') throw new TypeError(`items[${i}] must be an object, got ${describe(it)}`)
+    const type = it.type
+    if (typeof type !== 'string' || type.length === 0) checkType(type, `items[${i}].type`)
+    flat[2 * i] = type
+    flat[2 * i + 1] = it.payload === undefined ? null : it.payload
+    if (it.options !== undefined && it.options !== null) (options ??= []).push([i, enqueueArgs(it.options, `items[${i}].options`)])
+  }
+  let text
+  try {
+    text = JSON.stringify(flat, rejectUnserialisable)
+  } catch {
+    for (let i = 0; i < items.length; i++) payloadJson(items[i].payload, `items[${i}].payload`) // names the item
+    throw new TypeError('items cannot be serialised to JSON')
+  }
+  return { flat: text, options: options && JSON.stringify(options) }
+}
+
 // ---- jobs across the boundary ----------------------------------------------------------
 
 /** A job parsed from native JSON, with its dates as `Date`s. */
@@ -136,46 +163,44 @@ class NativeQueueProvider {
     checkType(type)
     const json = payloadJson(payload)
     const args = enqueueArgs(options)
-    return parseJob(this._sync ? this._native.enqueueSync(type, json, args) : await this._native.enqueue(type, json, args))
+    if (!this._sync) return parseJob(await this._native.enqueue(type, json, args))
+    return this._newJob(this._native.enqueueSync(type, json, args), type, payload, options, Date.now())
   }
 
   /** Many jobs in one call: `items` is `[{ type, payload, options? }]`. All are checked first. */
   async enqueueBulk(items) {
-    if (!Array.isArray(items)) throw new TypeError(`items must be an array, got ${describe(items)}`)
-    const parts = new Array(items.length)
+    const { flat, options } = bulkArgs(items)
+    if (!this._sync) return parseJobs(await this._native.enqueueBulk(flat, options))
+    const ids = this._native.enqueueBulkSync(flat, options)
+    const now = Date.now()
+    const jobs = new Array(items.length)
     for (let i = 0; i < items.length; i++) {
       const it = items[i]
-      if (it === null || typeof it !== 'object') throw new TypeError(`items[${i}] must be an object, got ${describe(it)}`)
-      const type = checkType(it.type, `items[${i}].type`)
-      const json = payloadJson(it.payload, `items[${i}].payload`)
-      const args = enqueueArgs(it.options, `items[${i}].options`)
-      parts[i] = `{"type":${JSON.stringify(type)},"payload":${json}${args ? `,"options":${JSON.stringify(args)}` : ''}}`
+      jobs[i] = this._newJob(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, it.options, now)
     }
-    const text = `[${parts.join(',')}]`
-    if (!this._sync) return parseJobs(await this._native.enqueueBulk(text))
-    const ids = this._native.enqueueBulkSync(text)
-    const createdAt = new Date()
-    return ids.map((id, i) => {
-      const it = items[i]
-      const o = it.options
-      if (o && o.deduplicationKey !== undefined) return parseJob(this._native.getJobSync(id))
-      const visibleAt = o && (o.scheduledFor !== undefined ? dateMs(o.scheduledFor, '') : o.delay > 0 ? createdAt.getTime() + o.delay : undefined)
-      const job = {
-        id,
-        type: it.type,
-        payload: it.payload === undefined ? null : it.payload,
-        options: {
-          maxRetries: o && o.maxRetries !== undefined ? o.maxRetries : 3,
-          timeout: o && o.timeout !== undefined ? o.timeout : 30000,
-          priority: o && o.priority !== undefined ? o.priority : 0,
-        },
-        status: visibleAt > createdAt.getTime() ? 'scheduled' : 'pending',
-        attempts: 0,
-        createdAt,
-      }
-      if (job.status === 'scheduled') job.scheduledFor = new Date(visibleAt)
-      return job
-    })
+    return jobs
+  }
+
+  /** The job the memory provider just queued, built here rather than sent back as JSON. */
+  _newJob(id, type, payload, o, now) {
+    if (o && o.deduplicationKey !== undefined) return parseJob(this._native.getJobSync(id)) // maybe an existing job
+    const job = {
+      id,
+      type,
+      payload: payload === undefined ? null : payload,
+      options: o
+        ? { maxRetries: o.maxRetries ?? 3, timeout: o.timeout ?? 30000, priority: o.priority ?? 0 }
+        : { maxRetries: 3, timeout: 30000, priority: 0 },
+      status: 'pending',
+      attempts: 0,
+      createdAt: new Date(now),
+    }
+    const visibleAt = o && (o.scheduledFor !== undefined ? dateMs(o.scheduledFor, '') : o.delay >= 1 ? now + Math.floor(o.delay) : undefined)
+    if (visibleAt > now) {
+      job.status = 'scheduled'
+      job.scheduledFor = new Date(visibleAt)
+    }
+    return job
   }
 
   async receive(maxMessages = 1, waitTimeSeconds = 20) {
@@ -224,32 +249,67 @@ function getDefaultProviderConfig() {
   return { type: 'memory', maxHistorySize: 1000 }
 }
 
-function checkProviderConfig(config) {
+const SQS_KEYS = ['type', 'region', 'queueUrl', 'deadLetterQueueUrl', 'visibilityTimeout', 'endpoint', 'maxMessageBytes', 'messageGroupId']
+
+function warnUnknownKeys(config, known, name) {
+  for (const k of Object.keys(config)) {
+    if (!known.includes(k)) logger.warn(`${name}.${k} is not a known option (known: ${known.join(', ')}); it is ignored`)
+  }
+}
+
+function checkOptionalString(config, key, name) {
+  const v = config[key]
+  if (v !== undefined && v !== null && (typeof v !== 'string' || v.length === 0)) {
+    throw new TypeError(`${name}.${key} must be a non-empty string, got ${describe(v)}`)
+  }
+}
+
+function checkUrl(v, name) {
+  let ok = false
+  try {
+    ok = /^https?:$/.test(new URL(v).protocol)
+  } catch {}
+  if (!ok) throw new TypeError(`${name} must be an http(s) URL, got ${describe(v)}`)
+}
+
+/** A `providerConfig` checked (errors name `name.<field>`), with its defaults filled in. */
+function checkProviderConfig(config, name = 'providerConfig') {
   if (config === null || typeof config !== 'object') {
-    throw new TypeError(`providerConfig must be an object, got ${describe(config)}`)
+    throw new TypeError(`${name} must be an object, got ${describe(config)}`)
   }
   if (!PROVIDER_TYPES.includes(config.type)) {
-    throw new Error(`Unknown queue provider type: ${typeof config.type === 'string' ? config.type : describe(config.type)}`)
+    const t = typeof config.type === 'string' ? config.type : describe(config.type)
+    throw new Error(`Unknown queue provider type: ${t} (${name}.type must be 'memory' or 'sqs')`)
   }
-  if (config.type === 'memory' && config.maxHistorySize !== undefined) {
-    checkNonNegative(config.maxHistorySize, 'providerConfig.maxHistorySize', { integer: true, max: 4294967295 })
+  if (config.type === 'memory') {
+    warnUnknownKeys(config, ['type', 'maxHistorySize'], name)
+    const maxHistorySize = config.maxHistorySize ?? 1000
+    checkNonNegative(maxHistorySize, `${name}.maxHistorySize`, { integer: true, max: 4294967295 })
+    return { type: 'memory', maxHistorySize }
   }
-  if (config.type === 'sqs') {
-    for (const key of ['region', 'queueUrl']) {
-      if (typeof config[key] !== 'string' || config[key].length === 0) {
-        throw new TypeError(`providerConfig.${key} is required when type is 'sqs', got ${describe(config[key])}`)
-      }
+  warnUnknownKeys(config, SQS_KEYS, name)
+  for (const key of ['region', 'queueUrl']) {
+    if (typeof config[key] !== 'string' || config[key].length === 0) {
+      throw new TypeError(`${name}.${key} is required when type is 'sqs', got ${describe(config[key])}`)
     }
   }
+  checkUrl(config.queueUrl, `${name}.queueUrl`)
+  for (const key of ['deadLetterQueueUrl', 'endpoint', 'messageGroupId']) checkOptionalString(config, key, name)
+  if (config.deadLetterQueueUrl) checkUrl(config.deadLetterQueueUrl, `${name}.deadLetterQueueUrl`)
+  if (config.endpoint) checkUrl(config.endpoint, `${name}.endpoint`)
+  const out = { ...config, visibilityTimeout: config.visibilityTimeout ?? 30, maxMessageBytes: config.maxMessageBytes ?? 262144 }
+  checkNonNegative(out.visibilityTimeout, `${name}.visibilityTimeout`, { integer: true, max: 43200 })
+  checkNonNegative(out.maxMessageBytes, `${name}.maxMessageBytes`, { integer: true, max: 1048576 })
+  if (out.maxMessageBytes < 1024) throw new RangeError(`${name}.maxMessageBytes must be at least 1024, got ${out.maxMessageBytes}`)
+  for (const key of Object.keys(out)) if (out[key] === undefined || out[key] === null) delete out[key]
+  return out
 }
 
 /** Create a provider from a `providerConfig`. */
 async function createQueueProvider(providerConfig) {
-  checkProviderConfig(providerConfig)
-  if (providerConfig.type === 'memory') {
-    return new NativeQueueProvider(binding.createMemoryProvider(providerConfig.maxHistorySize ?? 1000))
-  }
-  return new NativeQueueProvider(await binding.createProvider(JSON.stringify(providerConfig)))
+  const c = checkProviderConfig(providerConfig)
+  if (c.type === 'memory') return new NativeQueueProvider(binding.createMemoryProvider(c.maxHistorySize))
+  return new NativeQueueProvider(await binding.createProvider(JSON.stringify(c)))
 }
 
 let provider = null
@@ -259,8 +319,8 @@ async function initializeQueueProvider(queueConfig) {
     logger.warn('Queue provider already initialized; returning the existing one')
     return provider
   }
-  const config = queueConfig && queueConfig.enabled ? queueConfig.providerConfig : getDefaultProviderConfig()
-  provider = await createQueueProvider(config)
+  const c = queueConfig === undefined || queueConfig === null ? null : validateQueueConfig(queueConfig)
+  provider = await createQueueProvider(c && c.enabled ? c.providerConfig : getDefaultProviderConfig())
   return provider
 }
 
@@ -315,17 +375,18 @@ async function executeJob(job, ctx) {
 
 const WORKER_DEFAULTS = { mode: 'in-process', concurrency: 5, pollInterval: 1000, shutdownTimeout: 30000 }
 
-function workerConfig(config = {}) {
-  if (config === null || typeof config !== 'object') throw new TypeError(`worker config must be an object, got ${describe(config)}`)
+function workerConfig(config = {}, name = 'worker') {
+  if (config === null || typeof config !== 'object') throw new TypeError(`${name} must be an object, got ${describe(config)}`)
+  warnUnknownKeys(config, Object.keys(WORKER_DEFAULTS), name)
   const c = { ...WORKER_DEFAULTS }
   for (const k of Object.keys(WORKER_DEFAULTS)) if (config[k] !== undefined) c[k] = config[k]
   if (c.mode !== 'in-process' && c.mode !== 'standalone') {
-    throw new RangeError(`worker.mode must be 'in-process' or 'standalone', got ${describe(c.mode)}`)
+    throw new RangeError(`${name}.mode must be 'in-process' or 'standalone', got ${describe(c.mode)}`)
   }
-  checkNonNegative(c.concurrency, 'worker.concurrency', { integer: true, max: 100000 })
-  if (c.concurrency < 1) throw new RangeError(`worker.concurrency must be at least 1, got ${c.concurrency}`)
-  checkNonNegative(c.pollInterval, 'worker.pollInterval', { max: MAX_TIMER_MS })
-  checkNonNegative(c.shutdownTimeout, 'worker.shutdownTimeout', { max: MAX_TIMER_MS })
+  checkNonNegative(c.concurrency, `${name}.concurrency`, { integer: true, max: 100000 })
+  if (c.concurrency < 1) throw new RangeError(`${name}.concurrency must be at least 1, got ${c.concurrency}`)
+  checkNonNegative(c.pollInterval, `${name}.pollInterval`, { max: MAX_TIMER_MS })
+  checkNonNegative(c.shutdownTimeout, `${name}.shutdownTimeout`, { max: MAX_TIMER_MS })
   return c
 }
 
@@ -486,28 +547,29 @@ function resetWorker() {
 
 const SCHEDULER_DEFAULTS = { enabled: false, pollInterval: 60000, autoMigrate: true }
 
-function schedulerConfig(config = {}) {
+function schedulerConfig(config = {}, name = 'scheduler') {
   if (config === null || typeof config !== 'object') {
-    throw new TypeError(`scheduler config must be an object, got ${describe(config)}`)
+    throw new TypeError(`${name} must be an object, got ${describe(config)}`)
   }
+  warnUnknownKeys(config, [...Object.keys(SCHEDULER_DEFAULTS), 'databaseUrl'], name)
   const c = { ...SCHEDULER_DEFAULTS }
   if (config.enabled !== undefined) {
-    if (typeof config.enabled !== 'boolean') throw new TypeError(`scheduler.enabled must be a boolean, got ${describe(config.enabled)}`)
+    if (typeof config.enabled !== 'boolean') throw new TypeError(`${name}.enabled must be a boolean, got ${describe(config.enabled)}`)
     c.enabled = config.enabled
   }
   if (config.pollInterval !== undefined) {
-    checkNonNegative(config.pollInterval, 'scheduler.pollInterval', { max: MAX_TIMER_MS })
-    if (config.pollInterval < 1) throw new RangeError(`scheduler.pollInterval must be at least 1 ms, got ${describe(config.pollInterval)}`)
+    checkNonNegative(config.pollInterval, `${name}.pollInterval`, { max: MAX_TIMER_MS })
+    if (config.pollInterval < 1) throw new RangeError(`${name}.pollInterval must be at least 1 ms, got ${describe(config.pollInterval)}`)
     c.pollInterval = Math.round(config.pollInterval)
   }
   if (config.databaseUrl !== undefined && config.databaseUrl !== null) {
     if (typeof config.databaseUrl !== 'string' || !/^(postgres|postgresql|sqlite):/i.test(config.databaseUrl)) {
-      throw new TypeError(`scheduler.databaseUrl must be a postgres://, postgresql:// or sqlite: URL, got ${describe(typeof config.databaseUrl === 'string' ? config.databaseUrl.replace(/:\/\/([^:@/]*):[^@/]*@/, '://$1:***@') : config.databaseUrl)}`)
+      throw new TypeError(`${name}.databaseUrl must be a postgres://, postgresql:// or sqlite: URL, got ${describe(typeof config.databaseUrl === 'string' ? config.databaseUrl.replace(/:\/\/([^:@/]*):[^@/]*@/, '://$1:***@') : config.databaseUrl)}`)
     }
     c.databaseUrl = config.databaseUrl
   }
   if (config.autoMigrate !== undefined) {
-    if (typeof config.autoMigrate !== 'boolean') throw new TypeError(`scheduler.autoMigrate must be a boolean, got ${describe(config.autoMigrate)}`)
+    if (typeof config.autoMigrate !== 'boolean') throw new TypeError(`${name}.autoMigrate must be a boolean, got ${describe(config.autoMigrate)}`)
     c.autoMigrate = config.autoMigrate
   }
   return c
@@ -672,22 +734,39 @@ Object.assign(module.exports, { Scheduler, getScheduler, startScheduler, stopSch
 
 // ---- start-up sequence -----------------------------------------------------------------
 
+/**
+ * The whole `queue` block checked, with defaults filled in. Errors name the path at fault,
+ * e.g. `queue.providerConfig.queueUrl is required when type is 'sqs'`. A disabled queue's
+ * provider settings are not checked (it runs on the default memory provider).
+ */
+function validateQueueConfig(queueConfig, name = 'queue') {
+  if (queueConfig === null || typeof queueConfig !== 'object') throw new TypeError(`${name} must be an object, got ${describe(queueConfig)}`)
+  warnUnknownKeys(queueConfig, ['enabled', 'providerConfig', 'worker', 'scheduler'], name)
+  const enabled = queueConfig.enabled ?? false
+  if (typeof enabled !== 'boolean') throw new TypeError(`${name}.enabled must be a boolean, got ${describe(enabled)}`)
+  if (enabled && queueConfig.providerConfig === undefined) throw new TypeError(`${name}.providerConfig is required when ${name}.enabled is true`)
+  return {
+    enabled,
+    providerConfig: enabled ? checkProviderConfig(queueConfig.providerConfig, `${name}.providerConfig`) : getDefaultProviderConfig(),
+    worker: workerConfig(queueConfig.worker ?? {}, `${name}.worker`),
+    scheduler: schedulerConfig(queueConfig.scheduler ?? {}, `${name}.scheduler`),
+  }
+}
+
 /** The server's start-up: provider, then the in-process worker, then the scheduler. */
 async function initializeQueue(queueConfig) {
-  const p = await initializeQueueProvider(queueConfig)
-  if (!queueConfig || !queueConfig.enabled) return { provider: p, worker: null, scheduler: null }
-  const wc = queueConfig.worker || {}
-  const w = (wc.mode || 'in-process') === 'in-process' ? startWorker({ provider: p, config: wc }) : null
-  let s = null
-  if (queueConfig.scheduler && queueConfig.scheduler.enabled && module.exports.startScheduler) {
-    s = await module.exports.startScheduler({ provider: p, config: queueConfig.scheduler })
-  }
+  const c = validateQueueConfig(queueConfig ?? { enabled: false })
+  const p = await initializeQueueProvider(c)
+  if (!c.enabled) return { provider: p, worker: null, scheduler: null }
+  const w = c.worker.mode === 'in-process' ? startWorker({ provider: p, config: c.worker }) : null
+  const s = c.scheduler.enabled ? await startScheduler({ provider: p, config: c.scheduler }) : null
   return { provider: p, worker: w, scheduler: s }
 }
 
 /** The orderly reverse of `initializeQueue`. */
 async function shutdownQueue() {
-  if (module.exports.stopScheduler) await module.exports.stopScheduler()
+  await stopScheduler()
+  resetScheduler()
   await stopWorker()
   resetWorker()
   await closeQueueProvider()
@@ -728,6 +807,7 @@ Object.assign(module.exports, {
   stopWorker,
   getWorker,
   resetWorker,
+  validateQueueConfig,
   initializeQueue,
   shutdownQueue,
   loadJobHandlers,

@@ -9,10 +9,13 @@ use chaaskit_queue_core::sqs::SqsProvider;
 use chaaskit_queue_core::SharedProvider;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use serde::Deserialize;
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::fmt::Hyphenated;
+use uuid::Uuid;
 
 /// Options of one enqueue, already validated by `index.js`.
 #[napi(object)]
@@ -41,33 +44,65 @@ fn enqueue_options(a: Option<EnqueueArgs>) -> EnqueueOptions {
     }
 }
 
-/// One item of `enqueueBulk`, as `index.js` serialises the whole batch.
-#[derive(Deserialize)]
-struct BulkItem {
-    #[serde(rename = "type")]
-    job_type: String,
-    payload: Box<RawValue>,
-    #[serde(default)]
-    options: EnqueueOptions,
-}
-
 fn new_job(job_type: String, payload_json: &str, options: Option<EnqueueArgs>) -> Result<NewJob> {
     let payload = raw_json(payload_json)
         .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
     Ok(NewJob::new(job_type, payload, enqueue_options(options)))
 }
 
-fn bulk_jobs(items_json: &str) -> Result<Vec<NewJob>> {
-    let items: Vec<BulkItem> = serde_json::from_str(items_json).map_err(|e| {
-        Error::new(
-            Status::InvalidArg,
-            format!("enqueueBulk items are not valid: {e}"),
-        )
-    })?;
-    Ok(items
-        .into_iter()
-        .map(|i| NewJob::new(i.job_type, i.payload, i.options))
-        .collect())
+/// The jobs of `enqueueBulk` as `index.js` serialises them: `flat_json` is
+/// `[type, payload, type, payload, …]` (one `JSON.stringify` for the whole batch) and
+/// `options_json`, when some items have options, is `[[index, options], …]`.
+fn bulk_jobs(flat_json: &str, options_json: Option<&str>) -> Result<Vec<NewJob>> {
+    let invalid = |e: String| Error::new(Status::InvalidArg, format!("enqueueBulk items are not valid: {e}"));
+    let Flat(mut jobs) = serde_json::from_str(flat_json).map_err(|e| invalid(e.to_string()))?;
+    if let Some(text) = options_json {
+        let options: Vec<(usize, EnqueueOptions)> =
+            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        for (i, o) in options {
+            let job = jobs
+                .get_mut(i)
+                .ok_or_else(|| invalid(format!("options for item {i}, which does not exist")))?;
+            job.options = o;
+        }
+    }
+    Ok(jobs)
+}
+
+/// `[type, payload, …]` read straight into jobs, payloads kept as raw JSON.
+struct Flat(Vec<NewJob>);
+
+impl<'de> Deserialize<'de> for Flat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Flat;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array [type, payload, type, payload, …]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Flat, A::Error> {
+                let mut jobs = Vec::with_capacity(seq.size_hint().unwrap_or(0) / 2);
+                while let Some(job_type) = seq.next_element::<String>()? {
+                    let payload: Box<RawValue> = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::custom("a type without a payload"))?;
+                    jobs.push(NewJob::new(job_type, payload, EnqueueOptions::default()));
+                }
+                Ok(Flat(jobs))
+            }
+        }
+        d.deserialize_seq(Pairs)
+    }
+}
+
+/// Job ids as one string, 36 characters each (one JS string instead of one per job).
+fn joined_ids(ids: &[Uuid]) -> String {
+    let mut out = String::with_capacity(ids.len() * Hyphenated::LENGTH);
+    let mut buf = [0u8; Hyphenated::LENGTH];
+    for id in ids {
+        out.push_str(id.hyphenated().encode_lower(&mut buf));
+    }
+    out
 }
 
 fn result_raw(result_json: Option<String>) -> Result<Option<Box<RawValue>>> {
@@ -156,6 +191,7 @@ impl NativeProvider {
         to_json(&self.inner.enqueue(job).await.map_err(napi_err)?)
     }
 
+    /// Memory only: returns just the job's id (an existing id for a duplicate).
     #[napi]
     pub fn enqueue_sync(
         &self,
@@ -164,21 +200,22 @@ impl NativeProvider {
         options: Option<EnqueueArgs>,
     ) -> Result<String> {
         let job = new_job(job_type, &payload_json, options)?;
-        to_json(&self.mem()?.enqueue_now(job).map_err(napi_err)?)
+        let ids = self.mem()?.enqueue_bulk_ids(vec![job]).map_err(napi_err)?;
+        Ok(joined_ids(&ids))
     }
 
-    /// `items_json`: `[{ type, payload, options? }, …]`. Returns the jobs as JSON text.
+    /// See [`bulk_jobs`] for the arguments. Returns the jobs as JSON text.
     #[napi]
-    pub async fn enqueue_bulk(&self, items_json: String) -> Result<String> {
-        let jobs = bulk_jobs(&items_json)?;
+    pub async fn enqueue_bulk(&self, flat_json: String, options_json: Option<String>) -> Result<String> {
+        let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
         to_json(&self.inner.enqueue_bulk(jobs).await.map_err(napi_err)?)
     }
 
-    /// Memory only: returns just the ids, in order (an existing id for a duplicate).
+    /// Memory only: returns just the ids, in order (an existing id for a duplicate), joined.
     #[napi]
-    pub fn enqueue_bulk_sync(&self, items_json: String) -> Result<Vec<String>> {
-        let jobs = bulk_jobs(&items_json)?;
-        self.mem()?.enqueue_bulk_ids(jobs).map_err(napi_err)
+    pub fn enqueue_bulk_sync(&self, flat_json: String, options_json: Option<String>) -> Result<String> {
+        let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
+        Ok(joined_ids(&self.mem()?.enqueue_bulk_ids(jobs).map_err(napi_err)?))
     }
 
     #[napi]

@@ -1,5 +1,5 @@
-//! The `queue` block of the app config: types, defaults and validation.
-//! Errors name the path of the field at fault, e.g. `queue.providerConfig.queueUrl`.
+//! The `queue` block of the app config as the core receives it: types and defaults.
+//! The JS entry (`validateQueueConfig` in index.js) checks it first, naming the path at fault.
 
 use serde::{Deserialize, Serialize};
 

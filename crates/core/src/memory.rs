@@ -172,12 +172,13 @@ impl MemoryQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn job_id(&self, seq: u64) -> String {
+    fn job_uuid(&self, seq: u64) -> Uuid {
         // RFC 4122 variant bits in the top of the low half; sequence numbers stay below 2^62.
-        let lo = seq | 0x8000_0000_0000_0000;
-        Uuid::from_u64_pair(self.id_tag, lo)
-            .hyphenated()
-            .to_string()
+        Uuid::from_u64_pair(self.id_tag, seq | 0x8000_0000_0000_0000)
+    }
+
+    fn job_id(&self, seq: u64) -> String {
+        self.job_uuid(seq).hyphenated().to_string()
     }
 
     fn seq_of(&self, id: &str) -> Option<u64> {
@@ -304,7 +305,9 @@ impl MemoryQueue {
     }
 
     /// Enqueue many jobs and return only their ids: the fast path for large batches.
-    pub fn enqueue_bulk_ids(&self, jobs: Vec<NewJob>) -> Result<Vec<String>> {
+    /// [`MemoryQueue::enqueue_bulk_now`] returning only the ids, in order (the existing
+    /// job's id for a duplicate): the cheap path for callers that already hold the jobs.
+    pub fn enqueue_bulk_ids(&self, jobs: Vec<NewJob>) -> Result<Vec<Uuid>> {
         let now = now_ms();
         let out = {
             let mut st = self.lock();
@@ -313,15 +316,14 @@ impl MemoryQueue {
             }
             let mut out = Vec::with_capacity(jobs.len());
             for job in jobs {
-                out.push(self.insert(&mut st, job, now).0);
+                out.push(self.job_uuid(self.insert(&mut st, job, now).0));
             }
             out
         };
         self.wake.notify_waiters();
-        Ok(out.into_iter().map(|s| self.job_id(s)).collect())
+        Ok(out)
     }
 
-    /// Take up to `max` visible jobs without waiting.
     pub fn try_receive(&self, max: usize) -> Vec<ReceivedJob> {
         self.take(max).0
     }

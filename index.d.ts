@@ -141,6 +141,14 @@ export interface QueueConfig {
   scheduler?: QueueSchedulerConfig
 }
 
+export type ResolvedQueueSchedulerConfig = QueueSchedulerConfig & { pollInterval: number; autoMigrate: boolean }
+
+/** A `QueueConfig` as `validateQueueConfig` returns it: checked, with every default filled in. */
+export interface ResolvedQueueConfig extends QueueConfig {
+  worker: Required<QueueWorkerConfig>
+  scheduler: ResolvedQueueSchedulerConfig
+}
+
 export interface WorkerOptions {
   provider: QueueProvider
   config?: Partial<QueueWorkerConfig>
@@ -157,6 +165,8 @@ export interface WorkerStats {
 export declare class Worker {
   constructor(options: WorkerOptions)
   readonly provider: QueueProvider
+  /** The worker config with its defaults filled in. */
+  readonly config: Required<QueueWorkerConfig>
   /** Resolves when the worker has stopped. */
   start(): Promise<void>
   stop(): Promise<void>
@@ -210,15 +220,28 @@ export interface RecurringJob {
   updatedAt: Date
 }
 
+/** What one scheduler poll enqueued. */
+export interface PollOutcome {
+  scheduled: number
+  recurring: number
+  /** Rows whose enqueue failed (kept for the next poll). */
+  failed: number
+}
+
 export declare class Scheduler {
   constructor(options: SchedulerOptions)
+  readonly provider: QueueProvider
+  /** The scheduler config with its defaults filled in. */
+  readonly config: ResolvedQueueSchedulerConfig
   start(): Promise<void>
   stop(): Promise<void>
   isRunning(): boolean
   /** Create the scheduler tables if missing (the `db:push` step). */
   migrate(): Promise<void>
-  pollOnce(): Promise<unknown>
-  schedule<T>(type: string, payload: T, date: Date, options?: Partial<JobOptions>): Promise<ScheduledJob>
+  /** Enqueue everything due now. */
+  pollOnce(): Promise<PollOutcome>
+  /** Store a job to be enqueued at `date` (a Date, epoch ms or a date string). */
+  schedule<T>(type: string, payload: T, date: Date | number | string, options?: Partial<JobOptions>): Promise<ScheduledJob>
   getScheduledJob(id: string): Promise<ScheduledJob | null>
   cancelScheduledJob(id: string): Promise<boolean>
   registerRecurring<T>(input: RecurringJobInput<T>): Promise<RecurringJob>
@@ -229,7 +252,8 @@ export declare class Scheduler {
 }
 
 export declare function createQueueProvider(config: QueueProviderConfig): Promise<QueueProvider>
-export declare function initializeQueueProvider(config: QueueConfig): Promise<QueueProvider>
+/** The process-wide provider for `config` (a memory provider when the queue is disabled or `config` is absent). */
+export declare function initializeQueueProvider(config?: QueueConfig | null): Promise<QueueProvider>
 export declare function getQueueProvider(): QueueProvider
 export declare function closeQueueProvider(): Promise<void>
 export declare function resetQueueProvider(): void
@@ -257,9 +281,23 @@ export declare function stopScheduler(): Promise<void>
 export declare function getScheduler(options?: SchedulerOptions): Scheduler
 export declare function resetScheduler(): void
 
+/**
+ * Check a `queue` config block and fill in its defaults. Throws a TypeError/RangeError whose
+ * message begins with the path at fault, e.g. `queue.worker.concurrency must be ...`.
+ */
+export declare function validateQueueConfig(queueConfig: QueueConfig): ResolvedQueueConfig
+
 export declare function initializeQueue(
-  config: QueueConfig,
+  config?: QueueConfig | null,
 ): Promise<{ provider: QueueProvider; worker: Worker | null; scheduler: Scheduler | null }>
 export declare function shutdownQueue(): Promise<void>
 /** Import every `*.ts`/`*.js` file in `dir` (not `index.*`); returns the paths loaded. */
 export declare function loadJobHandlers(dir?: string): Promise<string[]>
+
+/** The package's log lines (stderr, through the addon; level from CHAASKIT_QUEUE_LOG). */
+export declare const logger: {
+  error(...args: unknown[]): void
+  warn(...args: unknown[]): void
+  info(...args: unknown[]): void
+  debug(...args: unknown[]): void
+}

@@ -442,8 +442,10 @@ class Worker {
   }
 
   _startJob(token, job) {
-    const ac = new AbortController()
-    this._running.set(token, { ac, job })
+    // The AbortController is made when a handler first reads `ctx.signal`: most never do,
+    // and making one per job would cost more than the rest of the dispatch.
+    const run = { ac: null, abortReason: undefined, job }
+    this._running.set(token, run)
     const native = this._native
     const ctx = {
       jobId: job.id,
@@ -453,7 +455,13 @@ class Worker {
         checkNonNegative(percent, 'progress', { max: 100 })
         native.progress(token, percent)
       },
-      signal: ac.signal,
+      get signal() {
+        if (!run.ac) {
+          run.ac = new AbortController()
+          if (run.abortReason !== undefined) run.ac.abort(run.abortReason)
+        }
+        return run.ac.signal
+      },
     }
     const entry = handlers.get(job.type)
     if (!entry) return this._settle(token, new Error(`No handler registered for job type: ${job.type}`))
@@ -508,9 +516,9 @@ class Worker {
   _abort(tokens, reason) {
     for (const token of tokens) {
       const run = this._running.get(token)
-      if (!run) continue
-      const msg = reason === 'timeout' ? `Job timed out after ${run.job.options.timeout} ms` : 'Worker is shutting down'
-      run.ac.abort(new Error(msg))
+      if (!run || run.abortReason !== undefined) continue
+      run.abortReason = new Error(reason === 'timeout' ? `Job timed out after ${run.job.options.timeout} ms` : 'Worker is shutting down')
+      if (run.ac) run.ac.abort(run.abortReason)
     }
   }
 }
@@ -729,7 +737,6 @@ function resetScheduler() {
   if (s && s.isRunning()) s.stop().catch((e) => logger.error(`stopping the scheduler failed: ${e && e.message}`))
 }
 
-Object.assign(module.exports, { Scheduler, getScheduler, startScheduler, stopScheduler, resetScheduler })
 // ---- scheduler (end) ----
 
 // ---- start-up sequence -----------------------------------------------------------------
@@ -788,7 +795,8 @@ async function loadJobHandlers(dir = 'extensions/jobs') {
   return loaded
 }
 
-Object.assign(module.exports, {
+// One object literal, so ES-module importers (`import { x }`, `export * from`) see every name.
+module.exports = {
   createQueueProvider,
   initializeQueueProvider,
   getQueueProvider,
@@ -811,5 +819,10 @@ Object.assign(module.exports, {
   initializeQueue,
   shutdownQueue,
   loadJobHandlers,
+  Scheduler,
+  getScheduler,
+  startScheduler,
+  stopScheduler,
+  resetScheduler,
   logger,
-})
+}

@@ -2,6 +2,7 @@
 //! filtered by `CHAASKIT_QUEUE_LOG` (or `RUST_LOG`), default `info`.
 
 use napi_derive::napi;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub(crate) fn init() {
@@ -12,6 +13,7 @@ pub(crate) fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

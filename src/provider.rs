@@ -54,7 +54,12 @@ fn new_job(job_type: String, payload_json: &str, options: Option<EnqueueArgs>) -
 /// `[type, payload, type, payload, …]` (one `JSON.stringify` for the whole batch) and
 /// `options_json`, when some items have options, is `[[index, options], …]`.
 fn bulk_jobs(flat_json: &str, options_json: Option<&str>) -> Result<Vec<NewJob>> {
-    let invalid = |e: String| Error::new(Status::InvalidArg, format!("enqueueBulk items are not valid: {e}"));
+    let invalid = |e: String| {
+        Error::new(
+            Status::InvalidArg,
+            format!("enqueueBulk items are not valid: {e}"),
+        )
+    };
     let Flat(mut jobs) = serde_json::from_str(flat_json).map_err(|e| invalid(e.to_string()))?;
     if let Some(text) = options_json {
         let options: Vec<(usize, EnqueueOptions)> =
@@ -80,7 +85,10 @@ impl<'de> Deserialize<'de> for Flat {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array [type, payload, type, payload, …]")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Flat, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Flat, A::Error> {
                 let mut jobs = Vec::with_capacity(seq.size_hint().unwrap_or(0) / 2);
                 while let Some(job_type) = seq.next_element::<String>()? {
                     let payload: Box<RawValue> = seq
@@ -206,16 +214,26 @@ impl NativeProvider {
 
     /// See [`bulk_jobs`] for the arguments. Returns the jobs as JSON text.
     #[napi]
-    pub async fn enqueue_bulk(&self, flat_json: String, options_json: Option<String>) -> Result<String> {
+    pub async fn enqueue_bulk(
+        &self,
+        flat_json: String,
+        options_json: Option<String>,
+    ) -> Result<String> {
         let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
         to_json(&self.inner.enqueue_bulk(jobs).await.map_err(napi_err)?)
     }
 
     /// Memory only: returns just the ids, in order (an existing id for a duplicate), joined.
     #[napi]
-    pub fn enqueue_bulk_sync(&self, flat_json: String, options_json: Option<String>) -> Result<String> {
+    pub fn enqueue_bulk_sync(
+        &self,
+        flat_json: String,
+        options_json: Option<String>,
+    ) -> Result<String> {
         let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
-        Ok(joined_ids(&self.mem()?.enqueue_bulk_ids(jobs).map_err(napi_err)?))
+        Ok(joined_ids(
+            &self.mem()?.enqueue_bulk_ids(jobs).map_err(napi_err)?,
+        ))
     }
 
     #[napi]

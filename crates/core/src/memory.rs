@@ -9,6 +9,7 @@ use crate::job::{
 };
 use crate::provider::{Immediate, QueueProvider};
 use async_trait::async_trait;
+use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,7 +64,8 @@ impl Entry {
 struct State {
     closed: bool,
     next_seq: u64,
-    jobs: HashMap<u64, Box<Entry>>,
+    /// By sequence number (ours, never a caller's, so a fast non-keyed hash is safe).
+    jobs: FxHashMap<u64, Box<Entry>>,
     /// Visible jobs: lower priority first, then first in, first out.
     ready: BTreeSet<(u32, u64)>,
     /// Delayed and backing-off jobs, by the time they become visible.
@@ -152,7 +154,7 @@ impl MemoryQueue {
             state: Mutex::new(State {
                 closed: false,
                 next_seq: 1,
-                jobs: HashMap::new(),
+                jobs: FxHashMap::default(),
                 ready: BTreeSet::new(),
                 delayed: BTreeSet::new(),
                 dedup: HashMap::new(),

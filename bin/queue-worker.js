@@ -1,0 +1,349 @@
+#!/usr/bin/env node
+'use strict'
+// queue-worker: the standalone worker of @chaaskit/queue. Run it in the app's root directory:
+// it loads `.env`, the app config (`config/app.config.ts|js`, TypeScript through tsx), the
+// job handlers (`extensions/jobs/*`), then runs the worker and, when enabled, the scheduler
+// until SIGINT/SIGTERM. `queue-worker migrate` creates the scheduler's tables. See USAGE.
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { pathToFileURL } = require('node:url')
+
+const USAGE = `Usage: queue-worker [start] [options]
+       queue-worker migrate [options]
+       queue-worker help
+
+Runs the @chaaskit/queue worker as its own process (worker.mode 'standalone'), in the app's
+root directory.
+
+Commands:
+  start (default)   Load .env, the app config and the job handlers, then run the worker (always)
+                    and the scheduler (when queue.scheduler.enabled) until SIGINT/SIGTERM.
+  migrate           Create the scheduler's tables (ScheduledJob, RecurringJob) if missing, in
+                    queue.scheduler.databaseUrl, else DATABASE_URL, else sqlite:.chaaskit/queue.db;
+                    then exit. The config file is optional for this command.
+  help              Show this help.
+
+Options:
+  --config <path>   App config exporting \`config\` with a \`queue\` block
+                    (default: config/app.config.ts, .mts, .cts, .js, .mjs or .cjs).
+  --jobs <dir>      Directory of job handler files, each calling registerJobHandler
+                    (default: extensions/jobs; every *.ts/*.js except index.*).
+  -h, --help        Show this help.
+
+Environment (a .env file in the working directory is loaded first; variables already set win;
+an empty value counts as unset):
+  QUEUE_CONCURRENCY=5           worker.concurrency: jobs run at once
+  QUEUE_POLL_INTERVAL=1000      worker.pollInterval (ms)
+  QUEUE_SHUTDOWN_TIMEOUT=30000  worker.shutdownTimeout (ms): how long a stop waits for running jobs
+  SCHEDULER_ENABLED=false       scheduler.enabled: true, false, 1 or 0
+  SCHEDULER_POLL_INTERVAL=60000 scheduler.pollInterval (ms)
+  DATABASE_URL                  scheduler database when queue.scheduler.databaseUrl is not set
+  CHAASKIT_QUEUE_LOG=info       log level of the queue's own log lines (stderr)
+  TSX_TSCONFIG_PATH             tsconfig.json for TypeScript files (default: ./tsconfig.json)
+  AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_SQS
+                                the usual AWS SDK variables, for the SQS provider
+
+Signals: SIGINT/SIGTERM stop the scheduler, then the worker (it takes no new jobs and waits up
+to shutdownTimeout for running ones, then returns them to the queue), close the provider and
+exit 0. A second SIGINT/SIGTERM exits at once (running jobs are abandoned; with SQS they
+reappear after their visibility timeout).
+
+Exit codes:
+  0    stopped by a signal after a graceful shutdown; migrate or help done
+  1    bad configuration (invalid or disabled queue, bad environment value, no handlers,
+       unreadable config or handler file) or a runtime failure
+  2    usage error (unknown command or option, missing option value)
+  130  forced exit by a second SIGINT;  143  forced exit by a second SIGTERM
+`
+
+/** An error whose message is the whole story: printed without a stack trace. */
+class CliError extends Error {
+  constructor(message, exitCode = 1) {
+    super(message)
+    this.exitCode = exitCode
+  }
+}
+
+const say = (msg) => process.stdout.write(`queue-worker: ${msg}\n`)
+
+// ---- arguments ---------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const out = { command: null, config: null, jobs: null }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '-h' || arg === '--help') {
+      out.command = 'help'
+      continue
+    }
+    const m = /^--(config|jobs)(?:=(.*))?$/.exec(arg)
+    if (m) {
+      let v = m[2]
+      if (v === undefined) {
+        v = argv[++i]
+        if (v === undefined || v.startsWith('-')) throw new CliError(`--${m[1]} needs a value`, 2)
+      }
+      if (v === '') throw new CliError(`--${m[1]} needs a value`, 2)
+      out[m[1]] = v
+      continue
+    }
+    if (arg.startsWith('-')) throw new CliError(`unknown option ${arg}`, 2)
+    if (out.command !== null && out.command !== 'help') throw new CliError(`unexpected argument ${arg}`, 2)
+    if (!['start', 'migrate', 'help'].includes(arg)) throw new CliError(`unknown command ${arg}`, 2)
+    if (out.command !== 'help') out.command = arg
+  }
+  out.command ??= 'start'
+  return out
+}
+
+// ---- .env ----------------------------------------------------------------------------------
+
+/** Load `file` into process.env without overriding variables already set. */
+function loadDotEnv(file) {
+  if (!fs.existsSync(file)) return false
+  if (typeof process.loadEnvFile === 'function') {
+    process.loadEnvFile(file) // Node >= 20.12; keeps variables already set
+    return true
+  }
+  // Older Node 20: KEY=value lines, optional `export `, quotes, `#` comments.
+  for (const line of fs.readFileSync(file, 'utf8').split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*?)\s*$/.exec(line)
+    if (!m || process.env[m[1]] !== undefined) continue
+    let v = m[2]
+    const q = /^(["'`])([\s\S]*)\1$/.exec(v)
+    if (q) v = q[1] === '"' ? q[2].replace(/\\n/g, '\n') : q[2]
+    else v = v.replace(/\s+#.*$/, '')
+    process.env[m[1]] = v
+  }
+  return true
+}
+
+// ---- environment overrides -----------------------------------------------------------------
+
+const NUMBER_VARS = [
+  ['QUEUE_CONCURRENCY', 'worker', 'concurrency'],
+  ['QUEUE_POLL_INTERVAL', 'worker', 'pollInterval'],
+  ['QUEUE_SHUTDOWN_TIMEOUT', 'worker', 'shutdownTimeout'],
+  ['SCHEDULER_POLL_INTERVAL', 'scheduler', 'pollInterval'],
+]
+
+/** The override variables that are set, parsed: [{ name, raw, block, key, value }]. */
+function envOverrides() {
+  const out = []
+  const get = (name) => {
+    const raw = process.env[name]
+    return raw === undefined || raw.trim() === '' ? undefined : raw
+  }
+  for (const [name, block, key] of NUMBER_VARS) {
+    const raw = get(name)
+    if (raw === undefined) continue
+    if (!/^\s*-?\d+(\.\d+)?\s*$/.test(raw)) throw new CliError(`${name} must be a number, got ${JSON.stringify(raw)}`)
+    out.push({ name, raw, block, key, value: Number(raw) })
+  }
+  const raw = get('SCHEDULER_ENABLED')
+  if (raw !== undefined) {
+    const v = raw.trim().toLowerCase()
+    if (!['true', 'false', '1', '0'].includes(v)) {
+      throw new CliError(`SCHEDULER_ENABLED must be true, false, 1 or 0, got ${JSON.stringify(raw)}`)
+    }
+    out.push({ name: 'SCHEDULER_ENABLED', raw, block: 'scheduler', key: 'enabled', value: v === 'true' || v === '1' })
+  }
+  return out
+}
+
+// ---- config and handlers ---------------------------------------------------------------------
+
+const CONFIG_NAMES = ['ts', 'mts', 'cts', 'js', 'mjs', 'cjs'].map((ext) => path.join('config', `app.config.${ext}`))
+
+/** Let `import()`/`require()` load TypeScript (tsx; tsconfig.json of the cwd, for `paths`). */
+async function registerTypeScript() {
+  require('tsx/cjs/api').register()
+  const esm = await import('tsx/esm/api')
+  esm.register()
+}
+
+function findConfig(flag, required) {
+  if (flag) {
+    const file = path.resolve(flag)
+    if (!fs.existsSync(file)) throw new CliError(`config file not found: ${file}`)
+    return file
+  }
+  for (const name of CONFIG_NAMES) if (fs.existsSync(name)) return path.resolve(name)
+  if (!required) return null
+  throw new CliError(`no app config found in ${process.cwd()} (looked for config/app.config.ts or .js); run queue-worker in the app's root directory or pass --config <path>`)
+}
+
+/** The `queue` block of the app config in `file` (undefined when it has none). */
+async function loadQueueConfig(file) {
+  let mod
+  try {
+    mod = await import(pathToFileURL(file).href)
+  } catch (e) {
+    throw new CliError(`cannot load the app config ${file}:\n${e && e.stack ? e.stack : e}`)
+  }
+  // `export const config`, `export default config` or `module.exports = { config }`; a TypeScript
+  // file compiled to CommonJS shows up under `default` (twice for its own default export).
+  let config
+  for (let m = mod, depth = 0; m && typeof m === 'object' && depth < 3 && config === undefined; m = m.default, depth++) {
+    if (m.config !== undefined) config = m.config
+    else if (depth > 0 && 'queue' in m) config = m
+  }
+  if (config === undefined || config === null || typeof config !== 'object') {
+    throw new CliError(`${file} does not export \`config\` (export const config = { queue: { ... } })`)
+  }
+  return config.queue
+}
+
+const maskUrl = (url) => String(url).replace(/(\/\/[^:/@]*):[^@/]*@/, '$1:***@')
+
+function databaseUrlOf(schedulerConfig) {
+  return maskUrl(schedulerConfig.databaseUrl || (process.env.DATABASE_URL || '').trim() || 'sqlite:.chaaskit/queue.db')
+}
+
+/** `validateQueueConfig`, with its error pointing at the file and at an env override to blame. */
+function validate(queue, raw, overrides, file) {
+  try {
+    return queue.validateQueueConfig(raw)
+  } catch (e) {
+    const o = overrides.find((o) => e.message.startsWith(`queue.${o.block}.${o.key} `))
+    const from = o ? ` (from ${o.name}=${o.raw})` : ''
+    throw new CliError(`invalid queue config${file ? ` in ${path.relative(process.cwd(), file) || file}` : ''}: ${e.message}${from}`)
+  }
+}
+
+// ---- commands -------------------------------------------------------------------------------
+
+async function migrate(args, overrides) {
+  const file = findConfig(args.config, false)
+  let schedulerBlock = {}
+  if (file) {
+    await registerTypeScript()
+    const q = await loadQueueConfig(file)
+    if (q && typeof q === 'object' && q.scheduler) schedulerBlock = q.scheduler
+  }
+  const queue = require('../index.js')
+  const raw = { enabled: false, scheduler: { ...schedulerBlock } }
+  for (const o of overrides) if (o.block === 'scheduler') raw.scheduler[o.key] = o.value
+  const cfg = validate(queue, raw, overrides, file)
+  const provider = await queue.createQueueProvider({ type: 'memory', maxHistorySize: 0 })
+  try {
+    await new queue.Scheduler({ provider, config: cfg.scheduler }).migrate()
+  } catch (e) {
+    throw new CliError(`migrate failed for ${databaseUrlOf(cfg.scheduler)}: ${e.message}`)
+  } finally {
+    await provider.close()
+  }
+  say(`scheduler tables ready in ${databaseUrlOf(cfg.scheduler)}`)
+}
+
+async function start(args, overrides) {
+  const file = findConfig(args.config, true)
+  await registerTypeScript()
+  const rawQueue = await loadQueueConfig(file)
+  const rel = path.relative(process.cwd(), file) || file
+  if (rawQueue === undefined || rawQueue === null) {
+    throw new CliError(`the queue is disabled: ${rel} has no \`queue\` block (add queue: { enabled: true, providerConfig: { ... } })`)
+  }
+  if (typeof rawQueue !== 'object') throw new CliError(`invalid queue config in ${rel}: queue must be an object`)
+  if (rawQueue.enabled !== true) {
+    throw new CliError(`the queue is disabled: queue.enabled is ${rawQueue.enabled === undefined ? 'missing' : JSON.stringify(rawQueue.enabled)} in ${rel}; set queue.enabled: true to run a worker`)
+  }
+  const raw = { ...rawQueue, worker: { ...rawQueue.worker }, scheduler: { ...rawQueue.scheduler } }
+  for (const o of overrides) raw[o.block][o.key] = o.value
+  const queue = require('../index.js')
+  const cfg = validate(queue, raw, overrides, file)
+
+  const jobsDir = path.resolve(args.jobs ?? path.join('extensions', 'jobs'))
+  if (args.jobs && !fs.statSync(jobsDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CliError(`--jobs ${args.jobs}: no such directory (${jobsDir})`)
+  }
+  try {
+    await queue.loadJobHandlers(jobsDir)
+  } catch (e) {
+    throw new CliError(`cannot load the job handlers in ${jobsDir}:\n${e && e.stack ? e.stack : e}`)
+  }
+  const types = queue.getRegisteredJobTypes().sort()
+  if (types.length === 0) {
+    throw new CliError(`no job handlers registered: none of the files in ${jobsDir} (nor the config) called registerJobHandler${args.jobs ? '' : ' (pass --jobs <dir> if your handlers live elsewhere)'}; if they did, they imported a different copy of @chaaskit/queue than this worker's`)
+  }
+
+  let provider
+  try {
+    provider = await queue.initializeQueueProvider(cfg)
+  } catch (e) {
+    throw new CliError(`cannot create the ${cfg.providerConfig.type} provider: ${e.message}`)
+  }
+  let scheduler = null
+  if (cfg.scheduler.enabled) {
+    try {
+      scheduler = await queue.startScheduler({ provider, config: cfg.scheduler })
+    } catch (e) {
+      await queue.closeQueueProvider()
+      throw new CliError(`cannot start the scheduler (${databaseUrlOf(cfg.scheduler)}): ${e.message}`)
+    }
+  }
+  const worker = queue.getWorker({ provider, config: cfg.worker })
+  let stopping = false
+  worker.start().then(
+    () => {
+      if (!stopping) fail(new CliError('the worker stopped unexpectedly'))
+    },
+    (e) => fail(new CliError(`the worker failed: ${e && e.message}`)),
+  )
+
+  const w = cfg.worker
+  const onSignal = (signal) => {
+    if (stopping) {
+      process.stderr.write(`queue-worker: ${signal} again; exiting without waiting for running jobs\n`)
+      process.exit(signal === 'SIGINT' ? 130 : 143)
+    }
+    stopping = true
+    const active = worker.getStats().active
+    say(`${signal} received; stopping (waiting up to ${w.shutdownTimeout} ms for ${active} running job${active === 1 ? '' : 's'}; send ${signal} again to force)`)
+    ;(async () => {
+      await queue.stopScheduler()
+      await worker.stop()
+      await queue.closeQueueProvider()
+      const s = worker.getStats()
+      say(`stopped: ${s.processed} processed, ${s.succeeded} succeeded, ${s.failed} failed`)
+      process.exit(0)
+    })().catch((e) => fail(new CliError(`shutdown failed: ${e && e.message}`)))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  // Printed once the signal handlers are in place: a signal sent on seeing this line is handled.
+  const sched = scheduler ? `on (pollInterval=${cfg.scheduler.pollInterval}ms, ${databaseUrlOf(cfg.scheduler)})` : 'off'
+  say(
+    `started: provider=${cfg.providerConfig.type} concurrency=${w.concurrency} pollInterval=${w.pollInterval}ms ` +
+      `shutdownTimeout=${w.shutdownTimeout}ms handlers=${types.length} [${types.join(', ')}] scheduler=${sched}`,
+  )
+}
+
+function fail(e) {
+  if (e instanceof CliError) process.stderr.write(`queue-worker: ${e.message}\n`)
+  else process.stderr.write(`queue-worker: ${e && e.stack ? e.stack : e}\n`)
+  process.exit(e instanceof CliError ? e.exitCode : 1)
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2))
+  if (args.command === 'help') {
+    process.stdout.write(USAGE)
+    return
+  }
+  loadDotEnv(path.resolve('.env'))
+  const overrides = envOverrides()
+  if (args.command === 'migrate') {
+    await migrate(args, overrides)
+    return
+  }
+  await start(args, overrides)
+}
+
+main().catch((e) => {
+  if (e instanceof CliError && e.exitCode === 2) process.stderr.write(`queue-worker: ${e.message}\nRun queue-worker --help for usage.\n`)
+  else return fail(e)
+  process.exit(2)
+})

@@ -39,6 +39,9 @@ struct Entry {
     priority: u32,
     max_retries: u32,
     attempts: u32,
+    /// Times handed to a receiver (never decremented, unlike `attempts` on release): the
+    /// receipt's number, so a receipt whose hand-out is over never settles a later one.
+    deliveries: u32,
     status: JobStatus,
     /// Fields most pending jobs never have.
     extra: Option<Box<Extra>>,
@@ -127,12 +130,15 @@ impl State {
 
     /// A finished job: out of the dedup index, into the history, trimmed.
     fn finish(&mut self, seq: u64) {
+        // The job keeps its key (getJob shows it); only the index forgets it.
         if let Some(key) = self
             .jobs
-            .get_mut(&seq)
-            .and_then(|e| e.extra.as_mut()?.deduplication_key.take())
+            .get(&seq)
+            .and_then(|e| e.extra.as_ref()?.deduplication_key.as_deref())
         {
-            self.dedup.remove(&key);
+            if self.dedup.get(key) == Some(&seq) {
+                self.dedup.remove(key);
+            }
         }
         self.history.push_back(seq);
         while self.history.len() > self.max_history {
@@ -188,7 +194,7 @@ impl MemoryQueue {
         (hi == self.id_tag).then_some(lo & !0xC000_0000_0000_0000)
     }
 
-    /// `(seq, attempt)` of a receipt handle `"<job id>:<attempt>"`.
+    /// `(seq, delivery)` of a receipt handle `"<job id>:<delivery>"`.
     fn parse_receipt(&self, receipt: &str) -> Option<(u64, u32)> {
         let (id, attempt) = receipt.rsplit_once(':')?;
         Some((self.seq_of(id)?, attempt.parse().ok()?))
@@ -249,6 +255,7 @@ impl MemoryQueue {
             priority: o.priority,
             max_retries: o.max_retries,
             attempts: 0,
+            deliveries: 0,
             status,
             extra: None,
         };
@@ -348,10 +355,11 @@ impl MemoryQueue {
                 continue;
             };
             e.attempts += 1;
+            e.deliveries += 1;
             e.extra().started_at = Some(now);
-            let attempts = e.attempts;
+            let delivery = e.deliveries;
             let job = self.snapshot(seq, e);
-            let receipt_handle = format!("{}:{attempts}", job.id);
+            let receipt_handle = format!("{}:{delivery}", job.id);
             out.push(ReceivedJob {
                 job,
                 receipt_handle,
@@ -364,9 +372,9 @@ impl MemoryQueue {
     /// The processing entry a receipt handle names, if that attempt is still open.
     fn open_attempt<'a>(&self, st: &'a mut State, receipt: &str) -> Result<(u64, &'a mut Entry)> {
         let unknown = || QueueError::UnknownReceipt(receipt.to_owned());
-        let (seq, attempt) = self.parse_receipt(receipt).ok_or_else(unknown)?;
+        let (seq, delivery) = self.parse_receipt(receipt).ok_or_else(unknown)?;
         match st.jobs.get_mut(&seq) {
-            Some(e) if e.status == JobStatus::Processing && e.attempts == attempt => {
+            Some(e) if e.status == JobStatus::Processing && e.deliveries == delivery => {
                 Ok((seq, &mut **e))
             }
             _ => Err(unknown()),

@@ -107,8 +107,11 @@ struct State {
     zombies: HashSet<String>,
     /// When each flight next needs attention: its timeout, then the ignored-signal warning.
     deadlines: BTreeSet<(Instant, u64)>,
-    /// A new earliest deadline was added: the timer must recompute its sleep.
+    /// A deadline earlier than `timer_at` was added: the timer must recompute its sleep.
     timer_dirty: bool,
+    /// When the timer wakes by itself (`None`: only when woken). Deadlines of jobs that
+    /// ended are left for it to skip, so a stream of short jobs does not wake it per batch.
+    timer_at: Option<Instant>,
 }
 
 /// The worker. Create with [`Worker::new`], drive with [`Worker::run`], end with [`Worker::stop`].
@@ -310,12 +313,9 @@ impl Worker {
             let token = st.next_token;
             let timeout_ms = r.job.options.timeout;
             let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-            if st
-                .deadlines
-                .first()
-                .is_none_or(|&(first, _)| deadline < first)
-            {
+            if st.timer_at.is_none_or(|at| deadline < at) {
                 st.timer_dirty = true;
+                st.timer_at = Some(deadline);
             }
             st.deadlines.insert((deadline, token));
             st.flights.insert(
@@ -528,7 +528,8 @@ impl Worker {
                         warn.push((f.job_id.clone(), f.job_type.clone(), f.timeout_ms));
                     }
                 }
-                st.deadlines.first().map(|&(at, _)| at)
+                st.timer_at = st.deadlines.first().map(|&(at, _)| at);
+                st.timer_at
             };
             if !expired.is_empty() {
                 self.failed

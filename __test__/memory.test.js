@@ -100,6 +100,49 @@ test('enqueueBulk queues many jobs in order', async () => {
   assert.equal((await p.getStats()).pending, 0, 'a rejected bulk queues nothing')
 })
 
+test('enqueueBulk: per-item options, jobs as getJob shows them, bad payloads named by index', async () => {
+  const p = await mem()
+  const at = new Date(Date.now() + 60000)
+  const jobs = await p.enqueueBulk([
+    { type: 'low', payload: { n: 1 }, options: { priority: 5, maxRetries: 0, timeout: 1000 } },
+    { type: 'high', payload: { n: 2 }, options: { priority: 1 } },
+    { type: 'later', payload: null, options: { scheduledFor: at } },
+    { type: 'soon', payload: 'x', options: { delay: 50 } },
+    { type: 'dup', payload: 1, options: { deduplicationKey: 'k' } },
+    { type: 'dup', payload: 2, options: { deduplicationKey: 'k' } },
+    { type: 'plain' },
+  ])
+  assert.equal(jobs.length, 7)
+  for (const j of jobs) {
+    const stored = await p.getJob(j.id)
+    for (const k of ['id', 'type', 'payload', 'status', 'attempts', 'options']) assert.deepEqual(j[k], stored[k], `${j.type}.${k}`)
+    assert.ok(Math.abs(j.createdAt - stored.createdAt) <= 5, 'createdAt')
+  }
+  assert.deepEqual(jobs[0].options, { maxRetries: 0, timeout: 1000, priority: 5 })
+  assert.equal(jobs[2].status, 'scheduled')
+  assert.equal(jobs[2].scheduledFor.getTime(), at.getTime())
+  assert.equal(jobs[3].status, 'scheduled')
+  assert.equal(jobs[5].id, jobs[4].id, 'a duplicate key in one bulk returns the first job')
+  assert.equal(jobs[6].payload, null)
+  // Priority first, then first in, first out; the delayed and scheduled ones are not visible yet.
+  assert.deepEqual((await p.receive(10, 0)).map((r) => r.type), ['dup', 'plain', 'high', 'low'])
+  // Bad payloads anywhere in the batch: the error names the item, and nothing is queued.
+  const before = await p.getStats()
+  const cyc = {}
+  cyc.self = cyc
+  for (const [bad, re] of [
+    [{ n: 1n }, /items\[1\]\.payload .*BigInt/],
+    [cyc, /items\[1\]\.payload .*circular/i],
+    [{ f: () => 1 }, /items\[1\]\.payload .*function/],
+    [Symbol('s'), /items\[1\]\.payload .*symbol/],
+  ]) {
+    await assert.rejects(p.enqueueBulk([{ type: 'ok', payload: 1 }, { type: 'bad', payload: bad }]), (e) => e instanceof TypeError && re.test(e.message))
+  }
+  await assert.rejects(p.enqueueBulk([{ type: 'ok' }, { type: 'bad', options: { delay: -1 } }]), (e) => e instanceof RangeError && /items\[1\]\.options\.delay/.test(e.message))
+  await assert.rejects(p.enqueueBulk('nope'), TypeError)
+  assert.deepEqual(await p.getStats(), before, 'rejected bulks queue nothing')
+})
+
 test('bad input is rejected with the field and value, and loses nothing', async () => {
   const p = await mem()
   await p.enqueue('keep', {})

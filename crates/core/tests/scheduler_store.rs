@@ -447,7 +447,7 @@ async fn backlog_and_failures(db: &Db) {
             .schedule(
                 "bulk",
                 &raw(&format!(r#"{{"i":{i}}}"#)),
-                now - 1000 + i,
+                now - 2000 + i, // all 1,200 already due
                 &EnqueueOptions::default(),
             )
             .await

@@ -18,6 +18,7 @@ use crate::job::{
 use crate::provider::{DelaySink, QueueProvider};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls;
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_sqs::error::{BoxError, ProvideErrorMetadata, SdkError};
@@ -254,7 +255,11 @@ impl SqsProvider {
     /// `AWS_ENDPOINT_URL`, else AWS for `cfg.region`.
     pub async fn connect(cfg: SqsConfig) -> Result<Arc<SqsProvider>> {
         validate(&cfg)?;
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .build_https();
         let shared = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https)
             .region(Region::new(cfg.region.clone()))
             .load()
             .await;

@@ -562,9 +562,8 @@ async fn crashed_claims_come_back(db: &Db) {
 
     // The "crashed" instance claims both and vanishes.
     let dead = store::open(db.url()).unwrap();
-    let t = now_ms();
-    assert_eq!(dead.claim_scheduled(t, t - 400, 10).await.unwrap().len(), 1);
-    assert_eq!(dead.claim_recurring(t, t + 400, 10).await.unwrap().len(), 1);
+    assert_eq!(dead.claim_scheduled(lease, 10).await.unwrap().rows.len(), 1);
+    assert_eq!(dead.claim_recurring(lease, 10).await.unwrap().rows.len(), 1);
     assert_eq!(
         s.get_scheduled_job(&row.id).await.unwrap().unwrap().status,
         "scheduled",

@@ -63,13 +63,14 @@ impl Dialect {
         }
     }
 
-    /// A subquery of the ids in the JSON array of strings bound at `param`.
-    pub(crate) fn ids_in_json(self, param: &str) -> String {
+    /// A condition: `"id"` is one of the JSON array of strings bound at `param`. On
+    /// PostgreSQL the array is built first, so the lookup goes through the primary key.
+    pub(crate) fn id_in_json(self, param: &str) -> String {
         match self {
-            Dialect::Postgres => {
-                format!("SELECT jsonb_array_elements_text(CAST({param} AS jsonb))")
-            }
-            Dialect::Sqlite => format!(r#"SELECT "value" FROM json_each({param})"#),
+            Dialect::Postgres => format!(
+                r#""id" = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST({param} AS jsonb))))"#
+            ),
+            Dialect::Sqlite => format!(r#""id" IN (SELECT "value" FROM json_each({param}))"#),
         }
     }
 

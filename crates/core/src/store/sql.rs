@@ -68,8 +68,8 @@ impl Statements {
             ),
             mark_enqueued: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = 'enqueued', "error" = NULL, "updatedAt" = {now}
-                WHERE "id" IN ({ids}) AND "status" = 'enqueuing' AND "updatedAt" = $2"#,
-                ids = d.ids_in_json("$1"),
+                WHERE {ids} AND "status" = 'enqueuing' AND "updatedAt" = $2"#,
+                ids = d.id_in_json("$1"),
             ),
             release_scheduled: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = $3, "error" = $4, "updatedAt" = {now}
@@ -104,10 +104,10 @@ impl Statements {
             ),
             lease_recurring: format!(
                 r#"UPDATE "RecurringJob" SET "nextRunAt" = {until}, "updatedAt" = {now}
-                WHERE "id" IN ({ids})
+                WHERE {ids}
                 RETURNING "id", "nextRunAt", "updatedAt""#,
                 until = d.now_plus("$2"),
-                ids = d.ids_in_json("$1"),
+                ids = d.id_in_json("$1"),
             ),
             finish_recurring: format!(
                 r#"UPDATE "RecurringJob" SET "nextRunAt" = $3, "lastRunAt" = COALESCE($4, "lastRunAt"),

@@ -90,7 +90,7 @@ impl<T> Default for Claim<T> {
 
 impl<T> Claim<T> {
     /// Keep a row that failed to decode, when its id and claim token can be read.
-    pub(crate) fn unreadable(&mut self, id: Result<String>, token: Result<Millis>, e: QueueError) {
+    pub(crate) fn set_aside(&mut self, id: Result<String>, token: Result<Millis>, e: QueueError) {
         match (id, token) {
             (Ok(id), Ok(token)) => self.unreadable.push(Unreadable {
                 id,

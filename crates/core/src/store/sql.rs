@@ -236,7 +236,7 @@ impl ScheduleStore for SqlStore {
         for row in &rows {
             match scheduled(row) {
                 Ok(job) => claim.rows.push(job),
-                Err(e) => claim.unreadable(row.get("id"), row.time("updatedAt"), e),
+                Err(e) => claim.set_aside(row.get("id"), row.time("updatedAt"), e),
             }
         }
         Ok(claim)
@@ -370,7 +370,7 @@ impl ScheduleStore for SqlStore {
                     claimed_at,
                     lease_until,
                 }),
-                Err(e) => claim.unreadable(Ok(id), Ok(lease_until), e),
+                Err(e) => claim.set_aside(Ok(id), Ok(lease_until), e),
             }
         }
         Ok(claim)

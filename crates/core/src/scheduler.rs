@@ -17,9 +17,9 @@
 //! the error stored, and is retried at the next poll. A row that can never be enqueued (a
 //! payload that is not JSON, a job the provider refuses, a schedule or zone that does not
 //! parse, a column that cannot be read) gets its `error`/`lastError` and is set aside
-//! (`cancelled`, or no `nextRunAt`); the poll goes on with the other rows. If the database fails after the
-//! provider took the job, the "enqueued" write is kept in memory and retried before the next
-//! claim, so the job is not enqueued twice while this process lives.
+//! (`cancelled`, or no `nextRunAt`); the poll goes on with the other rows. If the database
+//! fails after the provider took the job, the "enqueued" write is kept in memory and retried
+//! before the next claim, so the job is not enqueued twice while this process lives.
 
 use crate::config::SchedulerConfig;
 use crate::error::{QueueError, Result};
@@ -676,6 +676,9 @@ impl Scheduler {
     /// bad job does not hold back the rest. A result per input, in order.
     async fn enqueue_all(&self, jobs: Vec<Result<NewJob>>) -> Vec<Result<()>> {
         let provider = &self.inner.provider;
+        if jobs.is_empty() {
+            return Vec::new();
+        }
         if jobs.iter().all(|j| j.is_ok()) {
             let batch: Vec<NewJob> = jobs
                 .iter()

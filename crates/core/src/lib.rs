@@ -6,6 +6,7 @@ pub mod error;
 pub mod job;
 pub mod memory;
 pub mod provider;
+pub mod redact;
 pub mod schedule;
 pub mod scheduler;
 pub mod sqs;
@@ -17,3 +18,4 @@ pub use job::{
     EnqueueOptions, Job, JobOptions, JobStatus, Millis, NewJob, QueueStats, ReceivedJob,
 };
 pub use provider::{DelaySink, Immediate, QueueProvider, SharedProvider};
+pub use redact::redact_url;

@@ -11,10 +11,15 @@
 //!   enqueued, then `nextRunAt` moves to the next future occurrence. Missed occurrences give
 //!   one catch-up run, not a burst.
 //!
+//! Claims and leases are timed by the database's clock, not this host's (see [`crate::store`]).
+//!
 //! If enqueueing fails the row goes back to `scheduled` (or its occurrence back to due) with
-//! the error stored, and is retried at the next poll. If the database fails after the
-//! provider took the job, the "enqueued" write is kept in memory and retried before the next
-//! claim, so the job is not enqueued twice while this process lives.
+//! the error stored, and is retried at the next poll. A row that can never be enqueued (a
+//! payload that is not JSON, a job the provider refuses, a schedule or zone that does not
+//! parse, a column that cannot be read) gets its `error`/`lastError` and is set aside
+//! (`cancelled`, or no `nextRunAt`); the poll goes on with the other rows. If the database
+//! fails after the provider took the job, the "enqueued" write is kept in memory and retried
+//! before the next claim, so the job is not enqueued twice while this process lives.
 
 use crate::config::SchedulerConfig;
 use crate::error::{QueueError, Result};
@@ -22,12 +27,14 @@ use crate::job::{now_ms, EnqueueOptions, Job, JobStatus, Millis, NewJob, MAX_TIM
 use crate::provider::{DelaySink, SharedProvider};
 use crate::schedule::Schedule;
 use crate::store::{
-    self, RecurringDone, RecurringJob, ScheduledJob, SharedStore, STATUS_ENQUEUING,
-    STATUS_SCHEDULED,
+    self, Claim, RecurringClaim, RecurringDone, RecurringJob, ScheduledJob, SharedStore,
+    Unreadable, STATUS_CANCELLED, STATUS_ENQUEUING, STATUS_SCHEDULED,
 };
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, UnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -39,11 +46,14 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 /// Rows claimed per database round trip; a poll drains the whole backlog in such batches.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 
-/// Knobs beyond [`SchedulerConfig`] (tests shorten the lease).
+/// Knobs beyond [`SchedulerConfig`] (tests shorten the lease, or skew the host's clock).
 #[derive(Clone, Copy, Debug)]
 pub struct SchedulerTuning {
     pub lease: Duration,
     pub batch_size: usize,
+    /// This host's clock: the `createdAt`/`updatedAt` of the rows this scheduler creates, as
+    /// Prisma's client sets them. Claims, leases and next runs never read it.
+    pub clock: fn() -> Millis,
 }
 
 impl Default for SchedulerTuning {
@@ -51,6 +61,7 @@ impl Default for SchedulerTuning {
         SchedulerTuning {
             lease: DEFAULT_LEASE,
             batch_size: DEFAULT_BATCH_SIZE,
+            clock: now_ms,
         }
     }
 }
@@ -174,6 +185,47 @@ fn new_job(job_type: &str, payload: &str, options: &str) -> Result<NewJob> {
     ))
 }
 
+/// Run schedule parsing or arithmetic for `schedule`, turning a panic in it into an error
+/// naming the schedule (logged at error level): one bad schedule never ends a poll.
+fn guarded<T>(schedule: &str, f: impl FnOnce() -> Result<T> + UnwindSafe) -> Result<T> {
+    catch_unwind(f).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        tracing::error!(schedule, panic = %why, "the schedule parser panicked");
+        Err(QueueError::invalid(format!(
+            "invalid schedule {schedule:?}: the parser failed ({why})"
+        )))
+    })
+}
+
+/// The first run after `now` of `schedule` in `timezone`; `None` when it never matches.
+fn next_after(schedule: &str, timezone: &str, now: Millis) -> Result<Option<Millis>> {
+    guarded(schedule, || {
+        Ok(Schedule::parse(schedule, timezone)?.next_after(now))
+    })
+}
+
+/// The run after the claimed `occurrence`, skipping what was missed up to `now`.
+fn next_run(
+    schedule: &str,
+    timezone: &str,
+    occurrence: Millis,
+    now: Millis,
+) -> Result<Option<Millis>> {
+    guarded(schedule, || {
+        Ok(Schedule::parse(schedule, timezone)?.next_run(occurrence, now))
+    })
+}
+
+/// Whether an enqueue error means the job as stored can never be enqueued (the provider
+/// refused its type, payload or options), rather than that the provider failed this time.
+fn permanent(e: &QueueError) -> bool {
+    matches!(e, QueueError::Invalid(_))
+}
+
 fn check_type(job_type: &str) -> Result<()> {
     if job_type.trim().is_empty() {
         return Err(QueueError::invalid(format!(
@@ -245,8 +297,12 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Whether the poll task is alive: false before `start`, after `stop`, and if the task
+    /// ended for any other reason.
     pub fn is_running(&self) -> bool {
-        lock(&self.inner.running).is_some()
+        lock(&self.inner.running)
+            .as_ref()
+            .is_some_and(|r| !r.task.is_finished())
     }
 
     /// Make the tables (when `autoMigrate`), take over long delays from the provider, and poll at
@@ -258,7 +314,7 @@ impl Scheduler {
         }
         self.ready().await?;
         let mut running = lock(&self.inner.running);
-        if running.is_some() {
+        if running.as_ref().is_some_and(|r| !r.task.is_finished()) {
             return Ok(());
         }
         self.inner
@@ -269,16 +325,24 @@ impl Scheduler {
         let interval = Duration::from_millis(self.inner.config.poll_interval.max(1));
         let task = tokio::spawn(async move {
             loop {
-                match me.poll_once().await {
-                    Ok(o) if o != PollOutcome::default() => tracing::debug!(
+                // Each poll on a task of its own: even a panic in it ends only that poll.
+                let poll = tokio::spawn({
+                    let me = me.clone();
+                    async move { me.poll_once().await }
+                });
+                match poll.await {
+                    Ok(Ok(o)) if o != PollOutcome::default() => tracing::debug!(
                         scheduled = o.scheduled,
                         recurring = o.recurring,
                         failed = o.failed,
                         "scheduler poll"
                     ),
-                    Ok(_) => {}
-                    Err(e) => {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
                         tracing::error!(error = %e, "scheduler poll failed; retrying at the next poll")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "scheduler poll panicked; polling goes on")
                     }
                 }
                 tokio::select! {
@@ -319,7 +383,7 @@ impl Scheduler {
     ) -> Result<ScheduledJob> {
         check_type(job_type)?;
         self.ready().await?;
-        let now = now_ms();
+        let now = (self.inner.tuning.clock)();
         let job = ScheduledJob {
             id: Uuid::new_v4().to_string(),
             job_type: job_type.to_owned(),
@@ -348,7 +412,7 @@ impl Scheduler {
     /// Cancel a one-time job; true only if it was still `scheduled`.
     pub async fn cancel_scheduled_job(&self, id: &str) -> Result<bool> {
         self.ready().await?;
-        self.inner.store.cancel_scheduled(id, now_ms()).await
+        self.inner.store.cancel_scheduled(id).await
     }
 
     /// Insert or replace the recurring job named `input.name`: validates the schedule and
@@ -362,14 +426,19 @@ impl Scheduler {
         }
         check_type(&input.job_type)?;
         let timezone = input.timezone.unwrap_or_else(|| "UTC".to_owned());
-        let schedule = Schedule::parse(&input.schedule, &timezone)?;
-        let now = now_ms();
-        let next = schedule.next_after(now).ok_or_else(|| {
-            QueueError::invalid(format!(
-                "invalid schedule {:?}: it never matches a date",
-                input.schedule
-            ))
+        // Refuse a bad schedule before touching the database.
+        guarded(&input.schedule, || {
+            Schedule::parse(&input.schedule, &timezone)
         })?;
+        self.ready().await?;
+        let next = next_after(&input.schedule, &timezone, self.inner.store.now().await?)?
+            .ok_or_else(|| {
+                QueueError::invalid(format!(
+                    "invalid schedule {:?}: it never matches a date",
+                    input.schedule
+                ))
+            })?;
+        let now = (self.inner.tuning.clock)();
         let row = RecurringJob {
             id: Uuid::new_v4().to_string(),
             name: input.name,
@@ -385,7 +454,6 @@ impl Scheduler {
             created_at: now,
             updated_at: now,
         };
-        self.ready().await?;
         self.inner.store.upsert_recurring(&row).await
     }
 
@@ -395,14 +463,14 @@ impl Scheduler {
         let Some(row) = self.inner.store.get_recurring(name).await? else {
             return Ok(false);
         };
-        let now = now_ms();
-        let next = Schedule::parse(&row.schedule, &row.timezone)?.next_after(now);
-        self.inner.store.enable_recurring(name, next, now).await
+        let now = self.inner.store.now().await?;
+        let next = next_after(&row.schedule, &row.timezone, now)?;
+        self.inner.store.enable_recurring(name, next).await
     }
 
     pub async fn disable_recurring(&self, name: &str) -> Result<bool> {
         self.ready().await?;
-        self.inner.store.disable_recurring(name, now_ms()).await
+        self.inner.store.disable_recurring(name).await
     }
 
     pub async fn delete_recurring(&self, name: &str) -> Result<bool> {
@@ -424,9 +492,8 @@ impl Scheduler {
         self.flush_pending().await?;
         let mut out = PollOutcome::default();
         let batch = self.inner.tuning.batch_size;
-        let lease = self.inner.tuning.lease.as_millis() as Millis;
-        let now = now_ms();
-        let (scheduled_due, recurring_due) = self.inner.store.has_due(now, now - lease).await?;
+        let lease = self.inner.tuning.lease;
+        let (scheduled_due, recurring_due) = self.inner.store.has_due(lease).await?;
         if scheduled_due {
             let (ok, failed) = self.drain_scheduled(batch, lease).await?;
             out.scheduled += ok;
@@ -442,17 +509,16 @@ impl Scheduler {
 
     /// Claim and enqueue due one-time rows batch by batch until none is left or a whole
     /// batch fails; returns (enqueued, failed).
-    async fn drain_scheduled(&self, batch: usize, lease: Millis) -> Result<(usize, usize)> {
+    async fn drain_scheduled(&self, batch: usize, lease: Duration) -> Result<(usize, usize)> {
         let (mut ok, mut failed) = (0, 0);
         loop {
-            let now = now_ms();
-            let rows = self
+            let claim = self
                 .inner
                 .store
-                .claim_scheduled(now, now - lease, batch as i64)
+                .claim_scheduled(lease, batch as i64)
                 .await?;
-            let claimed = rows.len();
-            let (o, f) = self.enqueue_scheduled(rows, now).await?;
+            let claimed = claim.rows.len() + claim.unreadable.len();
+            let (o, f) = self.enqueue_scheduled(claim).await?;
             ok += o;
             failed += f;
             if claimed < batch || o == 0 {
@@ -462,17 +528,16 @@ impl Scheduler {
     }
 
     /// The same for recurring occurrences.
-    async fn drain_recurring(&self, batch: usize, lease: Millis) -> Result<(usize, usize)> {
+    async fn drain_recurring(&self, batch: usize, lease: Duration) -> Result<(usize, usize)> {
         let (mut ok, mut failed) = (0, 0);
         loop {
-            let now = now_ms();
-            let rows = self
+            let claim = self
                 .inner
                 .store
-                .claim_recurring(now, now + lease, batch as i64)
+                .claim_recurring(lease, batch as i64)
                 .await?;
-            let claimed = rows.len();
-            let (o, f) = self.enqueue_recurring(rows, now, now + lease).await?;
+            let claimed = claim.rows.len() + claim.unreadable.len();
+            let (o, f) = self.enqueue_recurring(claim).await?;
             ok += o;
             failed += f;
             if claimed < batch || o == 0 {
@@ -481,106 +546,127 @@ impl Scheduler {
         }
     }
 
-    /// Enqueue claimed one-time rows; returns (enqueued, failed).
-    async fn enqueue_scheduled(
-        &self,
-        rows: Vec<ScheduledJob>,
-        claimed_at: Millis,
-    ) -> Result<(usize, usize)> {
-        if rows.is_empty() {
-            return Ok((0, 0));
-        }
+    /// Enqueue claimed one-time rows; returns (enqueued, failed). A row that can never be
+    /// enqueued becomes `cancelled` with its error; one that failed otherwise goes back to
+    /// `scheduled` with its error, for the next poll.
+    async fn enqueue_scheduled(&self, claim: Claim<ScheduledJob>) -> Result<(usize, usize)> {
+        let Claim { rows, unreadable } = claim;
         let jobs: Vec<Result<NewJob>> = rows
             .iter()
             .map(|r| new_job(&r.job_type, &r.payload, &r.options))
             .collect();
         let results = self.enqueue_all(jobs).await;
         let store = &self.inner.store;
-        let mut done = Vec::with_capacity(rows.len());
-        let mut failures = Vec::new();
+        // Enqueued ids by claim token (one token per claim).
+        let mut done: BTreeMap<Millis, Vec<String>> = BTreeMap::new();
+        let mut failures: Vec<(String, Millis, &str, String)> = unreadable
+            .into_iter()
+            .map(|u: Unreadable| (u.id, u.token, STATUS_CANCELLED, u.error))
+            .collect();
         for (row, res) in rows.into_iter().zip(results) {
             match res {
-                Ok(()) => done.push(row.id),
-                Err(e) => failures.push((row.id, e.to_string())),
+                Ok(()) => done.entry(row.updated_at).or_default().push(row.id),
+                Err(e) => {
+                    let status = if permanent(&e) {
+                        STATUS_CANCELLED
+                    } else {
+                        STATUS_SCHEDULED
+                    };
+                    failures.push((row.id, row.updated_at, status, e.to_string()));
+                }
             }
         }
-        let ok = done.len();
+        let ok = done.values().map(Vec::len).sum();
         // Record the enqueues first: they must not be repeated.
-        if ok > 0 {
-            if let Err(e) = store.mark_enqueued(&done, claimed_at, now_ms()).await {
-                lock(&self.inner.pending).push(Pending::Enqueued {
-                    ids: done,
-                    claimed_at,
-                });
+        let mut groups = done.into_iter();
+        while let Some((claimed_at, ids)) = groups.next() {
+            if let Err(e) = store.mark_enqueued(&ids, claimed_at).await {
+                let mut pending = lock(&self.inner.pending);
+                pending.push(Pending::Enqueued { ids, claimed_at });
+                pending
+                    .extend(groups.map(|(claimed_at, ids)| Pending::Enqueued { ids, claimed_at }));
                 return Err(e);
             }
         }
-        if let Some((id, error)) = failures.first() {
-            tracing::warn!(failed = failures.len(), first_id = %id, %error, "scheduled jobs could not be enqueued; retrying at the next poll");
+        if let Some((id, _, status, error)) = failures.first() {
+            tracing::warn!(failed = failures.len(), first_id = %id, first_status = %status, %error, "scheduled jobs could not be enqueued; cancelled when they never can be, else retried at the next poll");
         }
         // A failed release leaves the row claimed: it comes back when the lease ends.
-        for (id, error) in &failures {
+        for (id, claimed_at, status, error) in &failures {
             store
-                .release_scheduled(id, claimed_at, STATUS_SCHEDULED, error, now_ms())
+                .release_scheduled(id, *claimed_at, status, error)
                 .await?;
         }
         Ok((ok, failures.len()))
     }
 
-    /// Enqueue claimed recurring occurrences; returns (enqueued, failed).
-    async fn enqueue_recurring(
-        &self,
-        rows: Vec<RecurringJob>,
-        now: Millis,
-        lease_until: Millis,
-    ) -> Result<(usize, usize)> {
-        if rows.is_empty() {
-            return Ok((0, 0));
+    /// Enqueue claimed recurring occurrences; returns (enqueued, failed). Times come from the
+    /// claim (the database's clock). A row whose schedule does not parse is not run: it gets
+    /// `lastError` and no `nextRunAt` until it is registered again.
+    async fn enqueue_recurring(&self, claim: Claim<RecurringClaim>) -> Result<(usize, usize)> {
+        let Claim { rows, unreadable } = claim;
+        let mut writes: Vec<Pending> = Vec::with_capacity(rows.len() + unreadable.len());
+        let mut failed = unreadable.len();
+        for u in unreadable {
+            tracing::warn!(id = %u.id, error = %u.error, "recurring job cannot be read; it will not run until registered again");
+            writes.push(Pending::Recurring {
+                id: u.id,
+                lease_until: u.token,
+                next_run_at: None,
+                last_run_at: None,
+                last_error: Some(u.error),
+            });
         }
-        let jobs = rows
+        // The next run of each row, or why there is none.
+        let mut runnable = Vec::with_capacity(rows.len());
+        for c in rows {
+            let occurrence = c.job.next_run_at.unwrap_or(c.claimed_at);
+            match next_run(&c.job.schedule, &c.job.timezone, occurrence, c.claimed_at) {
+                Ok(next) => runnable.push((c, occurrence, next)),
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(name = %c.job.name, error = %e, "recurring job has an invalid schedule; it will not run until registered again");
+                    writes.push(Pending::Recurring {
+                        id: c.job.id,
+                        lease_until: c.lease_until,
+                        next_run_at: None,
+                        last_run_at: None,
+                        last_error: Some(e.to_string()),
+                    });
+                }
+            }
+        }
+        let jobs = runnable
             .iter()
-            .map(|r| new_job(&r.job_type, &r.payload, &r.options))
+            .map(|(c, _, _)| new_job(&c.job.job_type, &c.job.payload, &c.job.options))
             .collect();
         let results = self.enqueue_all(jobs).await;
-        let mut writes = Vec::with_capacity(rows.len());
-        let (mut ok, mut failed) = (0, 0);
-        for (row, res) in rows.into_iter().zip(results) {
-            let occurrence = row.next_run_at.unwrap_or(now);
-            let write = match res {
+        let mut ok = 0;
+        for ((c, occurrence, next), res) in runnable.into_iter().zip(results) {
+            let (next_run_at, last_run_at, last_error) = match res {
                 Ok(()) => {
                     ok += 1;
-                    let (next_run_at, last_error) = match Schedule::parse(
-                        &row.schedule,
-                        &row.timezone,
-                    ) {
-                        Ok(s) => (s.next_run(occurrence, now), None),
-                        Err(e) => {
-                            tracing::warn!(name = %row.name, error = %e, "recurring job has an invalid schedule; it will not run again until re-registered");
-                            (None, Some(e.to_string()))
-                        }
-                    };
-                    Pending::Recurring {
-                        id: row.id,
-                        lease_until,
-                        next_run_at,
-                        last_run_at: Some(now),
-                        last_error,
-                    }
+                    (next, Some(c.claimed_at), None)
                 }
                 Err(e) => {
                     failed += 1;
-                    tracing::warn!(name = %row.name, error = %e, "recurring job could not be enqueued; retrying at the next poll");
-                    // Due again at once; lastRunAt kept.
-                    Pending::Recurring {
-                        id: row.id,
-                        lease_until,
-                        next_run_at: Some(occurrence),
-                        last_run_at: None,
-                        last_error: Some(e.to_string()),
+                    if permanent(&e) {
+                        tracing::warn!(name = %c.job.name, error = %e, "recurring job can never be enqueued as stored; skipping this run");
+                        (next, None, Some(e.to_string()))
+                    } else {
+                        tracing::warn!(name = %c.job.name, error = %e, "recurring job could not be enqueued; retrying at the next poll");
+                        // Due again at once; lastRunAt kept.
+                        (Some(occurrence), None, Some(e.to_string()))
                     }
                 }
             };
-            writes.push(write);
+            writes.push(Pending::Recurring {
+                id: c.job.id,
+                lease_until: c.lease_until,
+                next_run_at,
+                last_run_at,
+                last_error,
+            });
         }
         self.write_pending(writes).await?;
         Ok((ok, failed))
@@ -590,6 +676,9 @@ impl Scheduler {
     /// bad job does not hold back the rest. A result per input, in order.
     async fn enqueue_all(&self, jobs: Vec<Result<NewJob>>) -> Vec<Result<()>> {
         let provider = &self.inner.provider;
+        if jobs.is_empty() {
+            return Vec::new();
+        }
         if jobs.iter().all(|j| j.is_ok()) {
             let batch: Vec<NewJob> = jobs
                 .iter()
@@ -636,7 +725,7 @@ impl Scheduler {
         let store = &self.inner.store;
         match w {
             Pending::Enqueued { ids, claimed_at } => {
-                store.mark_enqueued(ids, *claimed_at, now_ms()).await?;
+                store.mark_enqueued(ids, *claimed_at).await?;
             }
             Pending::Recurring {
                 id,
@@ -649,7 +738,6 @@ impl Scheduler {
                     next_run_at: *next_run_at,
                     last_run_at: *last_run_at,
                     last_error: last_error.as_deref(),
-                    now: now_ms(),
                 };
                 if !store.finish_recurring(id, *lease_until, done).await? {
                     tracing::debug!(id = %id, "recurring job changed while it was being enqueued; keeping the change");

@@ -3,33 +3,21 @@
 
 mod scheduler_support;
 
-use chaaskit_queue_core::config::SchedulerConfig;
 use chaaskit_queue_core::job::now_ms;
 use chaaskit_queue_core::provider::DelaySink;
 use chaaskit_queue_core::schedule::Schedule;
 use chaaskit_queue_core::scheduler::{RecurringInput, Scheduler, SchedulerTuning};
 use chaaskit_queue_core::store;
 use chaaskit_queue_core::{EnqueueOptions, JobStatus, NewJob, SharedProvider};
-use scheduler_support::{raw, Db, TestProvider, PRISMA_PG_DDL, PRISMA_SQLITE_DDL};
+use scheduler_support::{config, raw, Db, TestProvider, PRISMA_PG_DDL, PRISMA_SQLITE_DDL};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 const HOUR: i64 = 3_600_000;
 
-fn config(db: &Db, poll_ms: u64) -> SchedulerConfig {
-    SchedulerConfig {
-        enabled: true,
-        poll_interval: poll_ms,
-        database_url: Some(db.url().to_owned()),
-        auto_migrate: true,
-    }
-}
-
 fn scheduler(db: &Db, provider: &Arc<TestProvider>, tuning: SchedulerTuning) -> Scheduler {
-    let p: SharedProvider = provider.clone();
-    let store = store::open(db.url()).expect("open store");
-    Scheduler::with_tuning(p, store, config(db, 60_000), tuning)
+    scheduler_support::scheduler(db, provider, 60_000, tuning)
 }
 
 fn recurring(name: &str, job_type: &str, schedule: &str, tz: Option<&str>) -> RecurringInput {
@@ -562,9 +550,8 @@ async fn crashed_claims_come_back(db: &Db) {
 
     // The "crashed" instance claims both and vanishes.
     let dead = store::open(db.url()).unwrap();
-    let t = now_ms();
-    assert_eq!(dead.claim_scheduled(t, t - 400, 10).await.unwrap().len(), 1);
-    assert_eq!(dead.claim_recurring(t, t + 400, 10).await.unwrap().len(), 1);
+    assert_eq!(dead.claim_scheduled(lease, 10).await.unwrap().rows.len(), 1);
+    assert_eq!(dead.claim_recurring(lease, 10).await.unwrap().rows.len(), 1);
     assert_eq!(
         s.get_scheduled_job(&row.id).await.unwrap().unwrap().status,
         "scheduled",

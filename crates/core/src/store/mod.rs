@@ -1,12 +1,16 @@
 //! Where the scheduler keeps its rows: the `ScheduledJob` and `RecurringJob` tables of the
 //! spec, on PostgreSQL or SQLite, chosen by URL. The claims here are what make many
 //! scheduler instances on one database enqueue each job exactly once.
+//!
+//! Time: claims, leases and every `updatedAt` the store writes on its own use the
+//! database's clock, so a host whose clock is off cannot take over another's live claim.
+//! Only rows the caller builds (`insert_scheduled`, `upsert_recurring`) carry its dates.
 
-mod postgres;
-mod sqlite;
+mod db;
+mod dialect;
+mod sql;
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
 
 use crate::config::SchedulerConfig;
 use crate::error::{QueueError, Result};
@@ -15,6 +19,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 // The statuses below appear as literals in the SQL, so PostgreSQL plans knowing that
 // `scheduled`/`enqueuing` rows are few among many `enqueued` ones.
@@ -66,7 +71,60 @@ pub struct RecurringJob {
     pub updated_at: Millis,
 }
 
-/// The scheduler's storage. Every time argument is epoch milliseconds (UTC).
+/// What a claim took: the rows, and the rows it took but could not read (kept apart, so
+/// that one bad row does not hold back the others).
+#[derive(Debug)]
+pub struct Claim<T> {
+    pub rows: Vec<T>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl<T> Default for Claim<T> {
+    fn default() -> Self {
+        Claim {
+            rows: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+impl<T> Claim<T> {
+    /// Keep a row that failed to decode, when its id and claim token can be read.
+    pub(crate) fn set_aside(&mut self, id: Result<String>, token: Result<Millis>, e: QueueError) {
+        match (id, token) {
+            (Ok(id), Ok(token)) => self.unreadable.push(Unreadable {
+                id,
+                token,
+                error: format!("unreadable row: {e}"),
+            }),
+            _ => {
+                tracing::error!(error = %e, "a claimed scheduler row cannot be read, nor its id; it comes back when its lease ends")
+            }
+        }
+    }
+}
+
+/// A claimed row that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub id: String,
+    /// The claim token: `updatedAt` of a `ScheduledJob`, `nextRunAt` of a `RecurringJob`.
+    pub token: Millis,
+    pub error: String,
+}
+
+/// A claimed recurring occurrence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecurringClaim {
+    /// The row as it was before the claim: `next_run_at` is the occurrence claimed.
+    pub job: RecurringJob,
+    /// When the claim was made, by the database's clock.
+    pub claimed_at: Millis,
+    /// The `nextRunAt` the claim wrote (its token).
+    pub lease_until: Millis,
+}
+
+/// The scheduler's storage. Every time is epoch milliseconds (UTC).
 #[async_trait]
 pub trait ScheduleStore: Send + Sync + 'static {
     /// `"postgres"` or `"sqlite"`.
@@ -75,30 +133,28 @@ pub trait ScheduleStore: Send + Sync + 'static {
     /// Create the tables and indexes that are missing (the spec's `db:push`).
     async fn migrate(&self) -> Result<()>;
 
+    /// The database's clock.
+    async fn now(&self) -> Result<Millis>;
+
     async fn insert_scheduled(&self, job: &ScheduledJob) -> Result<()>;
 
     async fn get_scheduled(&self, id: &str) -> Result<Option<ScheduledJob>>;
 
     /// `scheduled` → `cancelled`; false when the row is missing or in another state.
-    async fn cancel_scheduled(&self, id: &str, now: Millis) -> Result<bool>;
+    async fn cancel_scheduled(&self, id: &str) -> Result<bool>;
 
     /// Whether any `ScheduledJob` row (as [`ScheduleStore::claim_scheduled`] would take) and
     /// any `RecurringJob` row (as [`ScheduleStore::claim_recurring`] would take) is due: one
     /// cheap read, so an idle poll writes nothing.
-    async fn has_due(&self, now: Millis, stale_before: Millis) -> Result<(bool, bool)>;
+    async fn has_due(&self, lease: Duration) -> Result<(bool, bool)>;
 
-    /// Atomically take up to `limit` rows that are `scheduled` and due at `now`, or
-    /// `enqueuing` under a lease that began at or before `stale_before`: they become
-    /// `enqueuing` with `updatedAt = now` (the claim token).
-    async fn claim_scheduled(
-        &self,
-        now: Millis,
-        stale_before: Millis,
-        limit: i64,
-    ) -> Result<Vec<ScheduledJob>>;
+    /// Atomically take up to `limit` rows that are `scheduled` and due, or `enqueuing` under
+    /// a claim older than `lease`: they become `enqueuing` with `updatedAt` = the database's
+    /// now, the claim token (the same in every row of one claim).
+    async fn claim_scheduled(&self, lease: Duration, limit: i64) -> Result<Claim<ScheduledJob>>;
 
     /// `enqueuing` rows claimed at `claimed_at` → `enqueued` (error cleared). Returns rows changed.
-    async fn mark_enqueued(&self, ids: &[String], claimed_at: Millis, now: Millis) -> Result<u64>;
+    async fn mark_enqueued(&self, ids: &[String], claimed_at: Millis) -> Result<u64>;
 
     /// Give back a row claimed at `claimed_at`: set `status` (`scheduled` to retry, or
     /// `cancelled` when it can never be enqueued) and `error`.
@@ -108,7 +164,6 @@ pub trait ScheduleStore: Send + Sync + 'static {
         claimed_at: Millis,
         status: &str,
         error: &str,
-        now: Millis,
     ) -> Result<bool>;
 
     /// Insert, or update the row with the same name (keeping its id, `createdAt` and
@@ -117,29 +172,19 @@ pub trait ScheduleStore: Send + Sync + 'static {
 
     async fn get_recurring(&self, name: &str) -> Result<Option<RecurringJob>>;
 
-    async fn enable_recurring(
-        &self,
-        name: &str,
-        next_run_at: Option<Millis>,
-        now: Millis,
-    ) -> Result<bool>;
+    async fn enable_recurring(&self, name: &str, next_run_at: Option<Millis>) -> Result<bool>;
 
-    async fn disable_recurring(&self, name: &str, now: Millis) -> Result<bool>;
+    async fn disable_recurring(&self, name: &str) -> Result<bool>;
 
     async fn delete_recurring(&self, name: &str) -> Result<bool>;
 
     /// All rows, sorted by name.
     async fn list_recurring(&self) -> Result<Vec<RecurringJob>>;
 
-    /// Atomically take up to `limit` enabled rows whose `nextRunAt` is at or before `now`,
-    /// moving `nextRunAt` to `lease_until` (the claim token; a crashed claimer's occurrence
-    /// comes due again then). Returned rows carry the claimed occurrence in `next_run_at`.
-    async fn claim_recurring(
-        &self,
-        now: Millis,
-        lease_until: Millis,
-        limit: i64,
-    ) -> Result<Vec<RecurringJob>>;
+    /// Atomically take up to `limit` enabled rows whose `nextRunAt` has come, moving
+    /// `nextRunAt` to the database's now + `lease` (the claim token; a crashed claimer's
+    /// occurrence comes due again then).
+    async fn claim_recurring(&self, lease: Duration, limit: i64) -> Result<Claim<RecurringClaim>>;
 
     /// End a claim made with `lease_until`: set `nextRunAt`, `lastError`, `updatedAt`, and
     /// `lastRunAt` when given. False when the row changed meanwhile (re-registered, deleted).
@@ -157,7 +202,6 @@ pub struct RecurringDone<'a> {
     pub next_run_at: Option<Millis>,
     pub last_run_at: Option<Millis>,
     pub last_error: Option<&'a str>,
-    pub now: Millis,
 }
 
 /// A shared store.
@@ -192,7 +236,7 @@ pub fn open(url: &str) -> Result<SharedStore> {
         .unwrap_or_default()
         .to_ascii_lowercase();
     match scheme.as_str() {
-        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect_lazy(url)?)),
+        "postgres" | "postgresql" => Ok(Arc::new(SqlStore::new(db::Pool::postgres(url)?))),
         "sqlite" => {
             if url == format!("sqlite:{DEFAULT_SQLITE_PATH}?mode=rwc") {
                 if let Some(dir) = Path::new(DEFAULT_SQLITE_PATH).parent() {
@@ -201,7 +245,7 @@ pub fn open(url: &str) -> Result<SharedStore> {
                     })?;
                 }
             }
-            Ok(Arc::new(SqliteStore::connect_lazy(url)?))
+            Ok(Arc::new(SqlStore::new(db::Pool::sqlite(url)?)))
         }
         _ => Err(QueueError::invalid(format!(
             "unsupported scheduler database URL scheme {:?} (expected postgres://, postgresql:// or sqlite:)",
@@ -215,33 +259,9 @@ pub fn open_for(config: &SchedulerConfig) -> Result<SharedStore> {
     open(&resolve_url(config))
 }
 
-/// A store error that says which database URL failed, without its password.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_password() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
-        assert_eq!(redact("sqlite:x.db"), "sqlite:x.db");
-    }
 
     #[test]
     fn url_precedence() {

@@ -3,20 +3,43 @@
 #![allow(dead_code)]
 
 use async_trait::async_trait;
-use chaaskit_queue_core::config::MemoryConfig;
+use chaaskit_queue_core::config::{MemoryConfig, SchedulerConfig};
 use chaaskit_queue_core::memory::MemoryQueue;
 use chaaskit_queue_core::provider::{DelaySink, QueueProvider};
+use chaaskit_queue_core::scheduler::{Scheduler, SchedulerTuning};
+use chaaskit_queue_core::{store, SharedProvider};
 use chaaskit_queue_core::{Job, NewJob, QueueError, QueueStats, ReceivedJob, Result};
 use serde_json::value::RawValue;
 use sqlx::{Connection, Executor, PgConnection};
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+/// The PostgreSQL the tests create their databases on; `CHAASKIT_TEST_PG_URL` overrides it.
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn pg_admin_url() -> String {
+    std::env::var("CHAASKIT_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| PG_ADMIN_URL.to_owned())
+}
+
+/// Report that the running test is skipped because `why`, where `cargo test` shows it (the
+/// harness captures `println!`, not the process's stdout); under `CI=true`, fail instead.
+pub fn skipped(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}; a skip is a failure under CI=true");
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\nSKIPPED {test}: {why}");
+    let _ = out.flush();
+}
 
 /// Prisma's DDL for the spec's models on PostgreSQL (`prisma migrate diff` output), as an
 /// app database that Prisma made holds them.
@@ -113,13 +136,11 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A fresh database, or `None` (test skipped, loudly) when PostgreSQL is not running —
 /// a failure instead when `CI=true`.
 pub async fn fresh_pg() -> Option<PgDb> {
-    let mut admin = match PgConnection::connect(PG_ADMIN_URL).await {
+    let admin_url = pg_admin_url();
+    let mut admin = match PgConnection::connect(&admin_url).await {
         Ok(c) => c,
         Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("PostgreSQL at {PG_ADMIN_URL} is required in CI: {e}");
-            }
-            eprintln!("SKIPPED: PostgreSQL not reachable at {PG_ADMIN_URL}: {e}");
+            skipped(&format!("PostgreSQL not reachable at {admin_url}: {e}"));
             return None;
         }
     };
@@ -137,12 +158,17 @@ pub async fn fresh_pg() -> Option<PgDb> {
         .execute(format!("CREATE DATABASE \"{name}\"").as_str())
         .await
         .expect("create test database");
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let server = admin_url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit_once('/'))
+        .map_or(admin_url.as_str(), |(server, _db)| server);
+    let url = format!("{server}/{name}");
     Some(PgDb { name, url })
 }
 
 async fn drop_database(name: &str) {
-    if let Ok(mut admin) = PgConnection::connect(PG_ADMIN_URL).await {
+    if let Ok(mut admin) = PgConnection::connect(&pg_admin_url()).await {
         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
         let _ = admin.execute(sql.as_str()).await;
     }
@@ -264,7 +290,9 @@ impl TestProvider {
             });
         }
         drop(log);
-        if let Some(h) = self.after_enqueue.lock().unwrap().as_ref() {
+        // A hook may panic (a test of the poll loop): take the lock even if a panic poisoned it.
+        let hook = self.after_enqueue.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = hook.as_ref() {
             h();
         }
     }
@@ -486,30 +514,58 @@ impl Db {
         assert_eq!(n, 1, "no recurring job {name}");
     }
 
-    /// Count `ScheduledJob` rows with a status.
-    pub async fn count_status(&self, status: &str) -> i64 {
-        let sql = r#"SELECT COUNT(*) AS n FROM "ScheduledJob" WHERE "status" = $1"#;
+    /// The one value `sql` selects, with `$1` bound to `arg` when given.
+    pub async fn scalar<T>(&self, sql: &str, arg: Option<&str>) -> T
+    where
+        T: Send + Unpin,
+        (T,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+    {
         match self {
             Db::Pg(d) => {
                 let mut c = d.conn().await;
-                sqlx::query_scalar(sql)
-                    .bind(status)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
+                let q = sqlx::query_scalar(sql);
+                let q = if let Some(a) = arg { q.bind(a) } else { q };
+                q.fetch_one(&mut c).await.expect("scalar")
             }
             Db::Lite(d) => {
                 let mut c = sqlx::SqliteConnection::connect(&d.url)
                     .await
                     .expect("sqlite connect");
-                sqlx::query_scalar(sql)
-                    .bind(status)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
+                let q = sqlx::query_scalar(sql);
+                let q = if let Some(a) = arg { q.bind(a) } else { q };
+                q.fetch_one(&mut c).await.expect("scalar")
             }
         }
     }
+
+    /// Count `ScheduledJob` rows with a status.
+    pub async fn count_status(&self, status: &str) -> i64 {
+        let sql = r#"SELECT COUNT(*) AS n FROM "ScheduledJob" WHERE "status" = $1"#;
+        self.scalar(sql, Some(status)).await
+    }
+}
+
+/// The scheduler config the tests use: `db`, polling every `poll_ms`.
+pub fn config(db: &Db, poll_ms: u64) -> SchedulerConfig {
+    SchedulerConfig {
+        enabled: true,
+        poll_interval: poll_ms,
+        database_url: Some(db.url().to_owned()),
+        auto_migrate: true,
+    }
+}
+
+/// A scheduler on `db` with a store (connection pool) of its own, as another process has.
+pub fn scheduler(
+    db: &Db,
+    provider: &Arc<TestProvider>,
+    poll_ms: u64,
+    tuning: SchedulerTuning,
+) -> Scheduler {
+    let p: SharedProvider = provider.clone();
+    let store = store::open(db.url()).expect("open store");
+    Scheduler::with_tuning(p, store, config(db, poll_ms), tuning)
 }
 
 /// Run `$body(db)` against a fresh PostgreSQL database and a fresh SQLite file.

@@ -1,0 +1,292 @@
+//! The two database drivers behind one small surface: connect, run a statement with bound
+//! values, read a column. Dates cross as epoch milliseconds and are stored as each dialect keeps them.
+
+use super::dialect::Dialect;
+use crate::error::{QueueError, Result};
+use crate::job::Millis;
+use crate::redact::redact_url;
+use chrono::{DateTime, NaiveDateTime};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Database, Decode, Encode, PgConnection, PgPool, Postgres, Row as _, Sqlite};
+use sqlx::{SqliteConnection, SqlitePool, Transaction, Type};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A value bound to a `$n` placeholder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i64),
+    Flag(bool),
+    Time(Millis),
+    OptTime(Option<Millis>),
+}
+
+/// A connection pool of either kind.
+pub(crate) enum Pool {
+    Pg(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A transaction of either kind.
+pub(crate) enum Tx {
+    Pg(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// A connection of either kind.
+enum Conn<'c> {
+    Pg(&'c mut PgConnection),
+    Sqlite(&'c mut SqliteConnection),
+}
+
+/// A result row of either kind.
+pub(crate) enum Row {
+    Pg(PgRow),
+    Sqlite(SqliteRow),
+}
+
+impl Pool {
+    /// A PostgreSQL pool; connections open on first use (call inside a tokio runtime).
+    pub(crate) fn postgres(url: &str) -> Result<Pool> {
+        let opts = PgConnectOptions::from_str(url).map_err(|e| {
+            QueueError::invalid(format!("invalid PostgreSQL URL {:?}: {e}", redact_url(url)))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(opts);
+        Ok(Pool::Pg(pool))
+    }
+
+    /// A SQLite pool for a `sqlite:` URL, creating the file if missing; connections open on
+    /// first use (call inside a tokio runtime).
+    pub(crate) fn sqlite(url: &str) -> Result<Pool> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| {
+                QueueError::invalid(format!("invalid SQLite URL {:?}: {e}", redact_url(url)))
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // An in-memory database lives as long as its one connection.
+        let (connections, idle, lifetime) = if in_memory {
+            (1, None, None)
+        } else {
+            (
+                4,
+                Some(Duration::from_secs(600)),
+                Some(Duration::from_secs(1800)),
+            )
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .idle_timeout(idle)
+            .max_lifetime(lifetime)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(opts);
+        Ok(Pool::Sqlite(pool))
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Pg(_) => Dialect::Postgres,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Run SQL text of several statements, without parameters.
+    pub(crate) async fn script(&self, sql: &str) -> Result<()> {
+        match self {
+            Pool::Pg(p) => sqlx::raw_sql(sql).execute(p).await.map(drop)?,
+            Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Begin a transaction with `statement` (`BEGIN`, `BEGIN IMMEDIATE`).
+    pub(crate) async fn begin(&self, statement: &'static str) -> Result<Tx> {
+        Ok(match self {
+            Pool::Pg(p) => Tx::Pg(p.begin_with(statement).await?),
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(statement).await?),
+        })
+    }
+
+    /// The rows of one statement.
+    pub(crate) async fn fetch(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
+        match self {
+            Pool::Pg(p) => Conn::Pg(&mut *p.acquire().await?).fetch(sql, args).await,
+            Pool::Sqlite(p) => {
+                Conn::Sqlite(&mut *p.acquire().await?)
+                    .fetch(sql, args)
+                    .await
+            }
+        }
+    }
+
+    /// Run one statement; the number of rows it changed.
+    pub(crate) async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        match self {
+            Pool::Pg(p) => Conn::Pg(&mut *p.acquire().await?).execute(sql, args).await,
+            Pool::Sqlite(p) => {
+                Conn::Sqlite(&mut *p.acquire().await?)
+                    .execute(sql, args)
+                    .await
+            }
+        }
+    }
+}
+
+impl Tx {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Pg(t) => Conn::Pg(&mut *t),
+            Tx::Sqlite(t) => Conn::Sqlite(&mut *t),
+        }
+    }
+
+    pub(crate) async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
+        self.conn().fetch(sql, args).await
+    }
+
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Pg(t) => t.commit().await?,
+            Tx::Sqlite(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A PostgreSQL `TIMESTAMP(3)` value (UTC) for epoch milliseconds.
+fn pg_time(ms: Millis) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+/// Bind `args` in order, with dates as `time` makes them.
+fn bind<'q, DB, T>(
+    mut q: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    args: &[Arg<'q>],
+    time: fn(Millis) -> T,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    DB: Database,
+    T: 'q + Send + Encode<'q, DB> + Type<DB>,
+    Option<T>: Encode<'q, DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+{
+    for a in args {
+        q = match *a {
+            Arg::Text(v) => q.bind(v),
+            Arg::OptText(v) => q.bind(v),
+            Arg::Int(v) => q.bind(v),
+            Arg::Flag(v) => q.bind(v),
+            Arg::Time(v) => q.bind(time(v)),
+            Arg::OptTime(v) => q.bind(v.map(time)),
+        };
+    }
+    q
+}
+
+impl Conn<'_> {
+    async fn fetch(self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
+        Ok(match self {
+            Conn::Pg(c) => bind(sqlx::query(sql), args, pg_time)
+                .fetch_all(c)
+                .await?
+                .into_iter()
+                .map(Row::Pg)
+                .collect(),
+            Conn::Sqlite(c) => bind(sqlx::query(sql), args, std::convert::identity)
+                .fetch_all(c)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+        })
+    }
+
+    async fn execute(self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        Ok(match self {
+            Conn::Pg(c) => bind(sqlx::query(sql), args, pg_time)
+                .execute(c)
+                .await?
+                .rows_affected(),
+            Conn::Sqlite(c) => bind(sqlx::query(sql), args, std::convert::identity)
+                .execute(c)
+                .await?
+                .rows_affected(),
+        })
+    }
+}
+
+/// Date text SQLite may hold (`CURRENT_TIMESTAMP` defaults, ISO strings), read as UTC.
+const SQLITE_DATE_FORMATS: [&str; 3] = [
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%S%.f",
+];
+
+fn column_error(col: &str, why: impl std::fmt::Display) -> QueueError {
+    QueueError::Store(format!("scheduler database: column {col} {why}"))
+}
+
+impl Row {
+    /// A column of a type both drivers decode the same way (text, booleans).
+    pub(crate) fn get<T>(&self, col: &str) -> Result<T>
+    where
+        T: for<'r> Decode<'r, Postgres>
+            + Type<Postgres>
+            + for<'r> Decode<'r, Sqlite>
+            + Type<Sqlite>,
+    {
+        match self {
+            Row::Pg(r) => r.try_get(col),
+            Row::Sqlite(r) => r.try_get(col),
+        }
+        .map_err(|e| column_error(col, e))
+    }
+
+    /// A nullable date column as epoch milliseconds. SQLite may hold an integer or text.
+    pub(crate) fn opt_time(&self, col: &str) -> Result<Option<Millis>> {
+        let r = match self {
+            Row::Pg(r) => {
+                let t: Option<NaiveDateTime> = r.try_get(col).map_err(|e| column_error(col, e))?;
+                return Ok(t.map(|t| t.and_utc().timestamp_millis()));
+            }
+            Row::Sqlite(r) => r,
+        };
+        if let Ok(v) = r.try_get::<Option<i64>, _>(col) {
+            return Ok(v);
+        }
+        let text: String = r.try_get(col).map_err(|e| column_error(col, e))?;
+        SQLITE_DATE_FORMATS
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(&text, f).ok())
+            .map(|t| t.and_utc().timestamp_millis())
+            .or_else(|| {
+                DateTime::parse_from_rfc3339(&text)
+                    .ok()
+                    .map(|t| t.timestamp_millis())
+            })
+            .map(Some)
+            .ok_or_else(|| column_error(col, format_args!("holds {text:?}, not a date")))
+    }
+
+    /// A date column that may not be NULL.
+    pub(crate) fn time(&self, col: &str) -> Result<Millis> {
+        self.opt_time(col)?
+            .ok_or_else(|| column_error(col, "is NULL"))
+    }
+}

@@ -83,15 +83,25 @@ impl NativeWorker {
     }
 
     /// Run until stopped. `on_jobs(json)` starts a batch; `on_abort(tokens, reason)` aborts signals.
-    #[napi]
-    pub async fn run(&self, on_jobs: StartJobs, on_abort: AbortJobs) -> Result<()> {
+    /// The worker counts as running when this returns its promise, so a `stop()` called right
+    /// after it ends this run.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn run<'env>(
+        &self,
+        env: &'env Env,
+        on_jobs: StartJobs,
+        on_abort: AbortJobs,
+    ) -> Result<PromiseRaw<'env, ()>> {
         *self
             .runtime
             .callbacks
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some((on_jobs, on_abort));
-        self.core.run().await;
-        Ok(())
+        let run = self.core.run();
+        env.spawn_future(async move {
+            run.await;
+            Ok(())
+        })
     }
 
     #[napi]

@@ -1,6 +1,5 @@
 //! The AWS SQS provider: the `QueueProvider` contract on an SQS queue, in the old JavaScript
-//! queue's message format. This module holds the provider's state and wiring; each concern
-//! (sending, receiving, settling, heartbeat, dead letters, stats) has a submodule of its own.
+//! queue's message format. Here: its shared state and wiring; each concern is a submodule.
 //!
 //! What SQS cannot tell, this provider keeps per process: `getJob` answers for the jobs this
 //! process enqueued or received recently (the 10,000 most recently touched, within 32 MiB),

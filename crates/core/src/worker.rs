@@ -120,6 +120,8 @@ struct State {
     /// When the timer wakes by itself (`None`: only when woken). Deadlines of jobs that
     /// ended are left for it to skip, so a stream of short jobs does not wake it per batch.
     timer_at: Option<Instant>,
+    /// While a receive that may not be dropped is in flight: when its wait ends.
+    uncancellable_until: Option<Instant>,
 }
 
 /// The worker. Create with [`Worker::new`], drive with [`Worker::run`], end with [`Worker::stop`].
@@ -237,20 +239,29 @@ impl Worker {
     /// give their jobs back to the queue. Returns once every attempt is settled and no receive
     /// is in flight; jobs a last receive brought are given back (not counted as failures).
     pub async fn stop(&self) {
-        let unstarted = {
+        let (unstarted, receiving) = {
             let mut st = self.lock();
             if !st.running || st.stopping {
-                None
+                (None, None)
             } else {
                 st.stopping = true;
                 let mut jobs: Vec<ReceivedJob> = st.buffer.drain(..).collect();
                 jobs.append(&mut st.parked);
-                Some(jobs)
+                (Some(jobs), st.uncancellable_until)
             }
         };
         let Some(unstarted) = unstarted else {
             return self.wait_stopped().await;
         };
+        if let Some(left) = receiving.map(|at| at.saturating_duration_since(Instant::now())) {
+            if left > Duration::from_millis(100) {
+                tracing::info!(
+                    "worker stopping: waiting up to {} ms for the long poll in flight (it cannot be called off; \
+                     what it brings is given back at once)",
+                    left.as_millis()
+                );
+            }
+        }
         self.feeder_wake.notify_one();
         self.stop_wake.notify_one();
         for j in unstarted {
@@ -502,7 +513,10 @@ impl Worker {
             } else {
                 // Never dropped: the server would go on with it and hide what it takes. A stop
                 // waits for it, and what it brings is given back just below.
-                self.provider.receive(want, wait).await
+                self.lock().uncancellable_until = Some(began + wait);
+                let r = self.provider.receive(want, wait).await;
+                self.lock().uncancellable_until = None;
+                r
             };
             match got {
                 Ok(jobs) if jobs.is_empty() => {

@@ -104,10 +104,14 @@ impl NativeWorker {
         })
     }
 
-    #[napi]
-    pub async fn stop(&self) -> Result<()> {
-        self.core.stop().await;
-        Ok(())
+    /// The worker stops taking jobs before this returns its promise.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let stop = self.core.stop();
+        env.spawn_future(async move {
+            stop.await;
+            Ok(())
+        })
     }
 
     /// Report outcomes (`[{ t, e?, r? }]` as JSON text); returns the next batch, if one is ready.

@@ -238,7 +238,23 @@ impl Worker {
     /// Stop taking jobs, wait up to `shutdownTimeout` for running ones, then abort them and
     /// give their jobs back to the queue. Returns once every attempt is settled and no receive
     /// is in flight; jobs a last receive brought are given back (not counted as failures).
-    pub async fn stop(&self) {
+    ///
+    /// The worker stops taking jobs as soon as this is called, before the future is first
+    /// polled, so `start(); stop()` never lets a long poll begin after the stop.
+    pub fn stop(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let begun = self.begin_stop();
+        let this = self.clone();
+        async move {
+            if begun {
+                this.drain_flights().await;
+            }
+            this.wait_stopped().await;
+        }
+    }
+
+    /// What a stop does at once: mark the worker stopping, wake the feeder and timer, give
+    /// back the jobs not started. `false` when not running or already stopping.
+    fn begin_stop(&self) -> bool {
         let (unstarted, receiving) = {
             let mut st = self.lock();
             if !st.running || st.stopping {
@@ -251,7 +267,7 @@ impl Worker {
             }
         };
         let Some(unstarted) = unstarted else {
-            return self.wait_stopped().await;
+            return false;
         };
         if let Some(left) = receiving.map(|at| at.saturating_duration_since(Instant::now())) {
             if left > Duration::from_millis(100) {
@@ -267,6 +283,12 @@ impl Worker {
         for j in unstarted {
             self.settle(Settle::Release(j.receipt_handle));
         }
+        true
+    }
+
+    /// Wait up to `shutdownTimeout` for running handlers, then abort the rest and give their
+    /// jobs back.
+    async fn drain_flights(&self) {
         let deadline = Instant::now() + Duration::from_millis(self.config.shutdown_timeout);
         loop {
             let drained = self.drained.notified();
@@ -298,7 +320,6 @@ impl Worker {
             }
         }
         self.feeder_wake.notify_one();
-        self.wait_stopped().await;
     }
 
     async fn wait_stopped(&self) {

@@ -26,7 +26,7 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use cache::JobCache;
 use serde_json::value::RawValue;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -73,7 +73,8 @@ struct Inner {
     requests: Arc<AtomicU64>,
     /// Whether receives are failing (to log the start and end of an outage once).
     receive_failing: AtomicBool,
-    foreign_logged: Mutex<HashSet<String>>,
+    /// Ids of messages that are not jobs, each logged once (the most recent few thousand).
+    foreign_logged: Mutex<lru::LruCache<String, ()>>,
 }
 
 /// A message this process holds: what `fail` and the heartbeat need.
@@ -213,7 +214,7 @@ impl SqsProvider {
             failed: AtomicU64::new(0),
             requests,
             receive_failing: AtomicBool::new(false),
-            foreign_logged: Mutex::new(HashSet::new()),
+            foreign_logged: Mutex::new(lru::LruCache::new(dead_letter::FOREIGN_LOGGED)),
         });
         let acks = settle::start_ack_batcher(inner.clone());
         tokio::spawn(heartbeat::run(Arc::downgrade(&inner), closed_rx));

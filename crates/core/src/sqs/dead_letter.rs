@@ -4,21 +4,21 @@
 use super::{errors, lock, string_attr, wire, Held, Inner};
 use crate::error::Result;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use std::num::NonZeroUsize;
 use tracing::{error, warn};
 
 /// Foreign message ids remembered so each is logged once.
-const FOREIGN_LOGGED: usize = 10_000;
+pub(super) const FOREIGN_LOGGED: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 
 /// A message that is not a job: to the dead-letter queue when there is one (then deleted),
 /// else logged once and left for the queue's redrive policy.
 pub(super) async fn foreign(inner: &Inner, m: &Message, receipt: &str, reason: &str) {
     let message_id = m.message_id().unwrap_or_default();
     let Some(dlq) = &inner.dlq_url else {
-        let mut logged = lock(&inner.foreign_logged);
-        if logged.len() >= FOREIGN_LOGGED {
-            logged.clear();
-        }
-        if logged.insert(message_id.to_owned()) {
+        if lock(&inner.foreign_logged)
+            .put(message_id.to_owned(), ())
+            .is_none()
+        {
             warn!(
                 message_id,
                 reason,

@@ -1,6 +1,5 @@
-//! What one SQS provider knows of recent jobs (those it enqueued or received), for `getJob`:
-//! an LRU map (the `lru` crate) bounded by count and by bytes, the least recently touched
-//! job evicted first.
+//! What one SQS provider knows of recent jobs (enqueued or received here), for `getJob`: an
+//! `lru` map bounded by count and by bytes, the least recently touched job evicted first.
 
 use crate::job::Job;
 use lru::LruCache;

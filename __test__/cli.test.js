@@ -314,6 +314,8 @@ function sqsEnv(queueUrl, extra = {}) {
     SQS_ENDPOINT: moto.endpoint,
     AWS_REGION: REGION,
     SCHEDULER_ENABLED: 'false',
+    // A stop waits for the long poll in flight, which lasts at most shutdownTimeout.
+    QUEUE_SHUTDOWN_TIMEOUT: '3000',
     ...extra,
   }
 }

@@ -76,9 +76,12 @@ async function rawReceive(url, { wait = 1, max = 10, system = ['All'] } = {}) {
   return out.Messages ?? []
 }
 
-/** Run a Worker on `p` until `until()` resolves truthy; returns after it stopped. */
+/**
+ * Run a Worker on `p` until `until()` resolves truthy; returns after it stopped. (Its stop waits
+ * for the long poll in flight, which lasts at most `shutdownTimeout`: 2 s here.)
+ */
 async function withWorker(p, until, config = {}) {
-  const w = new queue.Worker({ provider: p, config: { concurrency: 2, pollInterval: 100, shutdownTimeout: 10_000, ...config } })
+  const w = new queue.Worker({ provider: p, config: { concurrency: 2, pollInterval: 100, shutdownTimeout: 2000, ...config } })
   const running = w.start()
   try {
     return await until()
@@ -460,5 +463,119 @@ sqsTest('the endpoint can come from AWS_ENDPOINT_URL_SQS', async () => {
     assert.equal(JSON.parse(m.Body).jobId, job.id)
   } finally {
     await p.close()
+  }
+})
+
+sqsTest('stopWorker(): no receive is left in flight; a job enqueued after it goes to another consumer at once', async () => {
+  const url = await createQueue(sqs, 'stop')
+  const p = await provider(url)
+  const producer = await provider(url)
+  let ran = 0
+  queue.registerJobHandler('stop:job', async () => {
+    ran++
+  })
+  queue.resetWorker()
+  try {
+    // shutdownTimeout 3 s: the worker long-polls at most 3 s, so stopWorker() waits at most that.
+    queue.startWorker({ provider: p, config: { concurrency: 2, pollInterval: 100, shutdownTimeout: 3000 } })
+    await sleep(1000) // a long poll is at the server
+    const t0 = Date.now()
+    await queue.stopWorker()
+    const stopMs = Date.now() - t0
+    assert.equal(queue.getWorker().isRunning(), false)
+    const job = await producer.enqueue('stop:job', { n: 1 })
+    const [m] = await rawReceive(url, { wait: 10 }) // a second consumer
+    const visibleMs = Date.now() - t0
+    assert.ok(m, 'the job is visible to another consumer')
+    assert.equal(JSON.parse(m.Body).jobId, job.id)
+    assert.equal(m.Attributes.ApproximateReceiveCount, '1', 'no receive of the stopped worker took it')
+    assert.ok(stopMs < 3500, `stopWorker() took ${stopMs} ms`)
+    assert.ok(visibleMs - stopMs < 1000, `visible ${visibleMs - stopMs} ms after stopWorker() resolved`)
+    assert.equal(ran, 0)
+    console.log(
+      `stop() -> visibility of a job enqueued after stopWorker() resolved: ${visibleMs} ms ` +
+        `(stopWorker() took ${stopMs} ms, waiting out a 3 s long poll)`,
+    )
+  } finally {
+    queue.unregisterJobHandler('stop:job')
+    queue.resetWorker()
+    await p.close()
+    await producer.close()
+  }
+})
+
+sqsTest('a job the long poll of a stopping worker takes is given back at once, its attempt no failure', async () => {
+  const url = await createQueue(sqs, 'stop-late')
+  const p = await provider(url)
+  const producer = await provider(url)
+  let ran = 0
+  queue.registerJobHandler('stop:late', async () => {
+    ran++
+  })
+  const w = new queue.Worker({ provider: p, config: { concurrency: 2, pollInterval: 100, shutdownTimeout: 3000 } })
+  try {
+    const running = w.start()
+    await sleep(1000) // a long poll is at the server
+    const t0 = Date.now()
+    const stopping = w.stop()
+    const job = await producer.enqueue('stop:late', { n: 2 }) // right after stop() was called
+    await stopping
+    const stopMs = Date.now() - t0
+    await running
+    const [m] = await rawReceive(url, { wait: 10 })
+    const visibleMs = Date.now() - t0
+    assert.ok(m, 'the job is visible to another consumer')
+    assert.equal(JSON.parse(m.Body).jobId, job.id)
+    assert.equal(m.Attributes.ApproximateReceiveCount, '2', "the stopping worker's poll took it first")
+    assert.ok(visibleMs < 2000, `visible ${visibleMs} ms after stop()`)
+    assert.equal(ran, 0, 'no handler ran after stop()')
+    assert.equal(w.getStats().failed, 0)
+    assert.equal((await p.getStats()).failed, 0)
+    console.log(`stop() + enqueue at once: visible to another consumer ${visibleMs} ms after stop() (stop() took ${stopMs} ms)`)
+  } finally {
+    queue.unregisterJobHandler('stop:late')
+    await p.close()
+    await producer.close()
+  }
+})
+
+sqsTest('w.start(); await w.stop() ends start() at once', async () => {
+  const url = await createQueue(sqs, 'start-stop')
+  const p = await provider(url)
+  try {
+    for (let i = 0; i < 3; i++) {
+      const w = new queue.Worker({ provider: p, config: { shutdownTimeout: 20_000 } })
+      const running = w.start()
+      const t0 = Date.now()
+      await w.stop()
+      let timer
+      const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('start() did not end after stop()')), 3000)
+      })
+      await Promise.race([running, late]).finally(() => clearTimeout(timer))
+      assert.ok(Date.now() - t0 < 3000, `${Date.now() - t0} ms`)
+      assert.equal(w.isRunning(), false)
+    }
+  } finally {
+    await p.close()
+  }
+})
+
+sqsTest('receive(2 ** 32 - 1) is clamped: a bounded number of requests, every job once', async () => {
+  const url = await createQueue(sqs, 'huge-receive')
+  const proxy = await new CountingProxy(moto.endpoint).start()
+  const p = await queue.createQueueProvider({ type: 'sqs', region: REGION, queueUrl: url, endpoint: proxy.endpoint })
+  try {
+    await p.enqueueBulk(Array.from({ length: 35 }, (_, i) => ({ type: 'huge:job', payload: { i } })))
+    proxy.reset()
+    const t0 = Date.now()
+    const got = await p.receive(2 ** 32 - 1, 1)
+    assert.equal(got.length, 35)
+    assert.equal(new Set(got.map((j) => j.id)).size, 35)
+    assert.ok(proxy.counts.ReceiveMessage <= 10, JSON.stringify(proxy.counts))
+    assert.ok(Date.now() - t0 < 10_000)
+  } finally {
+    await p.close()
+    await proxy.close()
   }
 })

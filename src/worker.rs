@@ -83,21 +83,35 @@ impl NativeWorker {
     }
 
     /// Run until stopped. `on_jobs(json)` starts a batch; `on_abort(tokens, reason)` aborts signals.
-    #[napi]
-    pub async fn run(&self, on_jobs: StartJobs, on_abort: AbortJobs) -> Result<()> {
+    /// The worker counts as running when this returns its promise, so a `stop()` called right
+    /// after it ends this run.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn run<'env>(
+        &self,
+        env: &'env Env,
+        on_jobs: StartJobs,
+        on_abort: AbortJobs,
+    ) -> Result<PromiseRaw<'env, ()>> {
         *self
             .runtime
             .callbacks
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some((on_jobs, on_abort));
-        self.core.run().await;
-        Ok(())
+        let run = self.core.run();
+        env.spawn_future(async move {
+            run.await;
+            Ok(())
+        })
     }
 
-    #[napi]
-    pub async fn stop(&self) -> Result<()> {
-        self.core.stop().await;
-        Ok(())
+    /// The worker stops taking jobs before this returns its promise.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let stop = self.core.stop();
+        env.spawn_future(async move {
+            stop.await;
+            Ok(())
+        })
     }
 
     /// Report outcomes (`[{ t, e?, r? }]` as JSON text); returns the next batch, if one is ready.

@@ -43,6 +43,14 @@ pub trait QueueProvider: Send + Sync + 'static {
     /// Stop: waiting receivers get `[]`, later enqueues fail with `Closed`.
     async fn close(&self) -> Result<()>;
 
+    /// Whether a `receive` may be dropped before it resolves without stranding jobs. When it
+    /// may not (SQS: a long poll goes on at the server and hides what it takes for the
+    /// visibility timeout), the worker lets its receive finish at stop and gives back what it
+    /// brought.
+    fn receive_is_cancel_safe(&self) -> bool {
+        true
+    }
+
     /// The longest delay this backend holds itself; `None` when unbounded.
     fn max_delay(&self) -> Option<Duration> {
         None

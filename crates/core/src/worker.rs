@@ -5,6 +5,10 @@
 //! reports outcomes with [`Worker::complete`], which settles them and, for providers that never
 //! block, returns the next jobs at once — so a busy worker needs no round trip per batch.
 //! `concurrency` bounds the handlers in flight, counting timed-out handlers still running.
+//!
+//! Stop means stop: when [`Worker::stop`] returns, no receive is in flight. A receive that must
+//! not be cut off (an SQS long poll) is waited for, and the jobs it brings are given back at
+//! once; so its wait is never longer than `shutdownTimeout`.
 
 use crate::config::WorkerConfig;
 use crate::job::{Job, ReceivedJob};
@@ -12,6 +16,7 @@ use crate::provider::SharedProvider;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,8 +25,11 @@ use tokio::time::Instant;
 
 /// How long a timed-out handler may keep running before it is reported as ignoring its signal.
 const IGNORED_SIGNAL_GRACE: Duration = Duration::from_secs(1);
-/// Longest single receive; long enough for SQS long polling, short enough to notice a stop.
+/// Longest single receive: SQS's longest long poll. A stop interrupts a receive that may be
+/// dropped; one that may not (see [`Worker::receive_wait`]) waits at most `shutdownTimeout`.
 const MAX_RECEIVE_WAIT: Duration = Duration::from_secs(20);
+/// Shortest wait of a receive that may not be dropped: SQS long polls wait whole seconds.
+const MIN_UNCANCELLABLE_WAIT: Duration = Duration::from_secs(1);
 
 /// A job handed to the handler runtime. `token` names this attempt in [`Outcome`]s.
 #[derive(Debug, Serialize)]
@@ -112,6 +120,8 @@ struct State {
     /// When the timer wakes by itself (`None`: only when woken). Deadlines of jobs that
     /// ended are left for it to skip, so a stream of short jobs does not wake it per batch.
     timer_at: Option<Instant>,
+    /// While a receive that may not be dropped is in flight: when its wait ends.
+    uncancellable_until: Option<Instant>,
 }
 
 /// The worker. Create with [`Worker::new`], drive with [`Worker::run`], end with [`Worker::stop`].
@@ -178,19 +188,34 @@ impl Worker {
         }
     }
 
-    /// Run until [`Worker::stop`] has finished. Returns at once if already running.
-    pub async fn run(self: &Arc<Self>) {
-        {
+    /// Run until [`Worker::stop`] has finished; the future resolves at once if the worker is
+    /// already running. The worker counts as running as soon as this is called, before the
+    /// future is first polled, so a `stop()` right after it ends this run; the future must be
+    /// awaited or spawned.
+    pub fn run(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let claimed = {
             let mut st = self.lock();
             if st.running {
-                return;
+                false
+            } else {
+                *st = State {
+                    running: true,
+                    next_token: st.next_token,
+                    ..State::default()
+                };
+                true
             }
-            *st = State {
-                running: true,
-                next_token: st.next_token,
-                ..State::default()
-            };
+        };
+        let this = self.clone();
+        async move {
+            if claimed {
+                this.drive().await;
+            }
         }
+    }
+
+    /// The body of a run that [`Worker::run`] claimed.
+    async fn drive(self: Arc<Self>) {
         let (tx, rx) = mpsc::unbounded_channel();
         *self.settle_tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         let settler = tokio::spawn(settle_loop(self.provider.clone(), rx));
@@ -211,27 +236,59 @@ impl Worker {
     }
 
     /// Stop taking jobs, wait up to `shutdownTimeout` for running ones, then abort them and
-    /// give their jobs back to the queue. Returns once every attempt is settled.
-    pub async fn stop(&self) {
-        let unstarted = {
+    /// give their jobs back to the queue. Returns once every attempt is settled and no receive
+    /// is in flight; jobs a last receive brought are given back (not counted as failures).
+    ///
+    /// The worker stops taking jobs as soon as this is called, before the future is first
+    /// polled, so `start(); stop()` never lets a long poll begin after the stop.
+    pub fn stop(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let begun = self.begin_stop();
+        let this = self.clone();
+        async move {
+            if begun {
+                this.drain_flights().await;
+            }
+            this.wait_stopped().await;
+        }
+    }
+
+    /// What a stop does at once: mark the worker stopping, wake the feeder and timer, give
+    /// back the jobs not started. `false` when not running or already stopping.
+    fn begin_stop(&self) -> bool {
+        let (unstarted, receiving) = {
             let mut st = self.lock();
             if !st.running || st.stopping {
-                None
+                (None, None)
             } else {
                 st.stopping = true;
                 let mut jobs: Vec<ReceivedJob> = st.buffer.drain(..).collect();
                 jobs.append(&mut st.parked);
-                Some(jobs)
+                (Some(jobs), st.uncancellable_until)
             }
         };
         let Some(unstarted) = unstarted else {
-            return self.wait_stopped().await;
+            return false;
         };
+        if let Some(left) = receiving.map(|at| at.saturating_duration_since(Instant::now())) {
+            if left > Duration::from_millis(100) {
+                tracing::info!(
+                    "worker stopping: waiting up to {} ms for the long poll in flight (it cannot be called off; \
+                     what it brings is given back at once)",
+                    left.as_millis()
+                );
+            }
+        }
         self.feeder_wake.notify_one();
         self.stop_wake.notify_one();
         for j in unstarted {
             self.settle(Settle::Release(j.receipt_handle));
         }
+        true
+    }
+
+    /// Wait up to `shutdownTimeout` for running handlers, then abort the rest and give their
+    /// jobs back.
+    async fn drain_flights(&self) {
         let deadline = Instant::now() + Duration::from_millis(self.config.shutdown_timeout);
         loop {
             let drained = self.drained.notified();
@@ -263,7 +320,6 @@ impl Worker {
             }
         }
         self.feeder_wake.notify_one();
-        self.wait_stopped().await;
     }
 
     async fn wait_stopped(&self) {
@@ -409,8 +465,24 @@ impl Worker {
         true
     }
 
+    /// How long the feeder's receives wait. One that may be dropped waits long and a stop cuts
+    /// it off. One that may not (SQS) is waited for by `stop()`, so it waits no longer than
+    /// `shutdownTimeout`, within [`MIN_UNCANCELLABLE_WAIT`]..=[`MAX_RECEIVE_WAIT`].
+    fn receive_wait(&self) -> Duration {
+        if self.provider.receive_is_cancel_safe() {
+            MAX_RECEIVE_WAIT
+        } else {
+            Duration::from_millis(self.config.shutdown_timeout)
+                .clamp(MIN_UNCANCELLABLE_WAIT, MAX_RECEIVE_WAIT)
+        }
+    }
+
     /// The feeder: keeps the buffer filled while slots are free, delivering through the runtime.
     async fn feed_loop(self: &Arc<Self>) {
+        let cancel_safe = self.provider.receive_is_cancel_safe();
+        // A run's first receive that may not be dropped is a short poll: a `stop()` right
+        // after `start()` then waits one round trip, not a long poll.
+        let mut first = !cancel_safe;
         let prefetch = if self.provider.immediate().is_some() {
             0
         } else {
@@ -449,16 +521,31 @@ impl Worker {
                 continue;
             }
             let began = Instant::now();
-            let wait = MAX_RECEIVE_WAIT;
-            // Only a stop interrupts a receive: dropping an SQS long poll would strand messages.
-            let got = tokio::select! {
-                r = self.provider.receive(want, wait) => r,
-                _ = self.stop_wake.notified() => continue,
+            let wait = if std::mem::take(&mut first) {
+                Duration::ZERO
+            } else {
+                self.receive_wait()
+            };
+            let got = if cancel_safe {
+                tokio::select! {
+                    r = self.provider.receive(want, wait) => r,
+                    _ = self.stop_wake.notified() => continue,
+                }
+            } else {
+                // Never dropped: the server would go on with it and hide what it takes. A stop
+                // waits for it, and what it brings is given back just below.
+                self.lock().uncancellable_until = Some(began + wait);
+                let r = self.provider.receive(want, wait).await;
+                self.lock().uncancellable_until = None;
+                r
             };
             match got {
                 Ok(jobs) if jobs.is_empty() => {
                     // A provider that cannot long-poll answers at once: wait pollInterval.
-                    if began.elapsed() < Duration::from_millis(10) && !self.lock().stopping {
+                    if !wait.is_zero()
+                        && began.elapsed() < Duration::from_millis(10)
+                        && !self.lock().stopping
+                    {
                         let poll = Duration::from_millis(self.config.poll_interval.max(1));
                         let wake = self.feeder_wake.notified();
                         let _ = tokio::time::timeout(poll, wake).await;
@@ -467,21 +554,24 @@ impl Worker {
                 }
                 Ok(jobs) => {
                     backoff = Duration::from_millis(100);
-                    if self.lock().stopping {
+                    // Checked and buffered under one lock, so a stop cannot drain the buffer
+                    // in between and leave these jobs in it.
+                    let mut st = self.lock();
+                    if st.stopping {
+                        drop(st);
                         for j in jobs {
                             self.settle(Settle::Release(j.receipt_handle));
                         }
                         continue;
                     }
-                    let start = {
-                        let mut st = self.lock();
-                        st.buffer.extend(jobs);
-                        self.take_startable(&mut st)
-                    };
+                    st.buffer.extend(jobs);
+                    let start = self.take_startable(&mut st);
+                    let timer_dirty = std::mem::take(&mut st.timer_dirty);
+                    drop(st);
+                    if timer_dirty {
+                        self.timer_wake.notify_one();
+                    }
                     if !start.is_empty() {
-                        if std::mem::take(&mut self.lock().timer_dirty) {
-                            self.timer_wake.notify_one();
-                        }
                         self.runtime.start(start);
                     }
                 }

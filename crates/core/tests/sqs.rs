@@ -1,5 +1,8 @@
-//! The SQS provider against a real SQS-compatible server: `moto_server` on a loopback port
-//! (or `SQS_TEST_ENDPOINT`). Skips loudly without moto, fails when `CI=true`.
+//! The SQS provider (and the worker's stop on it) against a real SQS-compatible server:
+//! `moto_server` on a loopback port (or `SQS_TEST_ENDPOINT`).
+//!
+//! Without moto each test prints a `SKIPPED` line to the real stdout (visible in plain
+//! `cargo test` output, which captures `println!`) and passes; under `CI=true` it fails.
 
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
@@ -26,81 +29,106 @@ impl Drop for ChildGuard {
     }
 }
 
-/// One moto for the whole test binary; `None` (after a loud message) when unavailable.
-fn moto() -> Option<&'static Moto> {
-    static MOTO: OnceLock<Option<Moto>> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        if let Ok(endpoint) = std::env::var("SQS_TEST_ENDPOINT") {
-            return Some(Moto {
-                endpoint,
-                _child: None,
-            });
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        // The moto of a `static` is never dropped: a shell watchdog ends it when this test
-        // process exits.
-        let script = "moto_server -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & m=$!; \
-                      while kill -0 \"$1\" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
-                      kill $m 2>/dev/null; exit 1";
-        let pid = std::process::id().to_string();
-        let mut child = match Command::new("sh")
-            .args(["-c", script, "sh", &pid, &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => ChildGuard(c),
-            Err(e) => {
-                unavailable(&format!("cannot start moto_server: {e}"));
-                return None;
-            }
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if !matches!(child.0.try_wait(), Ok(None)) {
-                unavailable("moto_server did not start (is moto[server] installed?)");
-                return None;
-            }
-            if Instant::now() > deadline {
-                unavailable("moto_server did not listen within 30 s");
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(Moto {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _child: Some(child),
-        })
-    })
-    .as_ref()
+/// One moto for the whole test binary; `Err(why)` when unavailable.
+fn moto() -> Result<&'static Moto, &'static str> {
+    static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+    MOTO.get_or_init(start_moto)
+        .as_ref()
+        .map_err(String::as_str)
 }
 
-fn unavailable(why: &str) {
+fn start_moto() -> Result<Moto, String> {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    if let Ok(endpoint) = std::env::var("SQS_TEST_ENDPOINT") {
+        return Ok(Moto {
+            endpoint,
+            _child: None,
+        });
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free loopback port: {e}"))?
+        .port();
+    // The moto of a `static` is never dropped: a shell watchdog ends it when this test
+    // process exits.
+    let script = "moto_server -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & m=$!; \
+                  while kill -0 \"$1\" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
+                  kill $m 2>/dev/null; exit 1";
+    let pid = std::process::id().to_string();
+    let mut child = match Command::new("sh")
+        .args(["-c", script, "sh", &pid, &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => ChildGuard(c),
+        Err(e) => return Err(format!("cannot start moto_server: {e}")),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if !matches!(child.0.try_wait(), Ok(None)) {
+            return Err("moto_server did not start".into());
+        }
+        if Instant::now() > deadline {
+            return Err("moto_server did not listen within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _child: Some(child),
+    })
+}
+
+/// A line on the process's real stdout: libtest captures `print!`/`println!` of passing
+/// tests, not writes to the stream itself.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The test this thread runs, as libtest names its threads.
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("an SQS test")
+        .to_owned()
+}
+
+/// Skip the calling test, visibly; under `CI=true`, where moto must be there, fail it.
+fn skip(why: &str) {
+    let name = test_name();
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "moto_server is required in CI: {why}"
+        "{name}: moto_server is required in CI: {why}"
     );
-    eprintln!("\n*** SKIPPING SQS tests: {why} ***\n");
+    say(&format!(
+        "SKIPPED {name}: {why} (install moto[server] from PyPI, or set SQS_TEST_ENDPOINT)"
+    ));
 }
 
 macro_rules! need_moto {
     () => {
         match moto() {
-            Some(m) => m,
-            None => return,
+            Ok(m) => m,
+            Err(why) => return skip(why),
         }
     };
 }
 
 async fn client(m: &Moto) -> Client {
+    use aws_smithy_http_client::tls;
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
         .load()
         .await;
@@ -855,4 +883,268 @@ async fn release_and_receiving_more_than_ten() {
     );
     let j = p.get_job(&got[0].job.id).await.unwrap().unwrap();
     assert_eq!(j.status, JobStatus::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_receive_is_clamped_and_bounded() {
+    use chaaskit_queue_core::sqs::MAX_RECEIVE;
+    let m = need_moto!();
+    let c = client(m).await;
+    let q = create_queue(&c, &unique("huge")).await;
+    let p = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    let n = MAX_RECEIVE + 20;
+    p.enqueue_bulk(
+        (0..n)
+            .map(|i| job("h", &i.to_string(), EnqueueOptions::default()))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let before = p.requests_sent();
+    let began = Instant::now();
+    let got = p
+        .receive(u32::MAX as usize, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let requests = p.requests_sent() - before;
+    assert_eq!(got.len(), MAX_RECEIVE, "clamped to MAX_RECEIVE");
+    assert!(
+        requests <= (MAX_RECEIVE / 10) as u64,
+        "{requests} ReceiveMessage requests for {MAX_RECEIVE} jobs"
+    );
+    assert!(began.elapsed() < Duration::from_secs(10));
+    let ids: std::collections::HashSet<_> = got.iter().map(|r| r.job.id.clone()).collect();
+    assert_eq!(ids.len(), MAX_RECEIVE, "no job twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_during_a_long_poll_gives_back_what_it_brings() {
+    let m = need_moto!();
+    let c = client(m).await;
+    let q = create_queue(&c, &unique("close-poll")).await;
+    let p = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    let producer = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    let other = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    let receiving = {
+        let p = p.clone();
+        tokio::spawn(async move { p.receive(1, Duration::from_secs(5)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await; // the long poll is at the server
+    p.close().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(1), receiving)
+        .await
+        .expect("close ends a waiting receive")
+        .unwrap()
+        .unwrap();
+    assert!(got.is_empty());
+    // The poll goes on at the server and takes this job; it is given back at once.
+    let sent = producer
+        .enqueue(job("late", "1", EnqueueOptions::default()))
+        .await
+        .unwrap();
+    let began = Instant::now();
+    let again = other.receive(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(again.len(), 1, "visible again, not hidden for 30 s");
+    assert_eq!(again[0].job.id, sent.id);
+    assert_eq!(
+        again[0].job.attempts, 2,
+        "the closed provider's poll took it first"
+    );
+    assert!(began.elapsed() < Duration::from_secs(5));
+    assert_eq!(p.held_count(), 0);
+}
+
+// ---- the worker's stop on SQS ----
+
+use chaaskit_queue_core::config::WorkerConfig;
+use chaaskit_queue_core::worker::{AbortReason, Dispatch, HandlerRuntime, Outcome, Worker};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A handler runtime that records the jobs it is given and completes each at once.
+#[derive(Default)]
+struct Recorder {
+    worker: OnceLock<Weak<Worker>>,
+    started: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn started(&self) -> Vec<String> {
+        self.started.lock().unwrap().clone()
+    }
+}
+
+/// Record `jobs` as started and report each as succeeded.
+fn succeed(started: &Mutex<Vec<String>>, jobs: Vec<Dispatch>) -> Vec<Outcome> {
+    let mut started = started.lock().unwrap();
+    jobs.into_iter()
+        .map(|d| {
+            started.push(d.job.id);
+            Outcome {
+                token: d.token,
+                error: None,
+                result: None,
+            }
+        })
+        .collect()
+}
+
+impl HandlerRuntime for Recorder {
+    fn start(&self, jobs: Vec<Dispatch>) {
+        let outcomes = succeed(&self.started, jobs);
+        let Some(w) = self.worker.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let started = self.started.clone();
+        tokio::spawn(async move {
+            let mut next = w.complete(outcomes);
+            while !next.is_empty() {
+                next = w.complete(succeed(&started, next));
+            }
+        });
+    }
+
+    fn abort(&self, _tokens: Vec<u64>, _reason: AbortReason) {}
+}
+
+fn test_worker(p: Arc<SqsProvider>, shutdown_timeout: u64) -> (Arc<Worker>, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let config = WorkerConfig {
+        concurrency: 2,
+        poll_interval: 100,
+        shutdown_timeout,
+        ..WorkerConfig::default()
+    };
+    let w = Worker::new(p, config, rec.clone());
+    let _ = rec.worker.set(Arc::downgrade(&w));
+    (w, rec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_leaves_no_receive_in_flight() {
+    let m = need_moto!();
+    let c = client(m).await;
+    let q = create_queue(&c, &unique("stop")).await;
+    let consumer = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    let producer = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    let other = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    // shutdownTimeout 3 s: the worker long-polls 3 s at a time.
+    let (w, rec) = test_worker(consumer.clone(), 3000);
+    let run = tokio::spawn(w.run());
+    tokio::time::sleep(Duration::from_millis(1000)).await; // a long poll is at the server
+
+    // The issue's case: stop() resolves, then another producer enqueues. No receive of the
+    // stopped worker is left at the server to take the job.
+    let asked = Instant::now();
+    w.stop().await;
+    let stop_took = asked.elapsed();
+    tokio::time::timeout(Duration::from_secs(1), run)
+        .await
+        .expect("run() ends when stop() resolves")
+        .unwrap();
+    assert!(!w.is_running());
+    assert!(
+        stop_took < Duration::from_secs(3) + Duration::from_millis(500),
+        "stop() waits at most shutdownTimeout for the long poll: {stop_took:?}"
+    );
+    let sent_before = consumer.requests_sent();
+    let next = producer
+        .enqueue(job("after", "1", EnqueueOptions::default()))
+        .await
+        .unwrap();
+    let got = other.receive(1, Duration::from_secs(10)).await.unwrap();
+    let visible_after = asked.elapsed();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].job.id, next.id);
+    assert_eq!(got[0].job.attempts, 1, "nobody else received it");
+    assert!(
+        visible_after < stop_took + Duration::from_secs(1),
+        "visible {visible_after:?} after stop() was called"
+    );
+    assert_eq!(
+        consumer.requests_sent(),
+        sent_before,
+        "no receive in flight"
+    );
+    say(&format!(
+        "stop() then enqueue: visible to another consumer {visible_after:?} after stop() was \
+         called (stop() took {stop_took:?}, waiting out a 3 s long poll)"
+    ));
+    other
+        .acknowledge(&got[0].receipt_handle, None)
+        .await
+        .unwrap();
+
+    // A job that arrives while stop() waits for the long poll: the poll takes it, and it is
+    // given back at once, its attempt not counted as a failure.
+    let run = tokio::spawn(w.run());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let asked = Instant::now();
+    let stopping = {
+        let w = w.clone();
+        tokio::spawn(async move { w.stop().await })
+    };
+    let late = producer
+        .enqueue(job("late", "2", EnqueueOptions::default()))
+        .await
+        .unwrap();
+    stopping.await.unwrap();
+    let stop_took = asked.elapsed();
+    tokio::time::timeout(Duration::from_secs(1), run)
+        .await
+        .expect("run() ends when stop() resolves")
+        .unwrap();
+    assert_eq!(consumer.held_count(), 0, "the late job was given back");
+    let got = other.receive(1, Duration::from_secs(10)).await.unwrap();
+    let visible_after = asked.elapsed();
+    assert_eq!(got.len(), 1, "the late job is visible to another consumer");
+    assert_eq!(got[0].job.id, late.id);
+    assert_eq!(
+        got[0].job.attempts, 2,
+        "the stopping worker's long poll took it first"
+    );
+    assert!(rec.started().is_empty(), "no handler started");
+    assert_eq!(w.stats().failed, 0, "the given-back attempt is no failure");
+    assert_eq!(consumer.stats().await.unwrap().failed, 0);
+    assert!(
+        visible_after < Duration::from_secs(2),
+        "visible {visible_after:?} after stop()"
+    );
+    say(&format!(
+        "stop() + enqueue at once: the job the last long poll took visible to another consumer \
+         {visible_after:?} after stop() was called (stop() took {stop_took:?})"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_right_after_start_ends_the_run() {
+    let m = need_moto!();
+    let c = client(m).await;
+    let q = create_queue(&c, &unique("start-stop")).await;
+    let p = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    let (w, _rec) = test_worker(p.clone(), 20_000);
+    // stop() before the run's first poll.
+    let run = w.run();
+    let began = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        tokio::join!(w.stop(), run);
+    })
+    .await
+    .expect("start(); stop() ends the run");
+    assert!(!w.is_running());
+    // stop() while the run's first poll is on its way: that poll is short.
+    let run = tokio::spawn(w.run());
+    tokio::task::yield_now().await;
+    tokio::time::timeout(Duration::from_secs(3), w.stop())
+        .await
+        .expect("stop() right after start() does not wait for a long poll");
+    tokio::time::timeout(Duration::from_secs(1), run)
+        .await
+        .expect("run() ends")
+        .unwrap();
+    assert!(!w.is_running());
+    assert_eq!(p.held_count(), 0);
+    say(&format!(
+        "start(); stop() twice on SQS with shutdownTimeout 20 s: {:?}",
+        began.elapsed()
+    ));
 }

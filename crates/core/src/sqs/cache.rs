@@ -1,8 +1,8 @@
-//! What one SQS provider knows of recent jobs (those it enqueued or received), for `getJob`:
-//! bounded by count and by bytes, the oldest first sighting evicted first.
+//! What one SQS provider knows of recent jobs (enqueued or received here), for `getJob`: an
+//! `lru` map bounded by count and by bytes, the least recently touched job evicted first.
 
 use crate::job::Job;
-use std::collections::{HashMap, VecDeque};
+use lru::LruCache;
 
 /// Jobs kept for `getJob`.
 pub const MAX_JOBS: usize = 10_000;
@@ -14,10 +14,9 @@ const OVERHEAD: usize = 256;
 pub struct JobCache {
     max_jobs: usize,
     max_bytes: usize,
+    /// The summed [`weight`] of the jobs held.
     bytes: usize,
-    jobs: HashMap<String, Job>,
-    /// Ids in order of first sighting; each id once.
-    order: VecDeque<String>,
+    jobs: LruCache<String, Job>,
 }
 
 fn weight(job: &Job) -> usize {
@@ -33,23 +32,22 @@ impl JobCache {
             max_jobs,
             max_bytes,
             bytes: 0,
-            jobs: HashMap::new(),
-            order: VecDeque::new(),
+            // Unbounded for the crate: the count and the bytes are both checked in `evict`.
+            jobs: LruCache::unbounded(),
         }
     }
 
-    /// Add or replace a job.
+    /// Add or replace a job (it becomes the most recently touched).
     pub fn put(&mut self, job: Job) {
         self.bytes += weight(&job);
-        let id = job.id.clone();
-        match self.jobs.insert(id.clone(), job) {
-            Some(old) => self.bytes -= weight(&old),
-            None => self.order.push_back(id),
+        if let Some(old) = self.jobs.put(job.id.clone(), job) {
+            self.bytes -= weight(&old);
         }
         self.evict();
     }
 
-    /// Change a known job in place; `false` when it is not known.
+    /// Change a known job in place (it becomes the most recently touched); `false` when it
+    /// is not known.
     pub fn update(&mut self, id: &str, f: impl FnOnce(&mut Job)) -> bool {
         let Some(job) = self.jobs.get_mut(id) else {
             return false;
@@ -61,8 +59,9 @@ impl JobCache {
         true
     }
 
+    /// A known job; looking does not count as a touch.
     pub fn get(&self, id: &str) -> Option<&Job> {
-        self.jobs.get(id)
+        self.jobs.peek(id)
     }
 
     #[cfg(test)]
@@ -70,16 +69,16 @@ impl JobCache {
         self.jobs.len()
     }
 
+    /// Drop least recently touched jobs until both bounds hold (the newest job stays, however
+    /// big).
     fn evict(&mut self) {
         while self.jobs.len() > self.max_jobs
             || (self.bytes > self.max_bytes && self.jobs.len() > 1)
         {
-            let Some(id) = self.order.pop_front() else {
+            let Some((_, old)) = self.jobs.pop_lru() else {
                 break;
             };
-            if let Some(old) = self.jobs.remove(&id) {
-                self.bytes -= weight(&old);
-            }
+            self.bytes -= weight(&old);
         }
     }
 }
@@ -109,7 +108,7 @@ mod tests {
     }
 
     #[test]
-    fn bounded_by_count_oldest_first() {
+    fn bounded_by_count_least_recently_touched_first() {
         let mut c = JobCache::new(3, usize::MAX);
         for i in 0..5 {
             c.put(job(&i.to_string(), 1));
@@ -122,6 +121,15 @@ mod tests {
         // Replacing a job keeps one entry.
         c.put(job("3", 1));
         assert_eq!(c.len(), 3);
+        // Touched last: "4" (updated), then "3" (replaced). "2" is the oldest until updated;
+        // then "4" is, and goes first.
+        assert!(c.update("2", |j| j.attempts = 1));
+        c.put(job("5", 1));
+        assert!(
+            c.get("4").is_none(),
+            "the least recently touched job was evicted"
+        );
+        assert!(c.get("2").is_some() && c.get("3").is_some() && c.get("5").is_some());
     }
 
     #[test]

@@ -1,22 +1,9 @@
-//! SQS errors: which are worth retrying, and their text as a `QueueError`, with anything
-//! that could be a credential taken out.
+//! SQS errors: which are transient (a receive polls again while its wait lasts), and their
+//! text as a `QueueError`, with anything that could be a credential taken out.
 
 use crate::error::QueueError;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use std::time::Duration;
-
-/// First pause before retrying a transient failure.
-pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// Longest pause between retries.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// The pause after `failures` consecutive failures: 100 ms doubling to 5 s.
-pub fn backoff(failures: u32) -> Duration {
-    BACKOFF_MIN
-        .saturating_mul(1u32 << failures.min(10))
-        .min(BACKOFF_MAX)
-}
 
 /// Error codes that mean "try again later".
 const TRANSIENT_CODES: &[&str] = &[
@@ -163,15 +150,6 @@ fn looks_like_key_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_is_capped() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(1), Duration::from_millis(200));
-        assert_eq!(backoff(5), Duration::from_millis(3200));
-        assert_eq!(backoff(6), BACKOFF_MAX);
-        assert_eq!(backoff(100), BACKOFF_MAX);
-    }
 
     #[test]
     fn redacts_signatures_and_key_ids() {

@@ -3,7 +3,7 @@
 
 use crate::error::{QueueError, Result};
 use crate::job::{JobOptions, Millis};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -138,11 +138,39 @@ fn options(v: Option<&Value>) -> JobOptions {
     o
 }
 
-/// An ISO 8601 date as JavaScript's `toISOString` writes it: `2024-05-01T12:00:00.000Z`.
+/// An ISO 8601 date as JavaScript's `toISOString` writes it: `2024-05-01T12:00:00.000Z`, and
+/// for years outside 0–9999 a sign and six digits: `+010000-01-01T00:00:00.000Z`.
 pub fn iso(ms: Millis) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    let d = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let year = d.year();
+    if (0..=9999).contains(&year) {
+        d.to_rfc3339_opts(SecondsFormat::Millis, true)
+    } else {
+        let sign = if year < 0 { '-' } else { '+' };
+        let rest = d.format("-%m-%dT%H:%M:%S%.3fZ");
+        format!("{sign}{:06}{rest}", year.unsigned_abs())
+    }
+}
+
+/// A date of JavaScript's extended form (`±YYYYYY-MM-DDTHH:MM:SS.sssZ`), which RFC 3339 lacks.
+fn extended_iso(s: &str) -> Option<DateTime<FixedOffset>> {
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = s.get(1..7)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year = sign * digits.parse::<i32>().ok()?;
+    // Month, day, time and offset as RFC 3339 reads them, in a leap year (so 29 February
+    // parses); the day is then checked against the real year.
+    let probe = DateTime::parse_from_rfc3339(&format!("2000{}", s.get(7..)?)).ok()?;
+    NaiveDate::from_ymd_opt(year, probe.month(), probe.day())?
+        .and_time(probe.time())
+        .and_local_timezone(*probe.offset())
+        .single()
 }
 
 /// An ISO 8601 string or epoch milliseconds.
@@ -150,6 +178,7 @@ fn date(v: &Value) -> Option<Millis> {
     match v {
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .ok()
+            .or_else(|| extended_iso(s))
             .map(|d| d.timestamp_millis()),
         Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(|f| f as Millis),
         _ => None,
@@ -393,6 +422,23 @@ mod tests {
     }
 
     #[test]
+    fn dates_outside_years_0_to_9999_as_javascript_writes_them() {
+        // `new Date(253402300800000).toISOString()`, and year -1 in Node.
+        assert_eq!(iso(253_402_300_800_000), "+010000-01-01T00:00:00.000Z");
+        assert_eq!(iso(-62_193_657_600_000), "-000001-03-01T00:00:00.000Z");
+        for ms in [
+            253_402_300_800_000,
+            -62_193_657_600_000,
+            0,
+            1_714_564_800_123,
+        ] {
+            assert_eq!(date(&Value::from(iso(ms))), Some(ms));
+        }
+        assert_eq!(date(&Value::from("-000001-02-29T00:00:00.000Z")), None);
+        assert_eq!(date(&Value::from("+01000é-01-01T00:00:00.000Z")), None);
+    }
+
+    #[test]
     fn sizes_and_last_error() {
         assert_eq!(
             message_size("abcd", job_attrs("id", "ty")),
@@ -404,5 +450,128 @@ mod tests {
             last_error_value(&long).chars().count(),
             MAX_LAST_ERROR_CHARS + 1
         );
+    }
+}
+
+/// The message parsers over arbitrary input: they answer (a job or the reason it is not one)
+/// and never panic; what `encode_body` writes, `decode_body` reads back unchanged.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Any JSON value, strings drawn from all of Unicode.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".*".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::hash_map(".*", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A body with each field of the format absent or any JSON value, ISO dates likely.
+    fn any_body() -> impl Strategy<Value = String> {
+        let field = || {
+            prop_oneof![
+                Just(None),
+                any_json().prop_map(Some),
+                "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,12}Z?".prop_map(|s| Some(Value::from(s))),
+            ]
+        };
+        (field(), field(), field(), field(), field(), field()).prop_map(|(a, b, c, d, e, f)| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in [
+                ("jobId", a),
+                ("type", b),
+                ("payload", c),
+                ("options", d),
+                ("createdAt", e),
+                ("scheduledFor", f),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.to_owned(), v);
+                }
+            }
+            Value::Object(m).to_string()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn decode_never_panics_on_any_text(body in ".*") {
+            let _ = decode_body(&body);
+        }
+
+        #[test]
+        fn decode_answers_any_body_and_keeps_its_promises(body in any_body()) {
+            if let Ok(d) = decode_body(&body) {
+                prop_assert!(!d.id.is_empty() && !d.job_type.is_empty());
+                // What was decoded can be written again.
+                let again = encode_body(&BodyFields {
+                    id: &d.id,
+                    job_type: &d.job_type,
+                    payload: &d.payload,
+                    options: &d.options,
+                    created_at: d.created_at,
+                    scheduled_for: d.scheduled_for,
+                });
+                prop_assert!(again.is_ok());
+            }
+        }
+
+        #[test]
+        fn encode_then_decode_is_identity(
+            id in ".+",
+            job_type in ".+",
+            payload in any_json(),
+            max_retries in any::<u32>(),
+            timeout in 0u64..(1 << 53),
+            priority in any::<u32>(),
+            dedup in proptest::option::of(".*"),
+            // JavaScript's date range (±8.64e15 ms), as far as chrono reaches (±262,143 years).
+            created_at in -8_200_000_000_000_000i64..8_200_000_000_000_000,
+            scheduled_for in proptest::option::of(0i64..4_102_444_800_000),
+        ) {
+            let payload = RawValue::from_string(payload.to_string()).unwrap();
+            let options = JobOptions { max_retries, timeout, priority, deduplication_key: dedup };
+            let body = encode_body(&BodyFields {
+                id: &id,
+                job_type: &job_type,
+                payload: &payload,
+                options: &options,
+                created_at,
+                scheduled_for,
+            })
+            .unwrap();
+            let d = decode_body(&body).unwrap();
+            prop_assert_eq!(d.id, id);
+            prop_assert_eq!(d.job_type, job_type);
+            prop_assert_eq!(d.payload.get(), payload.get());
+            prop_assert_eq!(d.options, options);
+            prop_assert_eq!(d.created_at, created_at);
+            prop_assert_eq!(d.scheduled_for, scheduled_for);
+        }
+
+        #[test]
+        fn fifo_ids_and_last_error_never_panic(text in ".*", other in ".*") {
+            let ok = check_fifo_id(&text, "x").is_ok();
+            prop_assert_eq!(ok, !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+            let _ = fifo_ids(Some(&text), &other, Some(&other), &text);
+            let cut = last_error_value(&text);
+            prop_assert!(cut.chars().count() <= MAX_LAST_ERROR_CHARS + 1);
+            prop_assert!(text.is_empty() || text.starts_with(cut.trim_end_matches('…')));
+        }
     }
 }

@@ -462,3 +462,62 @@ test('SQS: delays over 15 minutes go through a running scheduler', { timeout: 90
     await moto.stop()
   }
 })
+
+/** Run SQL text on the database `url` names, as another writer would (psql / sqlite3). */
+function rawSql(url, sql) {
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length).split('?')[0]
+    execFileSync('sqlite3', ['-bail', file, sql], { stdio: ['ignore', 'pipe', 'pipe'] })
+  } else {
+    psql(new URL(url).pathname.slice(1), sql)
+  }
+}
+
+for (const b of backends) {
+  test(`${b.name}: a poll that meets bad rows records their errors and goes on; isRunning() tells the truth`, async (t) => {
+    if (b.skip()) return t.skip(`${b.name} unavailable`)
+    const url = b.url()
+    const { provider, scheduler } = await newScheduler(url, { pollInterval: 50 })
+    await scheduler.migrate()
+    const past = b.name === 'SQLite' ? String(Date.now() - 60_000) : `(NOW() AT TIME ZONE 'UTC') - interval '1 minute'`
+    const row = (id, name, type, payload, schedule, tz) =>
+      `('${id}', '${name}', '${type}', '${payload}', '{}', '${schedule}', '${tz}', TRUE, ${past}, ${past}, ${past})`
+    rawSql(
+      url,
+      `INSERT INTO "RecurringJob" ("id", "name", "type", "payload", "options", "schedule", "timezone", "enabled", "nextRunAt", "createdAt", "updatedAt") VALUES
+        ${row('r1', 'multibyte', 't:multibyte', '{}', 'ééé 9 * * *', 'UTC')},
+        ${row('r2', 'chinese', 't:chinese', '{}', '每天 9 点 * *', 'UTC')},
+        ${row('r3', 'bad-zone', 't:zone', '{}', '0 9 * * *', 'Mars/Base')},
+        ${row('r4', 'good', 't:good', '{"g":1}', 'every 1 hour', 'UTC')};
+       INSERT INTO "ScheduledJob" ("id", "type", "payload", "options", "scheduledFor", "status", "createdAt", "updatedAt") VALUES
+        ('s1', 't:bad-payload', '{not json', '{}', ${past}, 'scheduled', ${past}, ${past}),
+        ('s2', 't:ok', '{"s":1}', '{}', ${past}, 'scheduled', ${past}, ${past});`,
+    )
+    assert.equal(scheduler.isRunning(), false)
+    await scheduler.start()
+    try {
+      await waitFor('the good rows', async () => (await provider.getStats()).pending === 2)
+      await sleep(300) // more polls go over the bad rows
+      assert.equal(scheduler.isRunning(), true, 'the poll task is alive')
+      const byName = Object.fromEntries((await scheduler.listRecurring()).map((r) => [r.name, r]))
+      assert.match(byName.multibyte.lastError, /^invalid schedule "ééé 9 \* \* \*"/)
+      assert.match(byName.chinese.lastError, /^invalid schedule "每天 9 点 \* \*"/)
+      assert.equal(byName['bad-zone'].lastError, 'unknown time zone "Mars/Base"')
+      for (const name of ['multibyte', 'chinese', 'bad-zone']) {
+        assert.equal(byName[name].nextRunAt, null, `${name} is set aside`)
+        assert.equal(byName[name].lastRunAt, null, `${name} did not run`)
+      }
+      assert.equal(byName.good.lastError, null)
+      assert.ok(byName.good.nextRunAt > new Date())
+      const bad = await scheduler.getScheduledJob('s1')
+      assert.equal(bad.status, 'cancelled', 'a payload that is not JSON can never be enqueued')
+      assert.match(bad.error, /^stored payload is not JSON/)
+      assert.equal((await scheduler.getScheduledJob('s2')).status, 'enqueued')
+      const types = (await provider.receive(10, 0)).map((j) => j.type).sort()
+      assert.deepEqual(types, ['t:good', 't:ok'])
+    } finally {
+      await scheduler.stop()
+    }
+    assert.equal(scheduler.isRunning(), false)
+  })
+}

@@ -14,6 +14,9 @@ pub(crate) fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // Node may leave stderr non-blocking: a full pipe fails a write with EAGAIN, and
+        // reporting that through `eprintln!` would panic in whatever task was logging.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -361,7 +361,9 @@ impl Scheduler {
             )));
         }
         check_type(&input.job_type)?;
-        let timezone = input.timezone.unwrap_or_else(|| "UTC".to_owned());
+        let timezone = input
+            .timezone
+            .unwrap_or_else(|| crate::schedule::DEFAULT_TIME_ZONE.to_owned());
         let schedule = Schedule::parse(&input.schedule, &timezone)?;
         let now = now_ms();
         let next = schedule.next_after(now).ok_or_else(|| {

@@ -28,19 +28,23 @@ const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', '
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']
 const MACROS = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@hourly', '@minutely', '@weekdays', '@weekends']
 
-// Zones with the days their clocks change (2024 and 2025), plus a half-hour zone without
-// daylight saving and UTC (their "changes" are just days to start on).
+// Zones with instants their clocks change (2024 and 2025): New York, Los Angeles, London,
+// Berlin (one hour at 01:00–03:00 local), Sydney and Adelaide (southern, Adelaide on a
+// half-hour offset), Santiago (at midnight). Asia/Kolkata (a half-hour offset without
+// daylight saving) and UTC get instants of no change, to start from.
 const ZONES = {
-  UTC: ['2024-02-29', '2024-12-31'],
-  'America/New_York': ['2024-03-10', '2024-11-03', '2025-03-09', '2025-11-02'],
-  'America/Los_Angeles': ['2024-03-10', '2024-11-03'],
-  'Europe/London': ['2024-03-31', '2024-10-27', '2025-03-30', '2025-10-26'],
-  'Europe/Berlin': ['2024-03-31', '2024-10-27'],
-  'Australia/Sydney': ['2024-04-07', '2024-10-06', '2025-04-06', '2025-10-05'],
-  'Australia/Adelaide': ['2024-04-07', '2024-10-06'],
-  'America/Santiago': ['2024-04-07', '2024-09-08'],
-  'Asia/Kolkata': ['2024-03-10', '2024-11-03'],
+  UTC: ['2024-02-29T00:00:00Z', '2024-12-31T23:00:00Z'],
+  'Asia/Kolkata': ['2024-03-10T07:00:00Z', '2024-11-03T06:00:00Z'],
+  'America/New_York': ['2024-03-10T07:00:00Z', '2024-11-03T06:00:00Z', '2025-03-09T07:00:00Z', '2025-11-02T06:00:00Z'],
+  'America/Los_Angeles': ['2024-03-10T10:00:00Z', '2024-11-03T09:00:00Z'],
+  'Europe/London': ['2024-03-31T01:00:00Z', '2024-10-27T01:00:00Z', '2025-03-30T01:00:00Z', '2025-10-26T01:00:00Z'],
+  'Europe/Berlin': ['2024-03-31T01:00:00Z', '2024-10-27T01:00:00Z'],
+  'Australia/Sydney': ['2024-04-06T16:00:00Z', '2024-10-05T16:00:00Z', '2025-04-05T16:00:00Z', '2025-10-04T16:00:00Z'],
+  'Australia/Adelaide': ['2024-04-06T16:30:00Z', '2024-10-05T16:30:00Z'],
+  'America/Santiago': ['2024-04-07T03:00:00Z', '2024-09-08T04:00:00Z'],
 }
+// Hour fields around the local hours that clocks change at.
+const CHANGE_HOURS = ['0', '1', '2', '3', '23', '1-2', '2-3', '0-3', '1,2', '2,3', '0-3/2', '1-3/2', '0,2', '22-23,0-1']
 
 function generator(rand) {
   const int = (lo, hi) => lo + Math.floor(rand() * (hi - lo + 1))
@@ -90,7 +94,7 @@ function generator(rand) {
     })
     const parts = [
       field(0, 59, { star: 0.2 }),
-      field(0, 23, { star: 0.3 }),
+      rand() < 0.4 ? pick(CHANGE_HOURS) : field(0, 23, { star: 0.3 }),
       dom,
       field(1, 12, { star: 0.7, named: MONTHS, offset: 1 }),
       dow,
@@ -100,15 +104,18 @@ function generator(rand) {
   }
 }
 
-/** A start instant: mostly around a clock change of the zone, some anywhere in 2020–2030. */
+/** A start instant: mostly hours before or after a clock change, some days around one, some anywhere in 2020–2030. */
 function startTime(rand, zone) {
-  const base = rand() < 0.8 ? Date.parse(`${ZONES[zone][Math.floor(rand() * ZONES[zone].length)]}T00:00:00Z`) - 14 * 3600e3 : Date.UTC(2020, 0, 1)
-  const span = base === Date.UTC(2020, 0, 1) ? 10 * 365 * 86400e3 : 52 * 3600e3
-  let t = base + Math.floor(rand() * span)
-  // Whole minutes and seconds often, as the scheduler's own runs are.
+  const change = Date.parse(ZONES[zone][Math.floor(rand() * ZONES[zone].length)])
   const r = rand()
-  if (r < 0.3) t -= t % 60000
-  else if (r < 0.5) t -= t % 1000
+  let t
+  if (r < 0.6) t = change + Math.floor((rand() * 9 - 6) * 3600e3)
+  else if (r < 0.8) t = change + Math.floor((rand() * 4 - 2) * 86400e3)
+  else t = Date.UTC(2020, 0, 1) + Math.floor(rand() * 10 * 365 * 86400e3)
+  // Whole minutes and seconds often, as the scheduler's own runs are.
+  const w = rand()
+  if (w < 0.3) t -= t % 60000
+  else if (w < 0.5) t -= t % 1000
   return t
 }
 
@@ -162,4 +169,46 @@ test(`cron: nextRuns agrees with cron-parser 5 (${CASES} generated expressions �
   }
   console.log(`cron differential (seed ${SEED}): ${cases} expression × zone × start cases, ${comparisons} next runs compared, ${mismatches.length} cases differ; ${bothRejected} generated expressions refused by both, ${wider} refused by cron-parser only (a value listed twice)`)
   assert.deepEqual(mismatches.slice(0, 10), [], `${mismatches.length} of ${cases} cases differ`)
+})
+
+test('cron: the forms the old scheduler accepted and the addon refused, against cron-parser', () => {
+  const from = Date.parse('2024-03-09T12:00:00Z')
+  for (const expr of ['0 30 2 * * *', '*/10 * * * * *', '0 0 L * *', '0 18 * * 5L', '0 9 * * 1#2', '0 0 13 * 5', '@weekly', '@yearly', '0 9 * * MON-FRI']) {
+    for (const timezone of ['UTC', 'America/New_York', 'Australia/Sydney']) {
+      const ours = nextRuns(expr, { timezone, from, count: 5 }).map((d) => d.toISOString())
+      const expected = []
+      let t = from
+      for (let i = 0; i < 5; i++) expected.push(new Date((t = oldNext(expr, timezone, t))).toISOString())
+      assert.deepEqual(ours, expected, `${expr} in ${timezone}`)
+    }
+  }
+})
+
+test('cron: W (which cron-parser lacks) is the nearest weekday within the month', () => {
+  const runs = nextRuns('0 9 1W,15W * *', { from: new Date('2024-06-01T00:00:00Z'), count: 4 }).map((d) => d.toISOString())
+  // Sat 1 June → Mon 3rd (not back into May); Sat 15 June → Fri 14th; Mon 1 July; Mon 15 July.
+  assert.deepEqual(runs, ['2024-06-03T09:00:00.000Z', '2024-06-14T09:00:00.000Z', '2024-07-01T09:00:00.000Z', '2024-07-15T09:00:00.000Z'])
+})
+
+test('cron: nextRuns refuses bad input with a TypeError or RangeError naming it', () => {
+  for (const expr of ['ééé 9 * * *', '每天 9 点 * *', '1/4294967295 * * * *', 'H * * * *', '0 0 30 2 *', '* * * *', '0 0 * * 1#6', '1,'.repeat(5000)]) {
+    assert.throws(() => nextRuns(expr), (e) => e instanceof RangeError && e.message.startsWith(`invalid schedule ${JSON.stringify(expr.slice(0, 100))}`), expr.slice(0, 40))
+  }
+  assert.throws(() => nextRuns('0 9 * * *', { timezone: 'Mars/Base' }), { name: 'RangeError', message: 'unknown time zone "Mars/Base"' })
+  assert.throws(() => nextRuns(42), { name: 'TypeError', message: /^schedule must be a cron expression or "every N unit", got 42$/ })
+  assert.throws(() => nextRuns('@daily', null), { name: 'TypeError', message: /^options must be an object/ })
+  assert.throws(() => nextRuns('@daily', { timezone: 5 }), { name: 'TypeError', message: /^options\.timezone must be an IANA time zone name/ })
+  assert.throws(() => nextRuns('@daily', { from: 'soon' }), { name: 'RangeError', message: /^options\.from must be a valid Date/ })
+  assert.throws(() => nextRuns('@daily', { count: '3' }), { name: 'TypeError', message: /^options\.count must be a number/ })
+  for (const count of [0, 1.5, -1, 1001, NaN, Infinity]) {
+    assert.throws(() => nextRuns('@daily', { count }), { name: 'RangeError', message: /^options\.count must be a whole number from 1 to 1000/ }, String(count))
+  }
+})
+
+test('cron: nextRuns defaults (now, UTC, one run) and intervals', () => {
+  const before = Date.now()
+  const [next] = nextRuns('* * * * * *')
+  assert.ok(next instanceof Date && next.getTime() > before && next.getTime() <= Date.now() + 1000, String(next))
+  assert.deepEqual(nextRuns('every 90 minutes', { from: 0, count: 2 }).map((d) => d.getTime()), [90 * 60000, 180 * 60000])
+  assert.equal(nextRuns('@hourly', { from: new Date('2024-01-01T10:20:00Z'), timezone: 'Asia/Kolkata' })[0].toISOString(), '2024-01-01T10:30:00.000Z')
 })

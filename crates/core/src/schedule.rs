@@ -437,6 +437,10 @@ mod tests {
             ("H * * * *", "minute field \"H\": H (hashed) values are not supported"),
             ("0 0 * * L", "day-of-week field \"L\": a lone L is not a day of week (5L is the last Friday)"),
             ("1,,2 * * * *", "minute field \"1,,2\": empty list item"),
+            (
+                "/15 * * * *",
+                "minute field \"/15\": \"/15\" has no start (*/N steps through the whole range)",
+            ),
             ("5* * * * *", "minute field \"5*\": invalid wildcard in \"5*\""),
             ("0 0 1 * +1", "day-of-week field \"+1\": invalid character '+'"),
             ("0 0 * * 1#6", "day-of-week field \"1#6\": nth specifier out of bounds (0-7, sun-sat, L, #)"),

@@ -253,6 +253,11 @@ fn normalize_field(index: usize, field: &str) -> Result<String, String> {
             None => (item, None),
         };
         let base = match base {
+            "" => {
+                return Err(format!(
+                    "{item:?} has no start (*/N steps through the whole range)"
+                ))
+            }
             "*" | "?" => "*",
             b if b.contains(['*', '?']) => return Err(format!("invalid wildcard in {item:?}")),
             b => b,

@@ -141,11 +141,43 @@ impl CronSchedule {
     }
 
     /// The first run strictly after `t`, by the rules in the module docs.
+    ///
+    /// Matching local times are walked in order from `t`'s. Two clock-change cases make a
+    /// local time map to an instant out of that order:
+    /// - the second instance of a repeated time (kept for an every-hour schedule when the
+    ///   walk starts in the first instance of the range): a local time before `t`'s can map
+    ///   after it. That only matters when nothing runs before the clock goes back; then the
+    ///   walk is made again, from as far back as the clock goes;
+    /// - a found run that is a second instance, or a skipped time moved past the change: a
+    ///   later local time can still map before it, so that walk goes on as far further.
     pub(super) fn next_after(&self, tz: Tz, t: Millis) -> Option<Millis> {
         let utc = DateTime::from_timestamp_millis(t)?;
         let local = utc.with_timezone(&tz).naive_local().with_nanosecond(0)?;
-        // Local times up to a clock change before `t`'s can still map to instants after it.
-        let mut cursor = local.checked_sub_signed(Duration::seconds(offset_spread(tz, t)))?;
+        let first = self.walk(tz, t, local);
+        if !self.every_hour {
+            return first;
+        }
+        let now = offset_at(tz, t)?;
+        let day_later = t.saturating_add(DAY_SECONDS * 1000);
+        let back = i64::from(now - offset_at(tz, day_later).unwrap_or(now));
+        if back <= 0 {
+            return first;
+        }
+        // The clock goes back within a day: second instances start at the change.
+        let change = transition_before(tz, day_later)?;
+        if first.is_some_and(|f| f < change) {
+            return first;
+        }
+        let again = self.walk(tz, t, local.checked_sub_signed(Duration::seconds(back))?);
+        match (first, again) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest instant after `t` of the matching local times from `from` on.
+    fn walk(&self, tz: Tz, t: Millis, from: NaiveDateTime) -> Option<Millis> {
+        let mut cursor = from;
         let mut inclusive = true;
         // (instant, the local time past which no candidate can map before it)
         let mut best: Option<(Millis, NaiveDateTime)> = None;
@@ -154,10 +186,15 @@ impl CronSchedule {
             if best.is_some_and(|(_, bound)| candidate > bound) {
                 break;
             }
-            for ms in self.instants(tz, candidate, t).into_iter().flatten() {
+            for (ms, out_of_order) in self.instants(tz, candidate, t).into_iter().flatten() {
                 if ms > t && best.is_none_or(|(b, _)| ms < b) {
-                    let spread = Duration::seconds(offset_spread(tz, ms));
-                    best = Some((ms, candidate.checked_add_signed(spread)?));
+                    let ahead = if out_of_order {
+                        let (min, max) = offset_range(tz, ms);
+                        i64::from(max - min)
+                    } else {
+                        0
+                    };
+                    best = Some((ms, candidate.checked_add_signed(Duration::seconds(ahead))?));
                 }
             }
             cursor = candidate;
@@ -166,18 +203,23 @@ impl CronSchedule {
         best.map(|(ms, _)| ms)
     }
 
-    /// The instants a matching local time stands for, when searching from `t`.
-    fn instants(&self, tz: Tz, local: NaiveDateTime, t: Millis) -> [Option<Millis>; 2] {
+    /// The instants a matching local time stands for, when searching from `t`, each with
+    /// whether it is out of local-time order (see [`Self::next_after`]).
+    fn instants(&self, tz: Tz, local: NaiveDateTime, t: Millis) -> [Option<(Millis, bool)>; 2] {
         match tz.from_local_datetime(&local) {
-            LocalResult::Single(x) => [Some(x.timestamp_millis()), None],
+            LocalResult::Single(x) => [Some((x.timestamp_millis(), false)), None],
             LocalResult::Ambiguous(early, late) => {
                 let late = late.timestamp_millis();
-                let second_too =
-                    self.every_hour || transition_before(tz, late).is_some_and(|t1| t >= t1);
-                [Some(early.timestamp_millis()), second_too.then_some(late)]
+                // From inside the repeated range, first instances are all behind `t`.
+                let from_inside = transition_before(tz, late).is_some_and(|t1| t >= t1);
+                let second_too = self.every_hour || from_inside;
+                [
+                    Some((early.timestamp_millis(), false)),
+                    second_too.then_some((late, !from_inside)),
+                ]
             }
             LocalResult::None if self.every_hour => [None, None],
-            LocalResult::None => [skipped_time_run(tz, local, t), None],
+            LocalResult::None => [skipped_time_run(tz, local, t).map(|ms| (ms, true)), None],
         }
     }
 }
@@ -313,14 +355,14 @@ fn offset_at(tz: Tz, ms: Millis) -> Option<i32> {
     )
 }
 
-/// How far the offset moves within a day either side of `ms` (0 on most days).
-fn offset_spread(tz: Tz, ms: Millis) -> i64 {
+/// The smallest and largest UTC offsets (seconds) within a day either side of `ms`.
+fn offset_range(tz: Tz, ms: Millis) -> (i32, i32) {
     let day = DAY_SECONDS * 1000;
     let offsets =
         [ms.saturating_sub(day), ms, ms.saturating_add(day)].map(|m| offset_at(tz, m).unwrap_or(0));
-    let max = offsets.iter().max().copied().unwrap_or(0);
     let min = offsets.iter().min().copied().unwrap_or(0);
-    i64::from(max - min)
+    let max = offsets.iter().max().copied().unwrap_or(0);
+    (min, max)
 }
 
 /// The instant of the clock change in the day before `ms`: the first second whose offset

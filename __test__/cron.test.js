@@ -90,7 +90,10 @@ function generator(rand) {
     const dow = field(0, 7, {
       star: 0.6,
       named: DAYS,
-      extra: () => (rand() < 0.5 ? `${int(0, 7)}L` : `${int(0, 7)}#${int(1, 5)}`),
+      extra: () => {
+        const r = rand()
+        return r < 0.45 ? `${int(0, 7)}L` : r < 0.9 ? `${int(0, 7)}#${int(1, 5)}` : `${pick(['*', '?'])}#${int(1, 5)}`
+      },
     })
     const parts = [
       field(0, 59, { star: 0.2 }),

@@ -300,16 +300,20 @@ fn normalize_field(index: usize, field: &str) -> Result<String, String> {
                     "{item:?} has no start (*/N steps through the whole range)"
                 ))
             }
-            "*" | "?" => "*",
+            "*" | "?" => "*".to_string(),
+            // `*#2`: every weekday's second occurrence, the days 8 to 14.
+            b if index == 5 && step.is_none() && (b.starts_with("*#") || b.starts_with("?#")) => {
+                format!("0-6{}", &b[1..])
+            }
             b if b.contains(['*', '?']) => return Err(format!("invalid wildcard in {item:?}")),
-            b => b,
+            b => b.to_string(),
         };
         if index == 5 && base == "L" {
             return Err("a lone L is not a day of week (5L is the last Friday)".to_string());
         }
         items.push(match step {
             Some(s) => format!("{base}/{s}"),
-            None => base.to_string(),
+            None => base,
         });
     }
     Ok(items.join(","))

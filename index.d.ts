@@ -197,7 +197,7 @@ export interface RecurringJobInput<T = unknown> {
   name: string
   type: string
   payload: T
-  /** Cron (`0 9 * * *`) or interval (`every 1 hour`). */
+  /** Cron (`0 9 * * *`, `0 30 2 * * *` with seconds, `L`, `W`, `#`, `@daily` …) or interval (`every 1 hour`). */
   schedule: string
   /** IANA time zone (default UTC). */
   timezone?: string
@@ -280,6 +280,21 @@ export declare function startScheduler(options?: Partial<SchedulerOptions>): Pro
 export declare function stopScheduler(): Promise<void>
 export declare function getScheduler(options?: SchedulerOptions): Scheduler
 export declare function resetScheduler(): void
+
+export interface NextRunsOptions {
+  /** IANA time zone the schedule is read in (default UTC). */
+  timezone?: string
+  /** Runs strictly after this instant (default now). */
+  from?: Date | number | string
+  /** How many runs, 1 to 1000 (default 1). */
+  count?: number
+}
+/**
+ * The next runs of a schedule as the scheduler computes them; fewer than `count` when a cron
+ * expression stops matching. TypeError for a wrong argument type, RangeError for an invalid
+ * schedule, time zone, date or count.
+ */
+export declare function nextRuns(schedule: string, options?: NextRunsOptions): Date[]
 
 /**
  * Check a `queue` config block and fill in its defaults. Throws a TypeError/RangeError whose

@@ -795,6 +795,33 @@ async function loadJobHandlers(dir = 'extensions/jobs') {
   return loaded
 }
 
+// ---- schedules ---------------------------------------------------------------------
+
+/**
+ * The next runs of a schedule (cron or `every N unit`), as the scheduler computes them:
+ * `options.timezone` (IANA, default UTC), strictly after `options.from` (default now),
+ * `options.count` of them (default 1). Fewer when a cron expression stops matching.
+ */
+function nextRuns(schedule, options = {}) {
+  if (typeof schedule !== 'string') {
+    throw new TypeError(`schedule must be a cron expression or "every N unit", got ${describe(schedule)}`)
+  }
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
+  const { timezone, from, count } = options
+  if (timezone !== undefined && typeof timezone !== 'string') {
+    throw new TypeError(`options.timezone must be an IANA time zone name, got ${describe(timezone)}`)
+  }
+  if (count !== undefined && typeof count !== 'number') throw new TypeError(`options.count must be a number, got ${describe(count)}`)
+  const fromMs = from === undefined ? undefined : dateMs(from, 'options.from')
+  let runs
+  try {
+    runs = binding.nextRuns(schedule, timezone, fromMs, count)
+  } catch (e) {
+    throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e
+  }
+  return runs.map((ms) => new Date(ms))
+}
+
 // One object literal, so ES-module importers (`import { x }`, `export * from`) see every name.
 module.exports = {
   createQueueProvider,
@@ -824,5 +851,6 @@ module.exports = {
   startScheduler,
   stopScheduler,
   resetScheduler,
+  nextRuns,
   logger,
 }

@@ -244,8 +244,21 @@ for (const b of backends) {
 
     await assert.rejects(
       scheduler.registerRecurring({ name: 'bad', type: 't', payload: {}, schedule: '61 * * * *' }),
-      { message: 'invalid schedule "61 * * * *": minute 61 out of range 0-59' },
+      { message: 'invalid schedule "61 * * * *": minute field "61": number out of bounds (0-59)' },
     )
+    // Multi-byte text and an overflowing step are refused with the value, not a panic.
+    for (const schedule of ['ééé 9 * * *', '每天 9 点 * *', '1/4294967295 * * * *']) {
+      await assert.rejects(scheduler.registerRecurring({ name: 'bad', type: 't', payload: {}, schedule }), { message: new RegExp(`^invalid schedule ${JSON.stringify(schedule).replace(/[*/]/g, '\\$&')}: minute field`) })
+    }
+    // cron-parser's grammar: seconds first in six fields, L, #; nextRunAt is what nextRuns says.
+    for (const schedule of ['0 30 2 * * *', '*/10 * * * * *', '0 0 L * *', '0 18 * * 5L', '0 9 * * 1#2']) {
+      const before = Date.now()
+      const row = await scheduler.registerRecurring({ name: `grammar-${schedule}`, type: 't', payload: {}, schedule, timezone: 'Europe/London' })
+      const [expected] = queue.nextRuns(schedule, { timezone: 'Europe/London', from: before })
+      const [latest] = queue.nextRuns(schedule, { timezone: 'Europe/London', from: Date.now() })
+      assert.ok(row.nextRunAt >= expected && row.nextRunAt <= latest, `${schedule}: ${row.nextRunAt.toISOString()}`)
+      assert.equal(await scheduler.deleteRecurring(row.name), true)
+    }
     await assert.rejects(
       scheduler.registerRecurring({ name: 'bad', type: 't', payload: {}, schedule: '0 9 * * *', timezone: 'Mars/Base' }),
       { message: 'unknown time zone "Mars/Base"' },

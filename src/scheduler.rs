@@ -4,7 +4,8 @@
 use crate::bridge::{napi_err, to_json};
 use crate::provider::NativeProvider;
 use chaaskit_queue_core::config::SchedulerConfig;
-use chaaskit_queue_core::job::{raw_json, EnqueueOptions};
+use chaaskit_queue_core::job::{now_ms, raw_json, EnqueueOptions};
+use chaaskit_queue_core::schedule::{self, Schedule};
 use chaaskit_queue_core::scheduler::{RecurringInput, Scheduler};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -159,4 +160,48 @@ impl NativeScheduler {
     pub async fn list_recurring(&self) -> Result<String> {
         to_json(&self.core.list_recurring().await.map_err(napi_err)?)
     }
+}
+
+/// `nextRuns(schedule, { timezone, from, count })`: the next `count` runs (default 1) of
+/// `schedule` in `timezone` (default UTC) strictly after `from_ms` (default now), as epoch
+/// ms. `index.js` checks the argument types; values are checked here.
+#[napi]
+pub fn next_runs(
+    schedule: String,
+    timezone: Option<String>,
+    from_ms: Option<f64>,
+    count: Option<f64>,
+) -> Result<Vec<f64>> {
+    let tz = timezone.as_deref().unwrap_or(schedule::DEFAULT_TIME_ZONE);
+    let s = Schedule::parse(&schedule, tz).map_err(napi_err)?;
+    let from = match from_ms {
+        Some(ms) if ms.is_finite() && ms.abs() <= MAX_DATE_MS => ms.floor() as i64,
+        Some(ms) => {
+            return Err(invalid_arg(format!(
+                "options.from must be a valid date, got {ms}"
+            )))
+        }
+        None => now_ms(),
+    };
+    let count = match count {
+        None => 1,
+        Some(n) if n.fract() == 0.0 && (1.0..=schedule::MAX_RUNS as f64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(invalid_arg(format!(
+                "options.count must be a whole number from 1 to {}, got {n}",
+                schedule::MAX_RUNS
+            )))
+        }
+    };
+    Ok(s.runs_after(from, count)
+        .into_iter()
+        .map(|ms| ms as f64)
+        .collect())
+}
+
+/// The largest epoch-ms value a JavaScript `Date` holds.
+const MAX_DATE_MS: f64 = 8.64e15;
+
+fn invalid_arg(msg: String) -> Error {
+    Error::new(Status::InvalidArg, msg)
 }

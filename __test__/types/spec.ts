@@ -419,6 +419,15 @@ async function surface(): Promise<void> {
   void [init, defaults, description, known, types, removed, doubled, w, same, running, started, queuePackage.getQueueProvider]
 }
 
+// nextRuns: a schedule's next runs, as the scheduler computes them.
+function scheduleRuns(): Date[] {
+  const next: Date[] = queuePackage.nextRuns('0 30 2 * * *', { timezone: 'America/New_York', from: new Date(), count: 3 })
+  const options: queuePackage.NextRunsOptions = { from: '2024-03-10T00:00:00Z' }
+  // @ts-expect-error the time zone is a name, not an offset
+  queuePackage.nextRuns('@daily', { timezone: -5 })
+  return [...next, ...queuePackage.nextRuns('every 1 hour', options), ...queuePackage.nextRuns('0 9 * * 1#2')]
+}
+
 // ---- Strictness: each of these must NOT compile --------------------------------------------------
 // @ts-expect-error 'redis' is not a provider type
 const badProvider: QueueProviderConfig = { type: 'redis' }
@@ -459,4 +468,5 @@ void [
   badMode,
   badDelay,
   noEnabled,
+  scheduleRuns,
 ]

@@ -1,25 +1,20 @@
-//! Recurring-job schedules: 5-field cron expressions evaluated in an IANA time zone (with
-//! daylight-saving handling) and `every N unit` intervals.
-//!
-//! Daylight saving: a local time skipped by a spring-forward change runs once, at the
-//! instant it would have had without the change (02:30 → 03:30 new time); a local time
-//! repeated by a fall-back change runs once, at its first instance, unless the hour field
-//! is `*`, in which case it runs in both hours (an hourly job stays hourly in real time).
+//! Recurring-job schedules: cron expressions (the grammar of npm `cron-parser` 5, through the
+//! `croner` crate) evaluated in an IANA time zone, and `every N unit` intervals.
+
+mod cron;
 
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
-use chrono::{
-    Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
-    Timelike,
-};
 use chrono_tz::Tz;
+use cron::CronSchedule;
 
+/// The zone a schedule is evaluated in when none is given.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+/// Most runs [`Schedule::runs_after`] lists at once.
+pub const MAX_RUNS: usize = 1000;
 const MINUTE_MS: i64 = 60_000;
-/// How far ahead a cron expression is searched (covers Feb 29 across a skipped leap year).
-const SEARCH_DAYS: i64 = 366 * 9;
-/// Local times between a candidate and the earliest instant it can map to (the largest
-/// daylight-saving shift is 2 h; this leaves room).
-const DST_SLACK_MINUTES: i64 = 3 * 60;
+/// How much of a bad value an error message quotes.
+const QUOTE_CHARS: usize = 100;
 
 /// A parsed schedule with its time zone.
 #[derive(Clone, Debug)]
@@ -30,35 +25,31 @@ pub struct Schedule {
 
 #[derive(Clone, Debug)]
 enum Kind {
-    Cron(Cron),
+    Cron(Box<CronSchedule>),
     /// Milliseconds between runs.
     Every(i64),
-}
-
-/// A 5-field cron expression as bit sets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Cron {
-    minutes: u64,
-    hours: u64,
-    days_of_month: u64,
-    months: u64,
-    /// Bit 0 = Sunday … bit 6 = Saturday (7 in the expression is folded onto 0).
-    days_of_week: u64,
-    /// The day-of-month / day-of-week field started with `*`: cron's rule is that when
-    /// both are restricted, a day matching either runs.
-    dom_star: bool,
-    dow_star: bool,
 }
 
 impl Schedule {
     /// Parse `expr` (cron or interval) for the IANA time zone `tz`.
     pub fn parse(expr: &str, tz: &str) -> Result<Schedule> {
         let tz = parse_time_zone(tz)?;
+        if expr.chars().count() > cron::MAX_LEN {
+            return Err(invalid(
+                expr,
+                &format!("longer than {} characters", cron::MAX_LEN),
+            ));
+        }
         let trimmed = expr.trim();
-        let kind = if trimmed.len() >= 5 && trimmed[..5].eq_ignore_ascii_case("every") {
+        let is_interval = trimmed
+            .get(..5)
+            .is_some_and(|w| w.eq_ignore_ascii_case("every"));
+        let kind = if is_interval {
             Kind::Every(parse_interval(trimmed).map_err(|m| invalid(expr, &m))?)
         } else {
-            Kind::Cron(Cron::parse(trimmed).map_err(|m| invalid(expr, &m))?)
+            Kind::Cron(Box::new(
+                CronSchedule::parse(trimmed).map_err(|m| invalid(expr, &m))?,
+            ))
         };
         Ok(Schedule { kind, tz })
     }
@@ -68,13 +59,29 @@ impl Schedule {
         self.tz
     }
 
-    /// The first run strictly after `t`: for cron, the next matching minute; for an
-    /// interval, `t` plus the interval. `None` when a cron expression never matches.
+    /// The first run strictly after `t`: for cron, the next matching second (see
+    /// `schedule/cron.rs` for daylight saving); for an interval, `t` plus the interval.
+    /// `None` when a cron expression never matches again.
     pub fn next_after(&self, t: Millis) -> Option<Millis> {
         match &self.kind {
             Kind::Every(iv) => t.checked_add(*iv),
             Kind::Cron(c) => c.next_after(self.tz, t),
         }
+    }
+
+    /// Up to `count` (at most [`MAX_RUNS`]) consecutive runs after `t`; fewer when a cron
+    /// expression stops matching.
+    pub fn runs_after(&self, t: Millis, count: usize) -> Vec<Millis> {
+        let mut out = Vec::with_capacity(count.min(MAX_RUNS));
+        let mut at = t;
+        while out.len() < count.min(MAX_RUNS) {
+            let Some(next) = self.next_after(at) else {
+                break;
+            };
+            out.push(next);
+            at = next;
+        }
+        out
     }
 
     /// The run after an occurrence at `previous` was handled at `now`: the first run later
@@ -93,11 +100,22 @@ impl Schedule {
 /// An IANA time zone by name, e.g. `America/New_York` or `UTC`.
 pub fn parse_time_zone(name: &str) -> Result<Tz> {
     name.parse::<Tz>()
-        .map_err(|_| QueueError::invalid(format!("unknown time zone {name:?}")))
+        .map_err(|_| QueueError::invalid(format!("unknown time zone {}", quote(name))))
+}
+
+/// `value` as a quoted string, cut short when long.
+fn quote(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= QUOTE_CHARS {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(QUOTE_CHARS).collect();
+        format!("{head:?}… ({n} characters)")
+    }
 }
 
 fn invalid(expr: &str, msg: &str) -> QueueError {
-    QueueError::invalid(format!("invalid schedule {expr:?}: {msg}"))
+    QueueError::invalid(format!("invalid schedule {}: {msg}", quote(expr)))
 }
 
 /// `every N unit`, unit one of second, minute, hour, day, week (plural accepted).
@@ -124,221 +142,6 @@ fn parse_interval(expr: &str) -> std::result::Result<i64, String> {
     };
     n.checked_mul(unit_ms)
         .ok_or_else(|| format!("interval {n} {unit} is too long"))
-}
-
-const MONTH_NAMES: [&str; 12] = [
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
-const DAY_NAMES: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-
-struct Field {
-    name: &'static str,
-    min: u32,
-    max: u32,
-    /// Names for values `min..`, matched case-insensitively.
-    names: &'static [&'static str],
-}
-
-const MINUTE: Field = Field {
-    name: "minute",
-    min: 0,
-    max: 59,
-    names: &[],
-};
-const HOUR: Field = Field {
-    name: "hour",
-    min: 0,
-    max: 23,
-    names: &[],
-};
-const DAY_OF_MONTH: Field = Field {
-    name: "day of month",
-    min: 1,
-    max: 31,
-    names: &[],
-};
-const MONTH: Field = Field {
-    name: "month",
-    min: 1,
-    max: 12,
-    names: &MONTH_NAMES,
-};
-const DAY_OF_WEEK: Field = Field {
-    name: "day of week",
-    min: 0,
-    max: 7,
-    names: &DAY_NAMES,
-};
-
-impl Field {
-    fn value(&self, s: &str) -> std::result::Result<u32, String> {
-        if let Some(i) = self.names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-            return Ok(self.min + i as u32);
-        }
-        let v: u32 = s
-            .parse()
-            .map_err(|_| format!("{} {s:?} is not a number", self.name))?;
-        if v < self.min || v > self.max {
-            return Err(format!(
-                "{} {v} out of range {}-{}",
-                self.name, self.min, self.max
-            ));
-        }
-        Ok(v)
-    }
-
-    /// Parse one field (`*`, `5`, `1-5`, `*/15`, `10-50/10`, `5/10`, lists of those).
-    fn parse(&self, text: &str) -> std::result::Result<u64, String> {
-        let mut bits = 0u64;
-        for item in text.split(',') {
-            let (range, step) = match item.split_once('/') {
-                Some((r, s)) => {
-                    let step: u32 = s
-                        .parse()
-                        .map_err(|_| format!("{} step {s:?} is not a number", self.name))?;
-                    if step == 0 {
-                        return Err(format!("{} step must be at least 1", self.name));
-                    }
-                    (r, Some(step))
-                }
-                None => (item, None),
-            };
-            let (lo, hi) = if range == "*" || range == "?" {
-                (self.min, self.max)
-            } else if let Some((a, b)) = range.split_once('-') {
-                let (a, b) = (self.value(a)?, self.value(b)?);
-                if a > b {
-                    return Err(format!("{} range {range:?} goes backwards", self.name));
-                }
-                (a, b)
-            } else if range.is_empty() {
-                return Err(format!("empty {} field item", self.name));
-            } else {
-                let a = self.value(range)?;
-                (a, if step.is_some() { self.max } else { a })
-            };
-            let step = step.unwrap_or(1);
-            let mut v = lo;
-            while v <= hi {
-                bits |= 1 << v;
-                v += step;
-            }
-        }
-        Ok(bits)
-    }
-}
-
-impl Cron {
-    fn parse(expr: &str) -> std::result::Result<Cron, String> {
-        let expanded = match expr.to_ascii_lowercase().as_str() {
-            "@yearly" | "@annually" => "0 0 1 1 *".to_string(),
-            "@monthly" => "0 0 1 * *".to_string(),
-            "@weekly" => "0 0 * * 0".to_string(),
-            "@daily" | "@midnight" => "0 0 * * *".to_string(),
-            "@hourly" => "0 * * * *".to_string(),
-            _ => expr.to_string(),
-        };
-        let fields: Vec<&str> = expanded.split_whitespace().collect();
-        let [mi, h, dom, mo, dow] = fields.as_slice() else {
-            return Err(format!(
-                "expected 5 cron fields (minute hour day-of-month month day-of-week) or \"every N unit\", got {}",
-                fields.len()
-            ));
-        };
-        let mut days_of_week = DAY_OF_WEEK.parse(dow)?;
-        if days_of_week & (1 << 7) != 0 {
-            days_of_week = (days_of_week & !(1 << 7)) | 1;
-        }
-        Ok(Cron {
-            minutes: MINUTE.parse(mi)?,
-            hours: HOUR.parse(h)?,
-            days_of_month: DAY_OF_MONTH.parse(dom)?,
-            months: MONTH.parse(mo)?,
-            days_of_week,
-            dom_star: dom.starts_with('*') || dom.starts_with('?'),
-            dow_star: dow.starts_with('*') || dow.starts_with('?'),
-        })
-    }
-
-    fn day_matches(&self, d: NaiveDate) -> bool {
-        if self.months & (1 << d.month()) == 0 {
-            return false;
-        }
-        let dom = self.days_of_month & (1 << d.day()) != 0;
-        let dow = self.days_of_week & (1 << d.weekday().num_days_from_sunday()) != 0;
-        match (self.dom_star, self.dow_star) {
-            (true, true) => true,
-            (true, false) => dow,
-            (false, true) => dom,
-            (false, false) => dom || dow,
-        }
-    }
-
-    /// Matching local minutes from `from` (inclusive) on, in order.
-    fn local_times(&self, from: NaiveDateTime) -> impl Iterator<Item = NaiveDateTime> + '_ {
-        let start_day = from.date();
-        let start_minute = from.hour() * 60 + from.minute();
-        (0..SEARCH_DAYS)
-            .filter_map(move |i| start_day.checked_add_signed(Duration::days(i)))
-            .filter(move |d| self.day_matches(*d))
-            .flat_map(move |d| {
-                let first = if d == start_day { start_minute } else { 0 };
-                (first..24 * 60).filter_map(move |m| {
-                    let (h, mi) = (m / 60, m % 60);
-                    if self.hours & (1 << h) == 0 || self.minutes & (1 << mi) == 0 {
-                        return None;
-                    }
-                    NaiveTime::from_hms_opt(h, mi, 0).map(|t| d.and_time(t))
-                })
-            })
-    }
-
-    /// The instants a local time stands for, by the rules in the module docs.
-    fn instants(&self, tz: Tz, local: NaiveDateTime) -> (Option<Millis>, Option<Millis>) {
-        match tz.from_local_datetime(&local) {
-            LocalResult::Single(t) => (Some(t.timestamp_millis()), None),
-            LocalResult::Ambiguous(early, late) => {
-                let every_hour = self.hours == (1 << 24) - 1;
-                (
-                    Some(early.timestamp_millis()),
-                    every_hour.then(|| late.timestamp_millis()),
-                )
-            }
-            LocalResult::None => {
-                // In a spring-forward gap: use the offset in force a day before.
-                let before = local.and_utc() - Duration::days(1);
-                let offset = tz
-                    .offset_from_utc_datetime(&before.naive_utc())
-                    .fix()
-                    .local_minus_utc();
-                (
-                    Some((local.and_utc() - Duration::seconds(offset as i64)).timestamp_millis()),
-                    None,
-                )
-            }
-        }
-    }
-
-    fn next_after(&self, tz: Tz, t: Millis) -> Option<Millis> {
-        let utc = chrono::DateTime::from_timestamp_millis(t)?;
-        let local = utc.with_timezone(&tz).naive_local();
-        let from = local.with_second(0)?.with_nanosecond(0)? - Duration::minutes(DST_SLACK_MINUTES);
-        let mut best: Option<(Millis, NaiveDateTime)> = None;
-        for candidate in self.local_times(from) {
-            if let Some((_, at)) = best {
-                if candidate > at + Duration::minutes(2 * DST_SLACK_MINUTES) {
-                    break;
-                }
-            }
-            let (a, b) = self.instants(tz, candidate);
-            for ms in [a, b].into_iter().flatten() {
-                if ms > t && best.is_none_or(|(m, _)| ms < m) {
-                    best = Some((ms, candidate));
-                }
-            }
-        }
-        best.map(|(ms, _)| ms)
-    }
 }
 
 #[cfg(test)]
@@ -470,9 +273,16 @@ mod tests {
             runs("0 12 29 2 *", "UTC", "2024-03-01T00:00:00Z", 1),
             ["2028-02-29T12:00:00Z"]
         );
-        // Never matches: no run at all.
-        let s = Schedule::parse("0 0 30 2 *", "UTC").unwrap();
-        assert_eq!(s.next_after(ms("2024-01-01T00:00:00Z")), None);
+        // A day no listed month has is refused, as cron-parser does.
+        assert_eq!(
+            err("0 0 30 2 *", "UTC"),
+            "invalid schedule \"0 0 30 2 *\": day of month 30 never occurs in the months given"
+        );
+        // With a restricted day of week the OR rule rescues it: Feb 30 never, Mondays yes.
+        assert_eq!(
+            runs("0 0 30 2 1", "UTC", "2024-01-01T00:00:00Z", 2),
+            ["2024-02-05T00:00:00Z", "2024-02-12T00:00:00Z"]
+        );
     }
 
     #[test]
@@ -544,10 +354,10 @@ mod tests {
             runs("30 1 * * *", "America/New_York", "2024-11-02T12:00:00Z", 2),
             ["2024-11-03T05:30:00Z", "2024-11-04T06:30:00Z"]
         );
-        // Asked from inside the repeated hour (after the first 01:30), not again that day.
+        // Asked from inside the second 01:xx hour, cron-parser runs its 01:30 (EST).
         assert_eq!(
-            runs("30 1 * * *", "America/New_York", "2024-11-03T06:10:00Z", 1),
-            ["2024-11-04T06:30:00Z"]
+            runs("30 1 * * *", "America/New_York", "2024-11-03T06:10:00Z", 2),
+            ["2024-11-03T06:30:00Z", "2024-11-04T06:30:00Z"]
         );
     }
 
@@ -608,47 +418,154 @@ mod tests {
     }
 
     #[test]
-    fn errors_quote_the_value() {
-        assert_eq!(
-            err("61 * * * *", "UTC"),
-            "invalid schedule \"61 * * * *\": minute 61 out of range 0-59"
-        );
-        assert_eq!(
-            err("0 24 * * *", "UTC"),
-            "invalid schedule \"0 24 * * *\": hour 24 out of range 0-23"
-        );
-        assert_eq!(
-            err("0 0 0 * *", "UTC"),
-            "invalid schedule \"0 0 0 * *\": day of month 0 out of range 1-31"
-        );
-        assert_eq!(
-            err("0 0 * 13 *", "UTC"),
-            "invalid schedule \"0 0 * 13 *\": month 13 out of range 1-12"
-        );
-        assert_eq!(
-            err("0 0 * * 8", "UTC"),
-            "invalid schedule \"0 0 * * 8\": day of week 8 out of range 0-7"
-        );
-        assert_eq!(
-            err("0 0 * * funday", "UTC"),
-            "invalid schedule \"0 0 * * funday\": day of week \"funday\" is not a number"
-        );
-        assert!(
-            err("* * * *", "UTC").contains("expected 5 cron fields"),
-            "{}",
-            err("* * * *", "UTC")
-        );
-        assert!(err("*/0 * * * *", "UTC").contains("step must be at least 1"));
-        assert!(err("5-1 * * * *", "UTC").contains("goes backwards"));
+    fn errors_quote_the_value_and_name_the_field() {
+        for (expr, msg) in [
+            ("61 * * * *", "minute field \"61\": number out of bounds (0-59)"),
+            ("0 24 * * *", "hour field \"24\": number out of bounds (0-23)"),
+            ("0 0 0 * *", "day-of-month field \"0\": number out of bounds (1-31, L, W)"),
+            ("0 0 * 13 *", "month field \"13\": number out of bounds (1-12, jan-dec)"),
+            ("0 0 * * 8", "day-of-week field \"8\": number out of bounds (0-7, sun-sat, L, #)"),
+            ("0 0 * * funday", "day-of-week field \"funday\": unknown name \"fun\""),
+            ("0 0 * JANUARY *", "month field \"JANUARY\": unknown name \"uar\""),
+            // Names are read per field, as cron-parser does (MAR is no weekday).
+            ("0 0 * * MAR", "day-of-week field \"MAR\": unknown name \"mar\""),
+            ("*/0 * * * *", "minute field \"*/0\": step cannot be zero (0-59)"),
+            ("5-1 * * * *", "minute field \"5-1\": range out of bounds (0-59)"),
+            ("1/4294967295 * * * *", "minute field \"1/4294967295\": invalid step (0-59)"),
+            ("ééé 9 * * *", "minute field \"ééé\": invalid character 'é'"),
+            ("每天 9 点 * *", "minute field \"每天\": invalid character '每'"),
+            ("H * * * *", "minute field \"H\": H (hashed) values are not supported"),
+            ("0 0 * * L", "day-of-week field \"L\": a lone L is not a day of week (5L is the last Friday)"),
+            ("1,,2 * * * *", "minute field \"1,,2\": empty list item"),
+            (
+                "/15 * * * *",
+                "minute field \"/15\": \"/15\" has no start (*/N steps through the whole range)",
+            ),
+            ("5* * * * *", "minute field \"5*\": invalid wildcard in \"5*\""),
+            ("0 0 1 * +1", "day-of-week field \"+1\": invalid character '+'"),
+            ("0 0 * * 1#6", "day-of-week field \"1#6\": nth specifier out of bounds (0-7, sun-sat, L, #)"),
+            ("* * * *", "expected 5 or 6 cron fields ([second] minute hour day-of-month month day-of-week) or \"every N unit\", got 4"),
+            ("* * * * * * *", "expected 5 or 6 cron fields ([second] minute hour day-of-month month day-of-week) or \"every N unit\", got 7"),
+            ("", "expected 5 or 6 cron fields ([second] minute hour day-of-month month day-of-week) or \"every N unit\", got 0"),
+        ] {
+            assert_eq!(err(expr, "UTC"), format!("invalid schedule {expr:?}: {msg}"));
+        }
         assert!(err("every 0 hours", "UTC").contains("at least 1"));
         assert!(err("every two hours", "UTC").contains("\"two\""));
         assert!(err("every 1 fortnight", "UTC").contains("unknown interval unit \"fortnight\""));
         assert!(err("every hour", "UTC").starts_with("invalid schedule \"every hour\""));
+        assert!(err("every 99999999999999999 weeks", "UTC").contains("too long"));
         assert_eq!(
             err("0 9 * * *", "Mars/Base"),
             "unknown time zone \"Mars/Base\""
         );
-        assert_eq!(err("", "UTC"), "invalid schedule \"\": expected 5 cron fields (minute hour day-of-month month day-of-week) or \"every N unit\", got 0");
+        // A huge value is refused cheaply and quoted in part.
+        let huge = "1,".repeat(100_000);
+        let e = err(&huge, "UTC");
+        assert!(
+            e.ends_with("… (200000 characters): longer than 1024 characters"),
+            "{e}"
+        );
+        assert!(e.len() < 200, "{e}");
+    }
+
+    #[test]
+    fn six_fields_start_with_seconds() {
+        assert_eq!(
+            runs("0 30 2 * * *", "UTC", "2024-01-01T00:00:00Z", 2),
+            ["2024-01-01T02:30:00Z", "2024-01-02T02:30:00Z"]
+        );
+        assert_eq!(
+            runs("*/10 * * * * *", "UTC", "2024-01-01T00:00:05.500Z", 3),
+            [
+                "2024-01-01T00:00:10Z",
+                "2024-01-01T00:00:20Z",
+                "2024-01-01T00:00:30Z"
+            ]
+        );
+        assert_eq!(
+            runs("@secondly", "UTC", "2024-01-01T00:00:00Z", 1),
+            ["2024-01-01T00:00:01Z"]
+        );
+    }
+
+    #[test]
+    fn last_nearest_weekday_and_nth() {
+        // L: the last day of the month (February in a leap year).
+        assert_eq!(
+            runs("0 0 L * *", "UTC", "2024-01-15T00:00:00Z", 3),
+            [
+                "2024-01-31T00:00:00Z",
+                "2024-02-29T00:00:00Z",
+                "2024-03-31T00:00:00Z"
+            ]
+        );
+        // 5L: the last Friday.
+        assert_eq!(
+            runs("0 18 * * 5L", "UTC", "2024-01-01T00:00:00Z", 2),
+            ["2024-01-26T18:00:00Z", "2024-02-23T18:00:00Z"]
+        );
+        // 1#2: the second Monday; FRI#5 only in months with five Fridays.
+        assert_eq!(
+            runs("0 9 * * 1#2", "UTC", "2024-01-01T00:00:00Z", 2),
+            ["2024-01-08T09:00:00Z", "2024-02-12T09:00:00Z"]
+        );
+        assert_eq!(
+            runs("0 9 * * FRI#5", "UTC", "2024-01-01T00:00:00Z", 2),
+            ["2024-03-29T09:00:00Z", "2024-05-31T09:00:00Z"]
+        );
+        // *#2: any weekday's second occurrence, the 8th to the 14th.
+        assert_eq!(
+            runs("0 9 * * *#2", "UTC", "2024-01-01T00:00:00Z", 8),
+            [
+                "2024-01-08T09:00:00Z",
+                "2024-01-09T09:00:00Z",
+                "2024-01-10T09:00:00Z",
+                "2024-01-11T09:00:00Z",
+                "2024-01-12T09:00:00Z",
+                "2024-01-13T09:00:00Z",
+                "2024-01-14T09:00:00Z",
+                "2024-02-08T09:00:00Z"
+            ]
+        );
+        // 15W: the weekday nearest the 15th (Sat 15 June 2024 → Fri 14th; Sun 15 Sep → Mon 16th).
+        assert_eq!(
+            runs("0 9 15W 6,9 *", "UTC", "2024-01-01T00:00:00Z", 2),
+            ["2024-06-14T09:00:00Z", "2024-09-16T09:00:00Z"]
+        );
+        // OR rule with a modifier: the 13th or the second Friday.
+        assert_eq!(
+            runs("0 9 13 * 5#2", "UTC", "2024-09-01T00:00:00Z", 3),
+            [
+                "2024-09-13T09:00:00Z",
+                "2024-10-11T09:00:00Z",
+                "2024-10-13T09:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn question_mark_in_any_field_and_sunday_as_seven() {
+        assert_eq!(
+            runs("0 9 ? * MON", "UTC", "2024-01-02T00:00:00Z", 1),
+            ["2024-01-08T09:00:00Z"]
+        );
+        assert_eq!(
+            runs("0 ? * * *", "UTC", "2024-01-01T00:10:00Z", 1),
+            ["2024-01-01T01:00:00Z"]
+        );
+        assert_eq!(
+            runs("0 9 * * 5-7", "UTC", "2024-01-01T00:00:00Z", 3),
+            [
+                "2024-01-05T09:00:00Z",
+                "2024-01-06T09:00:00Z",
+                "2024-01-07T09:00:00Z"
+            ]
+        );
+        assert_eq!(
+            runs("@weekends", "UTC", "2024-01-01T00:00:00Z", 2),
+            ["2024-01-06T00:00:00Z", "2024-01-07T00:00:00Z"]
+        );
     }
 
     #[test]

@@ -425,7 +425,9 @@ impl Scheduler {
             )));
         }
         check_type(&input.job_type)?;
-        let timezone = input.timezone.unwrap_or_else(|| "UTC".to_owned());
+        let timezone = input
+            .timezone
+            .unwrap_or_else(|| crate::schedule::DEFAULT_TIME_ZONE.to_owned());
         // Refuse a bad schedule before touching the database.
         guarded(&input.schedule, || {
             Schedule::parse(&input.schedule, &timezone)

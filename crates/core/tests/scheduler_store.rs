@@ -304,7 +304,7 @@ async fn every_method(db: &Db) {
     };
     assert_eq!(
         err(recurring("bad", "t", "61 * * * *", None)).await,
-        "invalid schedule \"61 * * * *\": minute 61 out of range 0-59"
+        "invalid schedule \"61 * * * *\": minute field \"61\": number out of bounds (0-59)"
     );
     assert_eq!(
         err(recurring("bad", "t", "0 9 * * *", Some("Mars/Base"))).await,
@@ -312,7 +312,12 @@ async fn every_method(db: &Db) {
     );
     assert_eq!(
         err(recurring("bad", "t", "0 0 30 2 *", None)).await,
-        "invalid schedule \"0 0 30 2 *\": it never matches a date"
+        "invalid schedule \"0 0 30 2 *\": day of month 30 never occurs in the months given"
+    );
+    // Valid in form, but the weekday nearest February 30 never comes.
+    assert_eq!(
+        err(recurring("bad", "t", "0 0 30W 2 *", None)).await,
+        "invalid schedule \"0 0 30W 2 *\": it never matches a date"
     );
     assert_eq!(
         err(recurring("", "t", "every 1 hour", None)).await,

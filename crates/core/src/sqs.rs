@@ -18,7 +18,6 @@ use crate::job::{
 use crate::provider::{DelaySink, QueueProvider};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
-use aws_smithy_http_client::tls;
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_sqs::error::{BoxError, ProvideErrorMetadata, SdkError};
@@ -28,6 +27,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
+use aws_smithy_http_client::tls;
 use cache::JobCache;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
@@ -49,9 +49,9 @@ pub const MAX_BATCH: usize = 10;
 /// Longest long poll of one `ReceiveMessage`.
 pub const MAX_WAIT_SECONDS: u64 = 20;
 /// Longest visibility timeout SQS accepts (12 h).
-pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+pub const MAX_VISIBILITY_SECONDS: u32 = crate::config::MAX_VISIBILITY_TIMEOUT_S;
 /// Largest message SQS accepts today (1 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 1_048_576;
+pub const MAX_MESSAGE_BYTES: usize = crate::config::MAX_MESSAGE_BYTES;
 /// How long an acknowledgement waits for others to share its `DeleteMessageBatch`.
 const ACK_WINDOW: Duration = Duration::from_millis(5);
 /// Tries of one acknowledgement (or visibility change) on transient failures.
@@ -161,58 +161,10 @@ fn display_url(url: &str) -> String {
     }
 }
 
+/// The config's rules (config.rs), then the FIFO id rule for `messageGroupId`.
 fn validate(cfg: &SqsConfig) -> Result<()> {
-    let field = |name: &str, why: &str, value: &dyn std::fmt::Debug| {
-        Err(QueueError::invalid(format!(
-            "providerConfig.{name} {why}, got {value:?}"
-        )))
-    };
-    if cfg.region.trim().is_empty() {
-        return field("region", "must be a non-empty string", &cfg.region);
-    }
-    let is_url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-    if !is_url(&cfg.queue_url) {
-        return field(
-            "queueUrl",
-            "must be an http(s) URL",
-            &display_url(&cfg.queue_url),
-        );
-    }
-    if let Some(d) = &cfg.dead_letter_queue_url {
-        if !is_url(d) {
-            return field(
-                "deadLetterQueueUrl",
-                "must be an http(s) URL",
-                &display_url(d),
-            );
-        }
-        if d == &cfg.queue_url {
-            return field(
-                "deadLetterQueueUrl",
-                "must differ from queueUrl",
-                &display_url(d),
-            );
-        }
-    }
-    if let Some(e) = &cfg.endpoint {
-        if !is_url(e) {
-            return field("endpoint", "must be an http(s) URL", &display_url(e));
-        }
-    }
-    if !(1..=MAX_VISIBILITY_SECONDS).contains(&cfg.visibility_timeout) {
-        return field(
-            "visibilityTimeout",
-            "must be 1 to 43200 seconds",
-            &cfg.visibility_timeout,
-        );
-    }
-    if !(1..=MAX_MESSAGE_BYTES).contains(&cfg.max_message_bytes) {
-        return field(
-            "maxMessageBytes",
-            "must be 1 to 1048576",
-            &cfg.max_message_bytes,
-        );
-    }
+    cfg.validate()
+        .map_err(|e| QueueError::invalid(e.to_string()))?;
     if let Some(g) = &cfg.message_group_id {
         wire::check_fifo_id(g, "providerConfig.messageGroupId")?;
     }
@@ -256,7 +208,9 @@ impl SqsProvider {
     pub async fn connect(cfg: SqsConfig) -> Result<Arc<SqsProvider>> {
         validate(&cfg)?;
         let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
             .build_https();
         let shared = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https)

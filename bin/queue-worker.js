@@ -3,14 +3,15 @@
 // queue-worker: the standalone worker of @chaaskit/queue. Run it in the app's root directory:
 // it loads `.env`, the app config (`config/app.config.ts|js`, TypeScript through tsx), the
 // job handlers (`extensions/jobs/*`), then runs the worker and, when enabled, the scheduler
-// until SIGINT/SIGTERM. `queue-worker migrate` creates the scheduler's tables. See USAGE.
+// until SIGINT/SIGTERM. `queue-worker migrate` creates the scheduler's tables. See usage().
 
 const fs = require('node:fs')
 const path = require('node:path')
 const util = require('node:util')
 const { pathToFileURL } = require('node:url')
 
-const USAGE = `Usage: queue-worker [start] [options]
+/** The help text; the defaults it shows are the package's own (validateQueueConfig of an empty block). */
+const usage = ({ worker: w, scheduler: s } = require('../index.js').validateQueueConfig({})) => `Usage: queue-worker [start] [options]
        queue-worker migrate [options]
        queue-worker help
 
@@ -34,11 +35,11 @@ Options:
 
 Environment (a .env file in the working directory is loaded first; variables already set win;
 an empty value counts as unset):
-  QUEUE_CONCURRENCY=5           worker.concurrency: jobs run at once
-  QUEUE_POLL_INTERVAL=1000      worker.pollInterval (ms)
-  QUEUE_SHUTDOWN_TIMEOUT=30000  worker.shutdownTimeout (ms): how long a stop waits for running jobs
-  SCHEDULER_ENABLED=false       scheduler.enabled: true, false, 1 or 0
-  SCHEDULER_POLL_INTERVAL=60000 scheduler.pollInterval (ms)
+  QUEUE_CONCURRENCY=${w.concurrency}           worker.concurrency: jobs run at once
+  QUEUE_POLL_INTERVAL=${w.pollInterval}      worker.pollInterval (ms)
+  QUEUE_SHUTDOWN_TIMEOUT=${w.shutdownTimeout}  worker.shutdownTimeout (ms): how long a stop waits for running jobs
+  SCHEDULER_ENABLED=${s.enabled}       scheduler.enabled: true, false, 1 or 0
+  SCHEDULER_POLL_INTERVAL=${s.pollInterval} scheduler.pollInterval (ms)
   DATABASE_URL                  scheduler database when queue.scheduler.databaseUrl is not set
   CHAASKIT_QUEUE_LOG=info       log level of the queue's own log lines (stderr)
   TSX_TSCONFIG_PATH             tsconfig.json for TypeScript files (default: ./tsconfig.json)
@@ -318,7 +319,7 @@ function fail(e) {
 async function main() {
   const args = parseArgs(process.argv.slice(2))
   if (args.command === 'help') {
-    process.stdout.write(USAGE)
+    process.stdout.write(usage())
     return
   }
   loadDotEnv(path.resolve('.env'))

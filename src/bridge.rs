@@ -153,3 +153,23 @@ pub(crate) type StartJobs = ThreadsafeFunction<String, (), String, Status, false
 /// `([tokens, reason]: [number[], 'timeout' | 'shutdown']) => void`: abort running handlers' signals.
 pub(crate) type AbortJobs =
     ThreadsafeFunction<(Vec<f64>, String), (), (Vec<f64>, String), Status, false>;
+
+/// Panics on purpose, synchronously or in a promise (`__panicForTests`), so the tests can show
+/// that a panic at the boundary becomes an `Error` with its message, logged, and no crash.
+#[doc(hidden)]
+#[napi_derive::napi(js_name = "__panicForTests", catch_unwind)]
+pub fn panic_for_tests(message: String) -> Result<()> {
+    panic!("{message}")
+}
+
+#[doc(hidden)]
+#[napi_derive::napi(js_name = "__panicInPromiseForTests")]
+pub async fn panic_in_promise_for_tests(message: String) -> Result<()> {
+    guarded("__panicInPromiseForTests", async move {
+        if !message.is_empty() {
+            panic!("{message}");
+        }
+        Ok(())
+    })
+    .await
+}

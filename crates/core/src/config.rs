@@ -1223,3 +1223,52 @@ mod tests {
         assert_eq!(redact_url("sqlite:x.db"), "sqlite:x.db");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = ConfigValue> {
+        let key = prop_oneof![
+            Just("type".to_owned()),
+            Just("enabled".to_owned()),
+            Just("providerConfig".to_owned()),
+            Just("worker".to_owned()),
+            Just("scheduler".to_owned()),
+            Just("queueUrl".to_owned()),
+            Just("region".to_owned()),
+            Just("concurrency".to_owned()),
+            Just("mode".to_owned()),
+            Just("databaseUrl".to_owned()),
+            any::<String>(),
+        ];
+        let leaf = prop_oneof![
+            Just(ConfigValue::Undefined),
+            Just(ConfigValue::Null),
+            any::<bool>().prop_map(ConfigValue::Bool),
+            any::<f64>().prop_map(ConfigValue::Number),
+            prop_oneof![Just("sqs".to_owned()), Just("memory".to_owned()), Just("http://h/q".to_owned()), any::<String>()]
+                .prop_map(ConfigValue::String),
+            any::<String>().prop_map(ConfigValue::Other),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(ConfigValue::Array),
+                prop::collection::vec((key.clone(), inner), 0..8).prop_map(ConfigValue::Object),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any value reads without a panic: a config, or an error that says where.
+        #[test]
+        fn any_value_reads_or_names_the_path(v in value()) {
+            match QueueConfig::from_value(&v, "queue") {
+                Ok(c) => prop_assert!(c.config.worker.concurrency >= 1),
+                Err(e) => prop_assert!(e.to_string().starts_with("queue") || e.to_string().starts_with("Unknown queue provider type")),
+            }
+            let _ = ProviderConfig::from_value(&v, "providerConfig");
+        }
+    }
+}

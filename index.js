@@ -227,12 +227,14 @@ class MemoryQueueProvider extends NativeQueueProvider {
   constructor(native) {
     super(native)
     this._out = new Float64Array(SLOTS)
+    this._bulkOut = this._out
   }
 
   /** The job just queued: the caller's type and payload, the rest as the native side stored it. */
   _queued(id, type, payload, args, out, k) {
     if (out[k + 5] < 0) return fromNative(this._native.getJobSync(id)) // an existing job with that deduplicationKey
-    const options = { maxRetries: out[k + 2], timeout: out[k + 3], priority: out[k + 4] }
+    // `>>> 0`: the integers as small integers, not heap doubles (all three are u32 natively).
+    const options = { maxRetries: out[k + 2] >>> 0, timeout: out[k + 3] >>> 0, priority: out[k + 4] >>> 0 }
     if (args !== undefined && args.deduplicationKey !== undefined) options.deduplicationKey = args.deduplicationKey
     const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[out[k + 5]], attempts: 0, createdAt: new Date(out[k]) }
     if (!Number.isNaN(out[k + 1])) job.scheduledFor = new Date(out[k + 1])
@@ -249,7 +251,10 @@ class MemoryQueueProvider extends NativeQueueProvider {
 
   async enqueueBulk(items) {
     const { flat, options, args } = bulkArgs(items)
-    const out = new Float64Array(SLOTS * items.length)
+    // One scratch array, grown as needed: a new one per call would be external memory for
+    // V8 to collect, which makes its collector run more often.
+    if (this._bulkOut.length < SLOTS * items.length) this._bulkOut = new Float64Array(SLOTS * items.length)
+    const out = this._bulkOut
     const ids = this._native.enqueueBulkSync(flat, options, out)
     const jobs = new Array(items.length)
     for (let i = 0; i < items.length; i++) {

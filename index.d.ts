@@ -300,7 +300,10 @@ export declare function nextRuns(schedule: string, options?: NextRunsOptions): D
  * Check a `queue` config block and fill in its defaults. Throws a TypeError/RangeError whose
  * message begins with the path at fault, e.g. `queue.worker.concurrency must be ...`.
  */
-export declare function validateQueueConfig(queueConfig: QueueConfig): ResolvedQueueConfig
+export declare function validateQueueConfig(queueConfig: QueueConfig, name?: string): ResolvedQueueConfig
+
+/** `url` with its password, if any, replaced by `***` (for logs and messages). */
+export declare function redactUrl(url: string): string
 
 export declare function initializeQueue(
   config?: QueueConfig | null,

@@ -75,7 +75,8 @@ function checkNonNegative(v, name, { integer = false, max = Number.MAX_SAFE_INTE
 /** A Date, an epoch-ms number or a date string, as epoch ms; RangeError when invalid. */
 function dateMs(v, name) {
   const ms = v instanceof Date ? v.getTime() : typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN
-  if (!Number.isFinite(ms)) throw new RangeError(`${name} must be a valid Date, got ${describe(v)}`)
+  // ±8.64e15 ms is the range of a JavaScript Date.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw new RangeError(`${name} must be a valid Date, got ${describe(v)}`)
   return ms
 }
 
@@ -99,12 +100,14 @@ function enqueueArgs(options, name = 'options') {
 
 /**
  * `enqueueBulk` items checked and serialised for the native side: `flat` is
- * `[type, payload, …]` as one JSON text, `options` is `[[index, options], …]` or undefined.
+ * `[type, payload, …]` as one JSON text, `options` is `[[index, options], …]` or undefined,
+ * `args` the same options by index (a Map) or undefined.
  */
 function bulkArgs(items) {
   if (!Array.isArray(items)) throw new TypeError(`items must be an array, got ${describe(items)}`)
   const flat = new Array(2 * items.length)
   let options
+  let args
   for (let i = 0; i < items.length; i++) {
     const it = items[i]
     if (it === null || typeof it !== 'object') throw new TypeError(`items[${i}] must be an object, got ${describe(it)}`)
@@ -112,7 +115,11 @@ function bulkArgs(items) {
     if (typeof type !== 'string' || type.length === 0) checkType(type, `items[${i}].type`)
     flat[2 * i] = type
     flat[2 * i + 1] = it.payload === undefined ? null : it.payload
-    if (it.options !== undefined && it.options !== null) (options ??= []).push([i, enqueueArgs(it.options, `items[${i}].options`)])
+    if (it.options !== undefined && it.options !== null) {
+      const a = enqueueArgs(it.options, `items[${i}].options`)
+      ;(options ??= []).push([i, a])
+      ;(args ??= new Map()).set(i, a)
+    }
   }
   let text
   try {
@@ -121,12 +128,12 @@ function bulkArgs(items) {
     for (let i = 0; i < items.length; i++) payloadJson(items[i].payload, `items[${i}].payload`) // names the item
     throw new TypeError('items cannot be serialised to JSON')
   }
-  return { flat: text, options: options && JSON.stringify(options) }
+  return { flat: text, options: options && JSON.stringify(options), args }
 }
 
 // ---- jobs across the boundary ----------------------------------------------------------
 
-/** A job parsed from native JSON, with its dates as `Date`s. */
+/** A job parsed from native JSON (a received batch), with its dates as `Date`s. */
 function toJob(j) {
   j.createdAt = new Date(j.createdAt)
   if (j.scheduledFor !== undefined) j.scheduledFor = new Date(j.scheduledFor)
@@ -135,8 +142,15 @@ function toJob(j) {
   return j
 }
 
-const parseJob = (json) => toJob(JSON.parse(json))
 const parseJobs = (json) => JSON.parse(json).map(toJob)
+
+/** A native job object (dates already `Date`s) with its payload and result parsed. */
+function fromNative(j) {
+  if (j === null || j === undefined) return null
+  j.payload = JSON.parse(j.payload)
+  if (j.result !== undefined) j.result = JSON.parse(j.result)
+  return j
+}
 
 function errorMessage(e) {
   if (e instanceof Error) return e.message || e.name || 'Error'
@@ -151,91 +165,49 @@ function errorMessage(e) {
 
 // ---- providers -------------------------------------------------------------------------
 
-/** A `QueueProvider` backed by the native provider (memory or SQS). */
+/** What a provider made by `createQueueProvider` shares; one subclass per kind of native provider. */
 class NativeQueueProvider {
   constructor(native) {
     this._native = native
-    this._sync = native.isSync
     this.name = native.name
   }
 
   async enqueue(type, payload, options) {
     checkType(type)
     const json = payloadJson(payload)
-    const args = enqueueArgs(options)
-    if (!this._sync) return parseJob(await this._native.enqueue(type, json, args))
-    return this._newJob(this._native.enqueueSync(type, json, args), type, payload, options, Date.now())
+    return fromNative(await this._native.enqueue(type, json, enqueueArgs(options)))
   }
 
   /** Many jobs in one call: `items` is `[{ type, payload, options? }]`. All are checked first. */
   async enqueueBulk(items) {
     const { flat, options } = bulkArgs(items)
-    if (!this._sync) return parseJobs(await this._native.enqueueBulk(flat, options))
-    const ids = this._native.enqueueBulkSync(flat, options)
-    const now = Date.now()
-    const jobs = new Array(items.length)
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]
-      jobs[i] = this._newJob(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, it.options, now)
-    }
-    return jobs
-  }
-
-  /** The job the memory provider just queued, built here rather than sent back as JSON. */
-  _newJob(id, type, payload, o, now) {
-    if (o && o.deduplicationKey !== undefined) return parseJob(this._native.getJobSync(id)) // maybe an existing job
-    const job = {
-      id,
-      type,
-      payload: payload === undefined ? null : payload,
-      options: o
-        ? { maxRetries: o.maxRetries ?? 3, timeout: o.timeout ?? 30000, priority: o.priority ?? 0 }
-        : { maxRetries: 3, timeout: 30000, priority: 0 },
-      status: 'pending',
-      attempts: 0,
-      createdAt: new Date(now),
-    }
-    const visibleAt = o && (o.scheduledFor !== undefined ? dateMs(o.scheduledFor, '') : o.delay >= 1 ? now + Math.floor(o.delay) : undefined)
-    if (visibleAt > now) {
-      job.status = 'scheduled'
-      job.scheduledFor = new Date(visibleAt)
-    }
-    return job
+    return (await this._native.enqueueBulk(flat, options)).map(fromNative)
   }
 
   async receive(maxMessages = 1, waitTimeSeconds = 20) {
     checkNonNegative(maxMessages, 'maxMessages', { integer: true, max: 4294967295 })
     checkNonNegative(waitTimeSeconds, 'waitTimeSeconds')
-    if (this._sync) {
-      const now = JSON.parse(this._native.tryReceiveSync(maxMessages))
-      if (now.length > 0 || maxMessages === 0) return now.map(toJob)
-    }
     return parseJobs(await this._native.receive(maxMessages, waitTimeSeconds * 1000))
   }
 
   /** Acknowledge an attempt; `result` (optional) is kept on the job. */
   async acknowledge(receiptHandle, result) {
     checkType(receiptHandle, 'receiptHandle')
-    const r = result === undefined ? undefined : payloadJson(result, 'result')
-    if (this._sync) this._native.acknowledgeSync(receiptHandle, r)
-    else await this._native.acknowledge(receiptHandle, r)
+    await this._native.acknowledge(receiptHandle, result === undefined ? undefined : payloadJson(result, 'result'))
   }
 
   async fail(receiptHandle, error) {
     checkType(receiptHandle, 'receiptHandle')
-    const msg = errorMessage(error)
-    if (this._sync) this._native.failSync(receiptHandle, msg)
-    else await this._native.fail(receiptHandle, msg)
+    await this._native.fail(receiptHandle, errorMessage(error))
   }
 
   async getJob(jobId) {
     checkType(jobId, 'jobId')
-    const json = this._sync ? this._native.getJobSync(jobId) : await this._native.getJob(jobId)
-    return json == null ? null : parseJob(json)
+    return fromNative(await this._native.getJob(jobId))
   }
 
   async getStats() {
-    return JSON.parse(await this._native.getStats())
+    return this._native.getStats()
   }
 
   async close() {
@@ -243,73 +215,95 @@ class NativeQueueProvider {
   }
 }
 
-const PROVIDER_TYPES = ['memory', 'sqs']
+const JOB_STATUSES = binding.jobStatuses()
+const SLOTS = binding.enqueuedSlots()
 
-function getDefaultProviderConfig() {
-  return { type: 'memory', maxHistorySize: 1000 }
-}
-
-const SQS_KEYS = ['type', 'region', 'queueUrl', 'deadLetterQueueUrl', 'visibilityTimeout', 'endpoint', 'maxMessageBytes', 'messageGroupId']
-
-function warnUnknownKeys(config, known, name) {
-  for (const k of Object.keys(config)) {
-    if (!known.includes(k)) logger.warn(`${name}.${k} is not a known option (known: ${known.join(', ')}); it is ignored`)
+/**
+ * The memory provider: it never blocks, so every call is synchronous on the native side. An
+ * enqueue returns the id and writes the stored job's numbers into a Float64Array (see
+ * src/provider.rs); the job is assembled here with the type and payload the caller gave.
+ */
+class MemoryQueueProvider extends NativeQueueProvider {
+  constructor(native) {
+    super(native)
+    this._out = new Float64Array(SLOTS)
+    this._bulkOut = this._out
   }
-}
 
-function checkOptionalString(config, key, name) {
-  const v = config[key]
-  if (v !== undefined && v !== null && (typeof v !== 'string' || v.length === 0)) {
-    throw new TypeError(`${name}.${key} must be a non-empty string, got ${describe(v)}`)
+  /** The job just queued: the caller's type and payload, the rest as the native side stored it. */
+  _queued(id, type, payload, args, out, k) {
+    if (out[k + 5] < 0) return fromNative(this._native.getJobSync(id)) // an existing job with that deduplicationKey
+    // `>>> 0`: the integers as small integers, not heap doubles (all three are u32 natively).
+    const options = { maxRetries: out[k + 2] >>> 0, timeout: out[k + 3] >>> 0, priority: out[k + 4] >>> 0 }
+    if (args !== undefined && args.deduplicationKey !== undefined) options.deduplicationKey = args.deduplicationKey
+    const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[out[k + 5]], attempts: 0, createdAt: new Date(out[k]) }
+    if (!Number.isNaN(out[k + 1])) job.scheduledFor = new Date(out[k + 1])
+    return job
   }
-}
 
-function checkUrl(v, name) {
-  let ok = false
-  try {
-    ok = /^https?:$/.test(new URL(v).protocol)
-  } catch {}
-  if (!ok) throw new TypeError(`${name} must be an http(s) URL, got ${describe(v)}`)
-}
+  async enqueue(type, payload, options) {
+    checkType(type)
+    const json = payloadJson(payload)
+    const args = enqueueArgs(options)
+    const id = this._native.enqueueSync(type, json, args, this._out)
+    return this._queued(id, type, payload, args, this._out, 0)
+  }
 
-/** A `providerConfig` checked (errors name `name.<field>`), with its defaults filled in. */
-function checkProviderConfig(config, name = 'providerConfig') {
-  if (config === null || typeof config !== 'object') {
-    throw new TypeError(`${name} must be an object, got ${describe(config)}`)
-  }
-  if (!PROVIDER_TYPES.includes(config.type)) {
-    const t = typeof config.type === 'string' ? config.type : describe(config.type)
-    throw new Error(`Unknown queue provider type: ${t} (${name}.type must be 'memory' or 'sqs')`)
-  }
-  if (config.type === 'memory') {
-    warnUnknownKeys(config, ['type', 'maxHistorySize'], name)
-    const maxHistorySize = config.maxHistorySize ?? 1000
-    checkNonNegative(maxHistorySize, `${name}.maxHistorySize`, { integer: true, max: 4294967295 })
-    return { type: 'memory', maxHistorySize }
-  }
-  warnUnknownKeys(config, SQS_KEYS, name)
-  for (const key of ['region', 'queueUrl']) {
-    if (typeof config[key] !== 'string' || config[key].length === 0) {
-      throw new TypeError(`${name}.${key} is required when type is 'sqs', got ${describe(config[key])}`)
+  async enqueueBulk(items) {
+    const { flat, options, args } = bulkArgs(items)
+    // One scratch array, grown as needed: a new one per call would be external memory for
+    // V8 to collect, which makes its collector run more often.
+    if (this._bulkOut.length < SLOTS * items.length) this._bulkOut = new Float64Array(SLOTS * items.length)
+    const out = this._bulkOut
+    const ids = this._native.enqueueBulkSync(flat, options, out)
+    const jobs = new Array(items.length)
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]
+      jobs[i] = this._queued(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, args && args.get(i), out, i * SLOTS)
     }
+    return jobs
   }
-  checkUrl(config.queueUrl, `${name}.queueUrl`)
-  for (const key of ['deadLetterQueueUrl', 'endpoint', 'messageGroupId']) checkOptionalString(config, key, name)
-  if (config.deadLetterQueueUrl) checkUrl(config.deadLetterQueueUrl, `${name}.deadLetterQueueUrl`)
-  if (config.endpoint) checkUrl(config.endpoint, `${name}.endpoint`)
-  const out = { ...config, visibilityTimeout: config.visibilityTimeout ?? 30, maxMessageBytes: config.maxMessageBytes ?? 262144 }
-  checkNonNegative(out.visibilityTimeout, `${name}.visibilityTimeout`, { integer: true, max: 43200 })
-  checkNonNegative(out.maxMessageBytes, `${name}.maxMessageBytes`, { integer: true, max: 1048576 })
-  if (out.maxMessageBytes < 1024) throw new RangeError(`${name}.maxMessageBytes must be at least 1024, got ${out.maxMessageBytes}`)
-  for (const key of Object.keys(out)) if (out[key] === undefined || out[key] === null) delete out[key]
-  return out
+
+  async receive(maxMessages = 1, waitTimeSeconds = 20) {
+    checkNonNegative(maxMessages, 'maxMessages', { integer: true, max: 4294967295 })
+    checkNonNegative(waitTimeSeconds, 'waitTimeSeconds')
+    const now = parseJobs(this._native.tryReceiveSync(maxMessages))
+    if (now.length > 0 || maxMessages === 0) return now
+    return parseJobs(await this._native.receive(maxMessages, waitTimeSeconds * 1000))
+  }
+
+  async acknowledge(receiptHandle, result) {
+    checkType(receiptHandle, 'receiptHandle')
+    this._native.acknowledgeSync(receiptHandle, result === undefined ? undefined : payloadJson(result, 'result'))
+  }
+
+  async fail(receiptHandle, error) {
+    checkType(receiptHandle, 'receiptHandle')
+    this._native.failSync(receiptHandle, errorMessage(error))
+  }
+
+  async getJob(jobId) {
+    checkType(jobId, 'jobId')
+    return fromNative(this._native.getJobSync(jobId))
+  }
+
+  async getStats() {
+    return this._native.getStatsSync()
+  }
 }
 
-/** Create a provider from a `providerConfig`. */
+/** A `QueueProvider` for a native provider: the class for its kind, chosen once. */
+const wrapProvider = (native) => (native.isSync ? new MemoryQueueProvider(native) : new NativeQueueProvider(native))
+
+/** `{ type: 'memory', maxHistorySize: 1000 }`, from the native side. */
+function getDefaultProviderConfig() {
+  return binding.defaultProviderConfig()
+}
+
+/** Create a provider from a `providerConfig` (checked natively: errors name `providerConfig.<field>`). */
 async function createQueueProvider(providerConfig) {
-  const c = checkProviderConfig(providerConfig)
-  if (c.type === 'memory') return new NativeQueueProvider(binding.createMemoryProvider(c.maxHistorySize))
-  return new NativeQueueProvider(await binding.createProvider(JSON.stringify(c)))
+  const c = binding.checkProviderConfig(providerConfig)
+  return wrapProvider(await binding.createProvider(c))
 }
 
 let provider = null
@@ -320,14 +314,14 @@ async function initializeQueueProvider(queueConfig) {
     return provider
   }
   const c = queueConfig === undefined || queueConfig === null ? null : validateQueueConfig(queueConfig)
-  provider = await createQueueProvider(c && c.enabled ? c.providerConfig : getDefaultProviderConfig())
+  provider = await createQueueProvider(c ? c.providerConfig : getDefaultProviderConfig())
   return provider
 }
 
 function getQueueProvider() {
   if (!provider) {
     logger.warn('Queue provider not initialized; using an in-memory provider')
-    provider = new NativeQueueProvider(binding.createMemoryProvider(getDefaultProviderConfig().maxHistorySize))
+    provider = wrapProvider(binding.createMemoryProvider())
   }
   return provider
 }
@@ -366,6 +360,7 @@ const clearJobHandlers = () => handlers.clear()
 
 /** Run the handler registered for `job.type`. Rejects when none is registered. */
 async function executeJob(job, ctx) {
+  if (job === null || typeof job !== 'object') throw new TypeError(`job must be an object, got ${describe(job)}`)
   const entry = handlers.get(job.type)
   if (!entry) throw new Error(`No handler registered for job type: ${job.type}`)
   return entry.handler(job, ctx)
@@ -373,32 +368,18 @@ async function executeJob(job, ctx) {
 
 // ---- worker ----------------------------------------------------------------------------
 
-const WORKER_DEFAULTS = { mode: 'in-process', concurrency: 5, pollInterval: 1000, shutdownTimeout: 30000 }
-
-function workerConfig(config = {}, name = 'worker') {
-  if (config === null || typeof config !== 'object') throw new TypeError(`${name} must be an object, got ${describe(config)}`)
-  warnUnknownKeys(config, Object.keys(WORKER_DEFAULTS), name)
-  const c = { ...WORKER_DEFAULTS }
-  for (const k of Object.keys(WORKER_DEFAULTS)) if (config[k] !== undefined) c[k] = config[k]
-  if (c.mode !== 'in-process' && c.mode !== 'standalone') {
-    throw new RangeError(`${name}.mode must be 'in-process' or 'standalone', got ${describe(c.mode)}`)
-  }
-  checkNonNegative(c.concurrency, `${name}.concurrency`, { integer: true, max: 100000 })
-  if (c.concurrency < 1) throw new RangeError(`${name}.concurrency must be at least 1, got ${c.concurrency}`)
-  checkNonNegative(c.pollInterval, `${name}.pollInterval`, { max: MAX_TIMER_MS })
-  checkNonNegative(c.shutdownTimeout, `${name}.shutdownTimeout`, { max: MAX_TIMER_MS })
-  return c
-}
-
 /** Runs jobs from a provider with the registered handlers; the pool itself is in Rust. */
 class Worker {
-  constructor({ provider: p, config } = {}) {
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
+    const { provider: p, config } = options
     if (!(p instanceof NativeQueueProvider)) {
       throw new TypeError(`Worker needs a provider made by createQueueProvider, got ${describe(p)}`)
     }
     this.provider = p
-    this.config = workerConfig(config)
-    this._native = new binding.NativeWorker(p._native, JSON.stringify(this.config))
+    this._native = new binding.NativeWorker(p._native, config)
+    /** The worker config with its defaults filled in (by the native side). */
+    this.config = this._native.config
     this._running = new Map() // token -> { ac, job }
     this._outcomes = []
     this._flushQueued = false
@@ -433,7 +414,7 @@ class Worker {
   }
 
   getStats() {
-    return JSON.parse(this._native.stats())
+    return this._native.stats()
   }
 
   _startBatch(json) {
@@ -527,6 +508,7 @@ let worker = null
 
 function getWorker(options) {
   if (!worker) {
+    if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
     if (!options) throw new Error('Worker not initialized: call getWorker({ provider, config }) or startWorker() first')
     worker = new Worker(options)
   }
@@ -535,6 +517,7 @@ function getWorker(options) {
 
 /** Start the process-wide worker in the background; returns it. */
 function startWorker(options = {}) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
   const w = getWorker({ provider: options.provider || getQueueProvider(), config: options.config })
   w.start().catch((e) => logger.error(`worker stopped with an error: ${e && e.message}`))
   return w
@@ -552,36 +535,6 @@ function resetWorker() {
 // The database-backed scheduler (one-time and recurring jobs); the scheduler itself is in
 // Rust (crates/core/src/scheduler.rs). Rows come back as Prisma returned them to the old
 // scheduler: `payload`/`options` as JSON text, dates as `Date`s, absent values as `null`.
-
-const SCHEDULER_DEFAULTS = { enabled: false, pollInterval: 60000, autoMigrate: true }
-
-function schedulerConfig(config = {}, name = 'scheduler') {
-  if (config === null || typeof config !== 'object') {
-    throw new TypeError(`${name} must be an object, got ${describe(config)}`)
-  }
-  warnUnknownKeys(config, [...Object.keys(SCHEDULER_DEFAULTS), 'databaseUrl'], name)
-  const c = { ...SCHEDULER_DEFAULTS }
-  if (config.enabled !== undefined) {
-    if (typeof config.enabled !== 'boolean') throw new TypeError(`${name}.enabled must be a boolean, got ${describe(config.enabled)}`)
-    c.enabled = config.enabled
-  }
-  if (config.pollInterval !== undefined) {
-    checkNonNegative(config.pollInterval, `${name}.pollInterval`, { max: MAX_TIMER_MS })
-    if (config.pollInterval < 1) throw new RangeError(`${name}.pollInterval must be at least 1 ms, got ${describe(config.pollInterval)}`)
-    c.pollInterval = Math.round(config.pollInterval)
-  }
-  if (config.databaseUrl !== undefined && config.databaseUrl !== null) {
-    if (typeof config.databaseUrl !== 'string' || !/^(postgres|postgresql|sqlite):/i.test(config.databaseUrl)) {
-      throw new TypeError(`${name}.databaseUrl must be a postgres://, postgresql:// or sqlite: URL, got ${describe(typeof config.databaseUrl === 'string' ? config.databaseUrl.replace(/:\/\/([^:@/]*):[^@/]*@/, '://$1:***@') : config.databaseUrl)}`)
-    }
-    c.databaseUrl = config.databaseUrl
-  }
-  if (config.autoMigrate !== undefined) {
-    if (typeof config.autoMigrate !== 'boolean') throw new TypeError(`${name}.autoMigrate must be a boolean, got ${describe(config.autoMigrate)}`)
-    c.autoMigrate = config.autoMigrate
-  }
-  return c
-}
 
 const dateOrNull = (ms) => (ms === null || ms === undefined ? null : new Date(ms))
 
@@ -612,13 +565,16 @@ function jobOptionsArgs(options, name) {
 
 /** Delayed and recurring jobs kept in a database and enqueued to `provider` when due. */
 class Scheduler {
-  constructor({ provider: p, config } = {}) {
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
+    const { provider: p, config } = options
     if (!(p instanceof NativeQueueProvider)) {
       throw new TypeError(`Scheduler needs a provider made by createQueueProvider, got ${describe(p)}`)
     }
     this.provider = p
-    this.config = schedulerConfig(config)
-    this._native = new binding.NativeScheduler(p._native, JSON.stringify(this.config))
+    this._native = new binding.NativeScheduler(p._native, config)
+    /** The scheduler config with its defaults filled in (by the native side). */
+    this.config = this._native.config
   }
 
   /** Migrate (when `autoMigrate`), then poll at once and every `pollInterval` in the background. */
@@ -641,7 +597,7 @@ class Scheduler {
 
   /** Enqueue everything due now; `{ scheduled, recurring, failed }` counts. */
   async pollOnce() {
-    return JSON.parse(await this._native.pollOnce())
+    return this._native.pollOnce()
   }
 
   /** Store a job to be enqueued at `date` (a Date, epoch ms or date string). */
@@ -650,7 +606,7 @@ class Scheduler {
     const json = payloadJson(payload)
     const at = dateMs(date, 'date')
     const args = jobOptionsArgs(options, 'options')
-    return toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, args ? JSON.stringify(args) : undefined)))
+    return toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, args)))
   }
 
   /** A scheduled job by id, or null. */
@@ -677,17 +633,15 @@ class Scheduler {
     if (input.timezone !== undefined && input.timezone !== null && typeof input.timezone !== 'string') {
       throw new TypeError(`input.timezone must be an IANA time zone name, got ${describe(input.timezone)}`)
     }
-    const payload = payloadJson(input.payload, 'input.payload')
-    const args = jobOptionsArgs(input.options, 'input.options')
-    const parts = [
-      `"name":${JSON.stringify(input.name)}`,
-      `"type":${JSON.stringify(input.type)}`,
-      `"payload":${payload}`,
-      `"schedule":${JSON.stringify(input.schedule)}`,
-    ]
-    if (typeof input.timezone === 'string') parts.push(`"timezone":${JSON.stringify(input.timezone)}`)
-    if (args) parts.push(`"options":${JSON.stringify(args)}`)
-    return toRecurringJob(JSON.parse(await this._native.registerRecurring(`{${parts.join(',')}}`)))
+    const args = {
+      name: input.name,
+      type: input.type,
+      payloadJson: payloadJson(input.payload, 'input.payload'),
+      schedule: input.schedule,
+      timezone: typeof input.timezone === 'string' ? input.timezone : undefined,
+      options: jobOptionsArgs(input.options, 'input.options'),
+    }
+    return toRecurringJob(JSON.parse(await this._native.registerRecurring(args)))
   }
 
   async enableRecurring(name) {
@@ -713,6 +667,7 @@ let scheduler = null
 /** The process-wide scheduler, made on first call (with the queue provider and defaults when no options). */
 function getScheduler(options) {
   if (!scheduler) {
+    if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
     const o = options || {}
     scheduler = new Scheduler({ provider: o.provider || getQueueProvider(), config: o.config })
   }
@@ -742,22 +697,19 @@ function resetScheduler() {
 // ---- start-up sequence -----------------------------------------------------------------
 
 /**
- * The whole `queue` block checked, with defaults filled in. Errors name the path at fault,
- * e.g. `queue.providerConfig.queueUrl is required when type is 'sqs'`. A disabled queue's
- * provider settings are not checked (it runs on the default memory provider).
+ * The whole `queue` block checked, with defaults filled in, by the native side (the one place
+ * that knows the defaults and rules). Errors name the path at fault, e.g.
+ * `queue.providerConfig.queueUrl is required when type is 'sqs', got undefined`. A disabled
+ * queue's provider settings are not checked (it runs on the default memory provider).
  */
 function validateQueueConfig(queueConfig, name = 'queue') {
-  if (queueConfig === null || typeof queueConfig !== 'object') throw new TypeError(`${name} must be an object, got ${describe(queueConfig)}`)
-  warnUnknownKeys(queueConfig, ['enabled', 'providerConfig', 'worker', 'scheduler'], name)
-  const enabled = queueConfig.enabled ?? false
-  if (typeof enabled !== 'boolean') throw new TypeError(`${name}.enabled must be a boolean, got ${describe(enabled)}`)
-  if (enabled && queueConfig.providerConfig === undefined) throw new TypeError(`${name}.providerConfig is required when ${name}.enabled is true`)
-  return {
-    enabled,
-    providerConfig: enabled ? checkProviderConfig(queueConfig.providerConfig, `${name}.providerConfig`) : getDefaultProviderConfig(),
-    worker: workerConfig(queueConfig.worker ?? {}, `${name}.worker`),
-    scheduler: schedulerConfig(queueConfig.scheduler ?? {}, `${name}.scheduler`),
-  }
+  return binding.validateQueueConfig(queueConfig, checkType(name, 'name'))
+}
+
+/** `url` with its password, if any, replaced by `***` (for logs and messages). */
+function redactUrl(url) {
+  if (typeof url !== 'string') throw new TypeError(`url must be a string, got ${describe(url)}`)
+  return binding.redactUrl(url)
 }
 
 /** The server's start-up: provider, then the in-process worker, then the scheduler. */
@@ -781,6 +733,7 @@ async function shutdownQueue() {
 
 /** Import every `*.ts`/`*.js` handler file in `dir` (not `index.*`), in name order. */
 async function loadJobHandlers(dir = 'extensions/jobs') {
+  if (typeof dir !== 'string' || dir.length === 0) throw new TypeError(`dir must be a non-empty string, got ${describe(dir)}`)
   const abs = path.resolve(dir)
   if (!fs.existsSync(abs)) return []
   const files = fs
@@ -843,6 +796,7 @@ module.exports = {
   getWorker,
   resetWorker,
   validateQueueConfig,
+  redactUrl,
   initializeQueue,
   shutdownQueue,
   loadJobHandlers,

@@ -41,6 +41,12 @@ test('errors name the path and the value', () => {
     [{ enabled: true, providerConfig: { type: 'memory' }, worker: { shutdownTimeout: NaN } }, RangeError, 'queue.worker.shutdownTimeout must be a non-negative finite number up to 2147483647, got NaN'],
     [{ enabled: true, providerConfig: { type: 'memory' }, scheduler: { enabled: 1 } }, TypeError, 'queue.scheduler.enabled must be a boolean, got 1'],
     [{ enabled: true, providerConfig: { type: 'memory' }, scheduler: { pollInterval: 0 } }, RangeError, 'queue.scheduler.pollInterval must be at least 1 ms, got 0'],
+    // One rule each, decided in Rust (the JS and Rust copies used to disagree on these).
+    [{ enabled: true, providerConfig: { type: 'sqs', region: 'r', queueUrl: 'http://h/q', visibilityTimeout: 0 } }, RangeError, 'queue.providerConfig.visibilityTimeout must be at least 1, got 0'],
+    [{ enabled: true, providerConfig: { type: 'sqs', region: 'r', queueUrl: 'http://h/q', maxMessageBytes: 1 } }, RangeError, 'queue.providerConfig.maxMessageBytes must be at least 1024, got 1'],
+    [{ enabled: true, providerConfig: { type: 'sqs', region: 'r', queueUrl: 'http://h/q', deadLetterQueueUrl: 'http://h/q' } }, RangeError, 'queue.providerConfig.deadLetterQueueUrl must differ from queueUrl (jobs out of retries would go back to the queue they came from), got "http://h/q"'],
+    [{ enabled: true, providerConfig: { type: 'memory' }, scheduler: { databaseUrl: 'mysql://me:secret@h/db' } }, TypeError, 'queue.scheduler.databaseUrl must be a postgres://, postgresql:// or sqlite: URL, got "mysql://me:***@h/db"'],
+    [{ enabled: true, providerConfig: { type: 'memory' }, worker: { pollInterval: Symbol('x') } }, RangeError, 'queue.worker.pollInterval must be a non-negative finite number up to 2147483647, got a symbol'],
   ]
   for (const [config, type, message] of cases) {
     assert.throws(() => q.validateQueueConfig(config), (e) => {
@@ -49,6 +55,15 @@ test('errors name the path and the value', () => {
       return true
     })
   }
+})
+
+test('the defaults come from the native side, and the constructors check their blocks too', () => {
+  assert.deepEqual(q.getDefaultProviderConfig(), q.validateQueueConfig({}).providerConfig)
+  const p = q.getQueueProvider()
+  assert.deepEqual(new q.Worker({ provider: p }).config, q.validateQueueConfig({}).worker)
+  assert.throws(() => new q.Worker({ provider: p, config: { concurrency: -1 } }), { name: 'RangeError', message: 'worker.concurrency must be a non-negative integer up to 100000, got -1' })
+  assert.throws(() => q.validateQueueConfig({}, 5), { name: 'TypeError', message: 'name must be a non-empty string, got 5' })
+  q.resetQueueProvider()
 })
 
 test('initializeQueue rejects a bad config before creating anything', async () => {

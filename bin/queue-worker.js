@@ -3,13 +3,15 @@
 // queue-worker: the standalone worker of @chaaskit/queue. Run it in the app's root directory:
 // it loads `.env`, the app config (`config/app.config.ts|js`, TypeScript through tsx), the
 // job handlers (`extensions/jobs/*`), then runs the worker and, when enabled, the scheduler
-// until SIGINT/SIGTERM. `queue-worker migrate` creates the scheduler's tables. See USAGE.
+// until SIGINT/SIGTERM. `queue-worker migrate` creates the scheduler's tables. See usage().
 
 const fs = require('node:fs')
 const path = require('node:path')
+const util = require('node:util')
 const { pathToFileURL } = require('node:url')
 
-const USAGE = `Usage: queue-worker [start] [options]
+/** The help text; the defaults it shows are the package's own (validateQueueConfig of an empty block). */
+const usage = ({ worker: w, scheduler: s } = require('../index.js').validateQueueConfig({})) => `Usage: queue-worker [start] [options]
        queue-worker migrate [options]
        queue-worker help
 
@@ -33,11 +35,11 @@ Options:
 
 Environment (a .env file in the working directory is loaded first; variables already set win;
 an empty value counts as unset):
-  QUEUE_CONCURRENCY=5           worker.concurrency: jobs run at once
-  QUEUE_POLL_INTERVAL=1000      worker.pollInterval (ms)
-  QUEUE_SHUTDOWN_TIMEOUT=30000  worker.shutdownTimeout (ms): how long a stop waits for running jobs
-  SCHEDULER_ENABLED=false       scheduler.enabled: true, false, 1 or 0
-  SCHEDULER_POLL_INTERVAL=60000 scheduler.pollInterval (ms)
+  QUEUE_CONCURRENCY=${w.concurrency}           worker.concurrency: jobs run at once
+  QUEUE_POLL_INTERVAL=${w.pollInterval}      worker.pollInterval (ms)
+  QUEUE_SHUTDOWN_TIMEOUT=${w.shutdownTimeout}  worker.shutdownTimeout (ms): how long a stop waits for running jobs
+  SCHEDULER_ENABLED=${s.enabled}       scheduler.enabled: true, false, 1 or 0
+  SCHEDULER_POLL_INTERVAL=${s.pollInterval} scheduler.pollInterval (ms)
   DATABASE_URL                  scheduler database when queue.scheduler.databaseUrl is not set
   CHAASKIT_QUEUE_LOG=info       log level of the queue's own log lines (stderr)
   TSX_TSCONFIG_PATH             tsconfig.json for TypeScript files (default: ./tsconfig.json)
@@ -69,53 +71,42 @@ const say = (msg) => process.stdout.write(`queue-worker: ${msg}\n`)
 
 // ---- arguments ---------------------------------------------------------------------------
 
+const COMMANDS = ['start', 'migrate', 'help']
+
+/** The command line, parsed by Node's `util.parseArgs`; usage errors exit 2. */
 function parseArgs(argv) {
-  const out = { command: null, config: null, jobs: null }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    if (arg === '-h' || arg === '--help') {
-      out.command = 'help'
-      continue
-    }
-    const m = /^--(config|jobs)(?:=(.*))?$/.exec(arg)
-    if (m) {
-      let v = m[2]
-      if (v === undefined) {
-        v = argv[++i]
-        if (v === undefined || v.startsWith('-')) throw new CliError(`--${m[1]} needs a value`, 2)
-      }
-      if (v === '') throw new CliError(`--${m[1]} needs a value`, 2)
-      out[m[1]] = v
-      continue
-    }
-    if (arg.startsWith('-')) throw new CliError(`unknown option ${arg}`, 2)
-    if (out.command !== null && out.command !== 'help') throw new CliError(`unexpected argument ${arg}`, 2)
-    if (!['start', 'migrate', 'help'].includes(arg)) throw new CliError(`unknown command ${arg}`, 2)
-    if (out.command !== 'help') out.command = arg
+  let parsed
+  try {
+    parsed = util.parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { config: { type: 'string' }, jobs: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    })
+  } catch (e) {
+    // Node's messages: "Unknown option '--bogus'", "Option '--config <value>' argument missing".
+    const unknown = /Unknown option '([^']+)'/.exec(e.message)
+    if (unknown) throw new CliError(`unknown option ${unknown[1]}`, 2)
+    const missing = /Option '(--[a-z]+)/.exec(e.message)
+    if (missing) throw new CliError(`${missing[1]} needs a value`, 2)
+    throw new CliError(e.message, 2)
   }
-  out.command ??= 'start'
-  return out
+  const { values, positionals } = parsed
+  for (const name of ['config', 'jobs']) {
+    if (values[name] !== undefined && (values[name] === '' || values[name].startsWith('-'))) throw new CliError(`--${name} needs a value`, 2)
+  }
+  const [command = 'start', ...extra] = positionals
+  if (!COMMANDS.includes(command)) throw new CliError(`unknown command ${command}`, 2)
+  if (extra.length > 0 && !values.help && command !== 'help') throw new CliError(`unexpected argument ${extra[0]}`, 2)
+  return { command: values.help ? 'help' : command, config: values.config ?? null, jobs: values.jobs ?? null }
 }
 
 // ---- .env ----------------------------------------------------------------------------------
 
-/** Load `file` into process.env without overriding variables already set. */
+/** Load `file` into process.env (Node's own parser) without overriding variables already set. */
 function loadDotEnv(file) {
   if (!fs.existsSync(file)) return false
-  if (typeof process.loadEnvFile === 'function') {
-    process.loadEnvFile(file) // Node >= 20.12; keeps variables already set
-    return true
-  }
-  // Older Node 20: KEY=value lines, optional `export `, quotes, `#` comments.
-  for (const line of fs.readFileSync(file, 'utf8').split(/\r?\n/)) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*?)\s*$/.exec(line)
-    if (!m || process.env[m[1]] !== undefined) continue
-    let v = m[2]
-    const q = /^(["'`])([\s\S]*)\1$/.exec(v)
-    if (q) v = q[1] === '"' ? q[2].replace(/\\n/g, '\n') : q[2]
-    else v = v.replace(/\s+#.*$/, '')
-    process.env[m[1]] = v
-  }
+  process.loadEnvFile(file)
   return true
 }
 
@@ -195,10 +186,8 @@ async function loadQueueConfig(file) {
   return config.queue
 }
 
-const maskUrl = (url) => String(url).replace(/(\/\/[^:/@]*):[^@/]*@/, '$1:***@')
-
 function databaseUrlOf(schedulerConfig) {
-  return maskUrl(schedulerConfig.databaseUrl || (process.env.DATABASE_URL || '').trim() || 'sqlite:.chaaskit/queue.db')
+  return require('../index.js').redactUrl(schedulerConfig.databaseUrl || (process.env.DATABASE_URL || '').trim() || 'sqlite:.chaaskit/queue.db')
 }
 
 /** `validateQueueConfig`, with its error pointing at the file and at an env override to blame. */
@@ -330,7 +319,7 @@ function fail(e) {
 async function main() {
   const args = parseArgs(process.argv.slice(2))
   if (args.command === 'help') {
-    process.stdout.write(USAGE)
+    process.stdout.write(usage())
     return
   }
   loadDotEnv(path.resolve('.env'))

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod bridge;
+mod config;
 mod logging;
 mod provider;
 mod scheduler;
@@ -19,4 +20,5 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[napi_derive::module_init]
 fn init() {
     logging::init();
+    bridge::log_panics();
 }

@@ -1,12 +1,22 @@
-//! `NativeProvider`: one queue provider (memory or SQS) as a JavaScript class. Jobs cross as
-//! JSON text; the memory provider also has synchronous fast paths, since it never blocks.
+//! `NativeProvider`: one queue provider as a JavaScript class. Jobs, stats and options cross as
+//! typed objects; the memory provider's hot paths (enqueue, receive) as compact forms.
+//!
+//! The memory provider never blocks, so its methods are synchronous (`*Sync`); `index.js` picks
+//! the class for a provider's kind once, at construction. A received batch crosses as JSON
+//! text (one `JSON.parse` beats building a thousand objects through napi), and a memory
+//! enqueue returns the job's id and writes the rest of what it stored into `out` (see
+//! [`ENQUEUED_SLOTS`]), the caller already holding the type and payload.
 
-use crate::bridge::{napi_err, to_json};
+use crate::bridge::{guarded, napi_err, to_json};
+use crate::config::provider_config;
 use chaaskit_queue_core::config::ProviderConfig;
-use chaaskit_queue_core::job::{raw_json, EnqueueOptions, NewJob};
-use chaaskit_queue_core::memory::MemoryQueue;
+use chaaskit_queue_core::job::{
+    raw_json, EnqueueOptions, Job, JobStatus, Millis, NewJob, QueueStats,
+};
+use chaaskit_queue_core::memory::{JobView, MemoryQueue};
 use chaaskit_queue_core::sqs::SqsProvider;
-use chaaskit_queue_core::SharedProvider;
+use chaaskit_queue_core::{Immediate, SharedProvider};
+use chrono::{DateTime, Utc};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -17,7 +27,7 @@ use std::time::Duration;
 use uuid::fmt::Hyphenated;
 use uuid::Uuid;
 
-/// Options of one enqueue, already validated by `index.js`.
+/// Options of one enqueue (`EnqueueOptions`, dates as epoch ms), checked by `index.js`.
 #[napi(object)]
 pub struct EnqueueArgs {
     pub delay: Option<f64>,
@@ -28,20 +38,150 @@ pub struct EnqueueArgs {
     pub priority: Option<u32>,
 }
 
-fn enqueue_options(a: Option<EnqueueArgs>) -> EnqueueOptions {
-    {
-        let Some(a) = a else {
-            return EnqueueOptions::default();
-        };
-        EnqueueOptions {
-            delay: a.delay.map(|d| d.max(0.0) as u64),
-            scheduled_for: a.scheduled_for.map(|t| t as i64),
-            max_retries: a.max_retries,
-            timeout: a.timeout.map(|t| t.max(0.0) as u64),
-            deduplication_key: a.deduplication_key,
-            priority: a.priority,
+pub(crate) fn enqueue_options(a: Option<EnqueueArgs>) -> EnqueueOptions {
+    let Some(a) = a else {
+        return EnqueueOptions::default();
+    };
+    EnqueueOptions {
+        delay: a.delay.map(|d| d.max(0.0) as u64),
+        scheduled_for: a.scheduled_for.map(|t| t as i64),
+        max_retries: a.max_retries,
+        timeout: a.timeout.map(|t| t.max(0.0) as u64),
+        deduplication_key: a.deduplication_key,
+        priority: a.priority,
+    }
+}
+
+/// `JobOptions`: what a job was stored with.
+#[napi(object)]
+pub struct JobOptionsObject {
+    pub max_retries: u32,
+    pub timeout: f64,
+    pub priority: u32,
+    pub deduplication_key: Option<String>,
+}
+
+/// A job as the provider stores it. `payload` and `result` are JSON text (`index.js` parses
+/// them, which keeps their key order and costs less than building them here).
+#[napi(object)]
+pub struct JobObject {
+    pub id: String,
+    #[napi(js_name = "type")]
+    pub job_type: String,
+    pub payload: String,
+    pub options: JobOptionsObject,
+    #[napi(ts_type = "'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead'")]
+    pub status: String,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub progress: Option<f64>,
+    pub result: Option<String>,
+    /// Set on a received job: the handle that settles this attempt.
+    pub receipt_handle: Option<String>,
+}
+
+fn date(ms: Millis) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl From<Job> for JobObject {
+    fn from(j: Job) -> Self {
+        JobObject {
+            id: j.id,
+            job_type: j.job_type,
+            payload: j.payload.get().to_owned(),
+            options: JobOptionsObject {
+                max_retries: j.options.max_retries,
+                timeout: j.options.timeout as f64,
+                priority: j.options.priority,
+                deduplication_key: j.options.deduplication_key,
+            },
+            status: j.status.as_str().to_owned(),
+            attempts: j.attempts,
+            created_at: date(j.created_at),
+            scheduled_for: j.scheduled_for.map(date),
+            started_at: j.started_at.map(date),
+            completed_at: j.completed_at.map(date),
+            last_error: j.last_error,
+            progress: j.progress,
+            result: j.result.map(|r| r.get().to_owned()),
+            receipt_handle: None,
         }
     }
+}
+
+/// `QueueStats`.
+#[napi(object)]
+pub struct QueueStatsObject {
+    pub pending: f64,
+    pub processing: f64,
+    pub completed: f64,
+    pub failed: f64,
+    pub dead: f64,
+    pub scheduled: f64,
+}
+
+impl From<QueueStats> for QueueStatsObject {
+    fn from(s: QueueStats) -> Self {
+        QueueStatsObject {
+            pending: s.pending as f64,
+            processing: s.processing as f64,
+            completed: s.completed as f64,
+            failed: s.failed as f64,
+            dead: s.dead as f64,
+            scheduled: s.scheduled as f64,
+        }
+    }
+}
+
+/// Numbers a memory enqueue writes per job into `out`: `createdAt`, `scheduledFor` (NaN when
+/// none), `maxRetries`, `timeout`, `priority`, and the status's index in [`job_statuses`], or
+/// -1 when a deduplication key matched an existing job (whose id is returned: read it with
+/// `getJobSync`).
+pub const ENQUEUED_SLOTS: usize = 6;
+
+/// The job statuses, in the order the memory enqueue's `out` numbers them.
+#[napi(
+    ts_return_type = "Array<'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead'>"
+)]
+pub fn job_statuses() -> Vec<&'static str> {
+    STATUSES.iter().map(|s| s.as_str()).collect()
+}
+
+/// [`ENQUEUED_SLOTS`], for `index.js`.
+#[napi]
+pub fn enqueued_slots() -> u32 {
+    ENQUEUED_SLOTS as u32
+}
+
+const STATUSES: [JobStatus; 6] = [
+    JobStatus::Pending,
+    JobStatus::Scheduled,
+    JobStatus::Processing,
+    JobStatus::Completed,
+    JobStatus::Failed,
+    JobStatus::Dead,
+];
+
+fn write_enqueued(v: &JobView<'_>, out: &mut [f64]) {
+    let (max_retries, timeout, priority) = v.options();
+    out[0] = v.created_at() as f64;
+    out[1] = v.scheduled_for().map_or(f64::NAN, |t| t as f64);
+    out[2] = f64::from(max_retries);
+    out[3] = timeout as f64;
+    out[4] = f64::from(priority);
+    out[5] = if v.is_new {
+        STATUSES
+            .iter()
+            .position(|s| *s == v.status())
+            .map_or(-1.0, |i| i as f64)
+    } else {
+        -1.0
+    };
 }
 
 fn new_job(job_type: String, payload_json: &str, options: Option<EnqueueArgs>) -> Result<NewJob> {
@@ -104,8 +244,8 @@ impl<'de> Deserialize<'de> for Flat {
 }
 
 /// Job ids as one string, 36 characters each (one JS string instead of one per job).
-fn joined_ids(ids: &[Uuid]) -> String {
-    let mut out = String::with_capacity(ids.len() * Hyphenated::LENGTH);
+fn joined_ids(ids: impl Iterator<Item = Uuid>, n: usize) -> String {
+    let mut out = String::with_capacity(n * Hyphenated::LENGTH);
     let mut buf = [0u8; Hyphenated::LENGTH];
     for id in ids {
         out.push_str(id.hyphenated().encode_lower(&mut buf));
@@ -128,50 +268,67 @@ pub struct NativeProvider {
     memory: Option<Arc<MemoryQueue>>,
 }
 
-/// Create a provider from a `providerConfig` given as JSON text.
-#[napi]
-pub async fn create_provider(config_json: String) -> Result<NativeProvider> {
-    let config: ProviderConfig = serde_json::from_str(&config_json)
-        .map_err(|e| Error::new(Status::InvalidArg, format!("invalid providerConfig: {e}")))?;
-    Ok(match config {
-        ProviderConfig::Memory(c) => {
-            let q = MemoryQueue::new(c);
-            NativeProvider {
-                inner: q.clone(),
-                memory: Some(q),
-            }
-        }
-        ProviderConfig::Sqs(c) => {
-            let p = SqsProvider::connect(c).await.map_err(napi_err)?;
-            NativeProvider {
-                inner: p,
-                memory: None,
-            }
-        }
-    })
-}
-
-/// Create a memory provider synchronously (`getQueueProvider()` must not wait).
-#[napi]
-pub fn create_memory_provider(max_history_size: u32) -> NativeProvider {
-    let q = MemoryQueue::new(chaaskit_queue_core::config::MemoryConfig {
-        max_history_size: max_history_size as usize,
-    });
-    NativeProvider {
-        inner: q.clone(),
-        memory: Some(q),
-    }
-}
-
 impl NativeProvider {
+    fn memory(q: Arc<MemoryQueue>) -> Self {
+        NativeProvider {
+            inner: q.clone(),
+            memory: Some(q),
+        }
+    }
+
     pub(crate) fn shared(&self) -> SharedProvider {
         self.inner.clone()
     }
 
     fn mem(&self) -> Result<&MemoryQueue> {
-        self.memory
-            .as_deref()
-            .ok_or_else(|| Error::from_reason("synchronous calls need the memory provider"))
+        self.memory.as_deref().ok_or_else(|| {
+            Error::from_reason(format!(
+                "the {} provider has no synchronous calls",
+                self.inner.name()
+            ))
+        })
+    }
+}
+
+/// A `providerConfig` checked, with its defaults (a `TypeError`/`RangeError` naming the
+/// field otherwise, an `Error` for an unknown type). Pass the result to [`create_provider`].
+#[napi(catch_unwind, ts_return_type = "Record<string, unknown>")]
+pub fn check_provider_config(env: Env, config: Unknown) -> Result<serde_json::Value> {
+    let c = provider_config(&env, &config, "providerConfig")?;
+    serde_json::to_value(&c).map_err(|e| Error::from_reason(e.to_string()))
+}
+
+/// Create a provider from a config that [`check_provider_config`] returned.
+#[napi]
+pub async fn create_provider(config: serde_json::Value) -> Result<NativeProvider> {
+    guarded("createQueueProvider", async move {
+        let checked = ProviderConfig::from_value(&config.into(), "providerConfig")
+            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        Ok(match checked.config {
+            ProviderConfig::Memory(c) => NativeProvider::memory(MemoryQueue::new(c)),
+            ProviderConfig::Sqs(c) => NativeProvider {
+                inner: SqsProvider::connect(c).await.map_err(napi_err)?,
+                memory: None,
+            },
+        })
+    })
+    .await
+}
+
+/// A memory provider, at once (`getQueueProvider()` must not wait): the default config, or
+/// `config` checked as `createQueueProvider` would.
+#[napi(catch_unwind)]
+pub fn create_memory_provider(env: Env, config: Option<Unknown>) -> Result<NativeProvider> {
+    let c = match config {
+        None => ProviderConfig::default_memory(),
+        Some(c) => provider_config(&env, &c, "providerConfig")?,
+    };
+    match c {
+        ProviderConfig::Memory(c) => Ok(NativeProvider::memory(MemoryQueue::new(c))),
+        _ => Err(Error::new(
+            Status::InvalidArg,
+            "createMemoryProvider needs type 'memory'",
+        )),
     }
 }
 
@@ -182,7 +339,7 @@ impl NativeProvider {
         self.inner.name()
     }
 
-    /// Whether the `*Sync` methods are available.
+    /// Whether the `*Sync` methods are available (the memory provider).
     #[napi(getter)]
     pub fn is_sync(&self) -> bool {
         self.memory.is_some()
@@ -194,75 +351,117 @@ impl NativeProvider {
         job_type: String,
         payload_json: String,
         options: Option<EnqueueArgs>,
-    ) -> Result<String> {
-        let job = new_job(job_type, &payload_json, options)?;
-        to_json(&self.inner.enqueue(job).await.map_err(napi_err)?)
+    ) -> Result<JobObject> {
+        guarded("enqueue", async {
+            let job = new_job(job_type, &payload_json, options)?;
+            Ok(self.inner.enqueue(job).await.map_err(napi_err)?.into())
+        })
+        .await
     }
 
-    /// Memory only: returns just the job's id (an existing id for a duplicate).
-    #[napi]
-    pub fn enqueue_sync(
-        &self,
-        job_type: String,
-        payload_json: String,
-        options: Option<EnqueueArgs>,
-    ) -> Result<String> {
-        let job = new_job(job_type, &payload_json, options)?;
-        let ids = self.mem()?.enqueue_bulk_ids(vec![job]).map_err(napi_err)?;
-        Ok(joined_ids(&ids))
-    }
-
-    /// See [`bulk_jobs`] for the arguments. Returns the jobs as JSON text.
     #[napi]
     pub async fn enqueue_bulk(
         &self,
         flat_json: String,
         options_json: Option<String>,
-    ) -> Result<String> {
-        let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
-        to_json(&self.inner.enqueue_bulk(jobs).await.map_err(napi_err)?)
+    ) -> Result<Vec<JobObject>> {
+        guarded("enqueueBulk", async {
+            let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
+            let jobs = self.inner.enqueue_bulk(jobs).await.map_err(napi_err)?;
+            Ok(jobs.into_iter().map(Into::into).collect())
+        })
+        .await
     }
 
-    /// Memory only: returns just the ids, in order (an existing id for a duplicate), joined.
-    #[napi]
+    /// Memory: the job's id; the rest of the job goes into `out` (see [`ENQUEUED_SLOTS`]).
+    #[napi(catch_unwind)]
+    pub fn enqueue_sync(
+        &self,
+        job_type: String,
+        payload_json: String,
+        options: Option<EnqueueArgs>,
+        mut out: Float64ArraySlice,
+    ) -> Result<String> {
+        let job = new_job(job_type, &payload_json, options)?;
+        // Safety: the JavaScript thread is in this call, so nothing else touches the array.
+        let out = unsafe { out.as_mut() };
+        let out = out
+            .get_mut(..ENQUEUED_SLOTS)
+            .ok_or_else(|| Error::new(Status::InvalidArg, "out is too short"))?;
+        let mut ids = self
+            .mem()?
+            .enqueue_viewing(vec![job], |v| {
+                write_enqueued(&v, out);
+                v.uuid()
+            })
+            .map_err(napi_err)?;
+        Ok(joined_ids(ids.drain(..), 1))
+    }
+
+    /// Memory: the ids joined (36 characters each), in order; the rest of each job goes into
+    /// `out`, [`ENQUEUED_SLOTS`] numbers per job. See [`bulk_jobs`] for the arguments.
+    #[napi(catch_unwind)]
     pub fn enqueue_bulk_sync(
         &self,
         flat_json: String,
         options_json: Option<String>,
+        mut out: Float64ArraySlice,
     ) -> Result<String> {
         let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
-        Ok(joined_ids(
-            &self.mem()?.enqueue_bulk_ids(jobs).map_err(napi_err)?,
-        ))
+        // Safety: the JavaScript thread is in this call, so nothing else touches the array.
+        let out = unsafe { out.as_mut() };
+        let n = jobs.len();
+        if out.len() < n * ENQUEUED_SLOTS {
+            return Err(Error::new(Status::InvalidArg, "out is too short"));
+        }
+        let mut slots = out.chunks_exact_mut(ENQUEUED_SLOTS);
+        let ids = self
+            .mem()?
+            .enqueue_viewing(jobs, |v| {
+                if let Some(o) = slots.next() {
+                    write_enqueued(&v, o);
+                }
+                v.uuid()
+            })
+            .map_err(napi_err)?;
+        Ok(joined_ids(ids.into_iter(), n))
     }
 
+    /// Up to `max` jobs, waiting up to `wait_ms` for the first, as JSON text (an array of jobs
+    /// with their `receiptHandle`, dates as epoch ms).
     #[napi]
     pub async fn receive(&self, max: u32, wait_ms: f64) -> Result<String> {
-        let wait = Duration::from_millis(wait_ms.max(0.0) as u64);
-        to_json(
-            &self
-                .inner
-                .receive(max as usize, wait)
-                .await
-                .map_err(napi_err)?,
-        )
+        guarded("receive", async {
+            let wait = Duration::from_millis(wait_ms.max(0.0) as u64);
+            to_json(
+                &self
+                    .inner
+                    .receive(max as usize, wait)
+                    .await
+                    .map_err(napi_err)?,
+            )
+        })
+        .await
     }
 
-    /// Memory only: the visible jobs now, without waiting.
-    #[napi]
+    /// Memory: the visible jobs now, without waiting, as [`NativeProvider::receive`] gives them.
+    #[napi(catch_unwind)]
     pub fn try_receive_sync(&self, max: u32) -> Result<String> {
         to_json(&self.mem()?.try_receive(max as usize))
     }
 
     #[napi]
     pub async fn acknowledge(&self, receipt: String, result_json: Option<String>) -> Result<()> {
-        self.inner
-            .acknowledge(&receipt, result_raw(result_json)?)
-            .await
-            .map_err(napi_err)
+        guarded("acknowledge", async {
+            self.inner
+                .acknowledge(&receipt, result_raw(result_json)?)
+                .await
+                .map_err(napi_err)
+        })
+        .await
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn acknowledge_sync(&self, receipt: String, result_json: Option<String>) -> Result<()> {
         self.mem()?
             .acknowledge_now(&receipt, result_raw(result_json)?)
@@ -271,45 +470,54 @@ impl NativeProvider {
 
     #[napi]
     pub async fn fail(&self, receipt: String, error: String) -> Result<()> {
-        self.inner.fail(&receipt, &error).await.map_err(napi_err)
+        guarded("fail", async {
+            self.inner.fail(&receipt, &error).await.map_err(napi_err)
+        })
+        .await
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn fail_sync(&self, receipt: String, error: String) -> Result<()> {
         self.mem()?.fail_now(&receipt, &error).map_err(napi_err)
     }
 
     #[napi]
-    pub async fn release(&self, receipt: String) -> Result<()> {
-        self.inner.release(&receipt).await.map_err(napi_err)
+    pub async fn get_job(&self, id: String) -> Result<Option<JobObject>> {
+        guarded("getJob", async {
+            Ok(self
+                .inner
+                .get_job(&id)
+                .await
+                .map_err(napi_err)?
+                .map(Into::into))
+        })
+        .await
+    }
+
+    #[napi(catch_unwind)]
+    pub fn get_job_sync(&self, id: String) -> Result<Option<JobObject>> {
+        Ok(self.mem()?.get_job_now(&id).map(Into::into))
     }
 
     #[napi]
-    pub async fn get_job(&self, id: String) -> Result<Option<String>> {
-        self.inner
-            .get_job(&id)
-            .await
-            .map_err(napi_err)?
-            .map(|j| to_json(&j))
-            .transpose()
+    pub async fn get_stats(&self) -> Result<QueueStatsObject> {
+        guarded("getStats", async {
+            Ok(self.inner.stats().await.map_err(napi_err)?.into())
+        })
+        .await
     }
 
-    #[napi]
-    pub fn get_job_sync(&self, id: String) -> Result<Option<String>> {
-        self.mem()?
-            .get_job_now(&id)
-            .map(|j| to_json(&j))
-            .transpose()
-    }
-
-    #[napi]
-    pub async fn get_stats(&self) -> Result<String> {
-        to_json(&self.inner.stats().await.map_err(napi_err)?)
+    #[napi(catch_unwind)]
+    pub fn get_stats_sync(&self) -> Result<QueueStatsObject> {
+        Ok(self.mem()?.stats_now().into())
     }
 
     #[napi]
     pub async fn close(&self) -> Result<()> {
-        self.inner.close().await.map_err(napi_err)
+        guarded("close", async {
+            self.inner.close().await.map_err(napi_err)
+        })
+        .await
     }
 
     /// Longest delay the provider holds itself, in ms; `null` when unbounded.

@@ -1,30 +1,34 @@
 //! `NativeScheduler`: the core scheduler as a JavaScript class. Rows cross as JSON text
 //! (dates as epoch ms), which `index.js` turns into objects with `Date`s.
 
-use crate::bridge::{napi_err, to_json};
-use crate::provider::NativeProvider;
-use chaaskit_queue_core::config::SchedulerConfig;
-use chaaskit_queue_core::job::{now_ms, raw_json, EnqueueOptions};
+use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json, warn_all};
+use crate::provider::{enqueue_options, EnqueueArgs, NativeProvider};
+use chaaskit_queue_core::config::{ConfigValue, SchedulerConfig};
+use chaaskit_queue_core::job::{now_ms, raw_json};
 use chaaskit_queue_core::schedule::{self, Schedule};
 use chaaskit_queue_core::scheduler::{RecurringInput, Scheduler};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
-/// `registerRecurring`'s input as `index.js` serialises it.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RecurringArgs {
-    name: String,
-    #[serde(rename = "type")]
-    job_type: String,
-    payload: Box<RawValue>,
-    schedule: String,
-    #[serde(default)]
-    timezone: Option<String>,
-    #[serde(default)]
-    options: EnqueueOptions,
+/// `registerRecurring`'s input.
+#[napi(object)]
+pub struct RecurringArgs {
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub job_type: String,
+    pub payload_json: String,
+    pub schedule: String,
+    pub timezone: Option<String>,
+    pub options: Option<EnqueueArgs>,
+}
+
+/// What one poll enqueued (`PollOutcome`).
+#[napi(object)]
+pub struct PollOutcome {
+    pub scheduled: f64,
+    pub recurring: f64,
+    /// Rows whose enqueue failed (kept for the next poll).
+    pub failed: f64,
 }
 
 #[napi]
@@ -34,17 +38,32 @@ pub struct NativeScheduler {
 
 #[napi]
 impl NativeScheduler {
-    /// `config_json`: the `scheduler` config block. No database connection is made yet.
-    #[napi(constructor)]
-    pub fn new(provider: &NativeProvider, config_json: String) -> Result<Self> {
-        let config: SchedulerConfig = serde_json::from_str(&config_json).map_err(|e| {
-            Error::new(Status::InvalidArg, format!("invalid scheduler config: {e}"))
-        })?;
+    /// `config`: the `scheduler` config block, checked here (errors name `scheduler.<field>`).
+    /// No database connection is made yet.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, provider: &NativeProvider, config: Option<Unknown>) -> Result<Self> {
+        let value = match config {
+            Some(c) => config_value(&c, 0)?,
+            None => ConfigValue::Undefined,
+        };
+        let checked =
+            SchedulerConfig::from_value(&value, "scheduler").map_err(|e| throw_config(&env, e))?;
+        warn_all(&checked.warnings);
+        let config = checked.config;
         let shared = provider.shared();
         // The database pool is made inside the runtime it will run on.
         let core =
             within_runtime_if_available(|| Scheduler::open(shared, config)).map_err(napi_err)?;
         Ok(NativeScheduler { core })
+    }
+
+    /// The scheduler config, every default filled in.
+    #[napi(
+        getter,
+        ts_return_type = "{ enabled: boolean; pollInterval: number; databaseUrl?: string; autoMigrate: boolean }"
+    )]
+    pub fn config(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self.core.config()).map_err(|e| Error::from_reason(e.to_string()))
     }
 
     /// `"postgres"` or `"sqlite"`.
@@ -60,28 +79,41 @@ impl NativeScheduler {
 
     #[napi]
     pub async fn migrate(&self) -> Result<()> {
-        self.core.migrate().await.map_err(napi_err)
+        guarded("Scheduler.migrate", async {
+            self.core.migrate().await.map_err(napi_err)
+        })
+        .await
     }
 
     #[napi]
     pub async fn start(&self) -> Result<()> {
-        self.core.start().await.map_err(napi_err)
+        guarded("Scheduler.start", async {
+            self.core.start().await.map_err(napi_err)
+        })
+        .await
     }
 
     #[napi]
     pub async fn stop(&self) -> Result<()> {
-        self.core.stop().await;
-        Ok(())
+        guarded("Scheduler.stop", async {
+            self.core.stop().await;
+            Ok(())
+        })
+        .await
     }
 
-    /// One poll now; returns `{ scheduled, recurring, failed }` as JSON text.
+    /// One poll now: what it enqueued.
     #[napi]
-    pub async fn poll_once(&self) -> Result<String> {
-        let o = self.core.poll_once().await.map_err(napi_err)?;
-        Ok(format!(
-            r#"{{"scheduled":{},"recurring":{},"failed":{}}}"#,
-            o.scheduled, o.recurring, o.failed
-        ))
+    pub async fn poll_once(&self) -> Result<PollOutcome> {
+        let o = guarded("Scheduler.pollOnce", async {
+            self.core.poll_once().await.map_err(napi_err)
+        })
+        .await?;
+        Ok(PollOutcome {
+            scheduled: o.scheduled as f64,
+            recurring: o.recurring as f64,
+            failed: o.failed as f64,
+        })
     }
 
     /// `options_json`: the job options (`maxRetries`, `timeout`, `priority`, `deduplicationKey`).
@@ -91,81 +123,105 @@ impl NativeScheduler {
         job_type: String,
         payload_json: String,
         at_ms: f64,
-        options_json: Option<String>,
+        options: Option<EnqueueArgs>,
     ) -> Result<String> {
-        let payload = raw_json(&payload_json)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
-        let options: EnqueueOptions = match options_json {
-            Some(o) => serde_json::from_str(&o)
-                .map_err(|e| Error::new(Status::InvalidArg, format!("invalid options: {e}")))?,
-            None => EnqueueOptions::default(),
-        };
-        let row = self
-            .core
-            .schedule(&job_type, &payload, at_ms as i64, &options)
-            .await
-            .map_err(napi_err)?;
-        to_json(&row)
+        guarded("Scheduler.schedule", async {
+            let payload = raw_json(&payload_json)
+                .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
+            let options = enqueue_options(options);
+            let row = self
+                .core
+                .schedule(&job_type, &payload, at_ms as i64, &options)
+                .await
+                .map_err(napi_err)?;
+            to_json(&row)
+        })
+        .await
     }
 
     #[napi]
     pub async fn get_scheduled_job(&self, id: String) -> Result<Option<String>> {
-        let row = self.core.get_scheduled_job(&id).await.map_err(napi_err)?;
-        row.as_ref().map(to_json).transpose()
+        guarded("Scheduler.getScheduledJob", async {
+            let row = self.core.get_scheduled_job(&id).await.map_err(napi_err)?;
+            row.as_ref().map(to_json).transpose()
+        })
+        .await
     }
 
     #[napi]
     pub async fn cancel_scheduled_job(&self, id: String) -> Result<bool> {
-        self.core.cancel_scheduled_job(&id).await.map_err(napi_err)
+        guarded("Scheduler.cancelScheduledJob", async {
+            self.core.cancel_scheduled_job(&id).await.map_err(napi_err)
+        })
+        .await
     }
 
-    /// `input_json`: `{ name, type, payload, schedule, timezone?, options? }`.
+    /// `registerRecurring`'s input, checked by `index.js` (the payload as JSON text).
     #[napi]
-    pub async fn register_recurring(&self, input_json: String) -> Result<String> {
-        let a: RecurringArgs = serde_json::from_str(&input_json)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("invalid recurring job: {e}")))?;
-        let input = RecurringInput {
-            name: a.name,
-            job_type: a.job_type,
-            payload: a.payload,
-            schedule: a.schedule,
-            timezone: a.timezone,
-            options: a.options,
-        };
-        to_json(
-            &self
-                .core
-                .register_recurring(input)
-                .await
-                .map_err(napi_err)?,
-        )
+    pub async fn register_recurring(&self, input: RecurringArgs) -> Result<String> {
+        guarded("Scheduler.registerRecurring", async {
+            let payload = raw_json(&input.payload_json).map_err(|e| {
+                Error::new(
+                    Status::InvalidArg,
+                    format!("input.payload is not JSON: {e}"),
+                )
+            })?;
+            let input = RecurringInput {
+                name: input.name,
+                job_type: input.job_type,
+                payload,
+                schedule: input.schedule,
+                timezone: input.timezone,
+                options: enqueue_options(input.options),
+            };
+            to_json(
+                &self
+                    .core
+                    .register_recurring(input)
+                    .await
+                    .map_err(napi_err)?,
+            )
+        })
+        .await
     }
 
     #[napi]
     pub async fn enable_recurring(&self, name: String) -> Result<bool> {
-        self.core.enable_recurring(&name).await.map_err(napi_err)
+        guarded("Scheduler.enableRecurring", async {
+            self.core.enable_recurring(&name).await.map_err(napi_err)
+        })
+        .await
     }
 
     #[napi]
     pub async fn disable_recurring(&self, name: String) -> Result<bool> {
-        self.core.disable_recurring(&name).await.map_err(napi_err)
+        guarded("Scheduler.disableRecurring", async {
+            self.core.disable_recurring(&name).await.map_err(napi_err)
+        })
+        .await
     }
 
     #[napi]
     pub async fn delete_recurring(&self, name: String) -> Result<bool> {
-        self.core.delete_recurring(&name).await.map_err(napi_err)
+        guarded("Scheduler.deleteRecurring", async {
+            self.core.delete_recurring(&name).await.map_err(napi_err)
+        })
+        .await
     }
 
     #[napi]
     pub async fn list_recurring(&self) -> Result<String> {
-        to_json(&self.core.list_recurring().await.map_err(napi_err)?)
+        guarded("Scheduler.listRecurring", async {
+            to_json(&self.core.list_recurring().await.map_err(napi_err)?)
+        })
+        .await
     }
 }
 
 /// `nextRuns(schedule, { timezone, from, count })`: the next `count` runs (default 1) of
 /// `schedule` in `timezone` (default UTC) strictly after `from_ms` (default now), as epoch
 /// ms. `index.js` checks the argument types; values are checked here.
-#[napi]
+#[napi(catch_unwind)]
 pub fn next_runs(
     schedule: String,
     timezone: Option<String>,

@@ -1,9 +1,9 @@
 //! `NativeWorker`: the core worker pool driven from JavaScript. Jobs go to the JavaScript
 //! thread in batches through a threadsafe function; outcomes come back in batches.
 
-use crate::bridge::{to_json, AbortJobs, StartJobs};
+use crate::bridge::{config_value, guarded, throw_config, to_json, warn_all, AbortJobs, StartJobs};
 use crate::provider::NativeProvider;
-use chaaskit_queue_core::config::WorkerConfig;
+use chaaskit_queue_core::config::{ConfigValue, WorkerConfig};
 use chaaskit_queue_core::worker::{AbortReason, Dispatch, HandlerRuntime, Outcome, Worker};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -62,30 +62,56 @@ impl HandlerRuntime for JsRuntime {
     }
 }
 
+/// `WorkerStats`.
+#[napi(object)]
+pub struct WorkerStatsObject {
+    pub processed: f64,
+    pub succeeded: f64,
+    pub failed: f64,
+    pub active: f64,
+    pub running: bool,
+}
+
 #[napi]
 pub struct NativeWorker {
     core: Arc<Worker>,
+    config: WorkerConfig,
     runtime: Arc<JsRuntime>,
 }
 
 #[napi]
 impl NativeWorker {
-    /// `config_json`: the `worker` config block (defaults filled in by the core).
-    #[napi(constructor)]
-    pub fn new(provider: &NativeProvider, config_json: String) -> Result<Self> {
-        let config: WorkerConfig = serde_json::from_str(&config_json)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("invalid worker config: {e}")))?;
+    /// `config`: the `worker` config block, checked here (errors name `worker.<field>`).
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, provider: &NativeProvider, config: Option<Unknown>) -> Result<Self> {
+        let value = match config {
+            Some(c) => config_value(&c, 0)?,
+            None => ConfigValue::Undefined,
+        };
+        let checked =
+            WorkerConfig::from_value(&value, "worker").map_err(|e| throw_config(&env, e))?;
+        warn_all(&checked.warnings);
         let runtime = Arc::new(JsRuntime::default());
         Ok(NativeWorker {
-            core: Worker::new(provider.shared(), config, runtime.clone()),
+            core: Worker::new(provider.shared(), checked.config.clone(), runtime.clone()),
+            config: checked.config,
             runtime,
         })
+    }
+
+    /// The worker config, every default filled in.
+    #[napi(
+        getter,
+        ts_return_type = "{ mode: 'in-process' | 'standalone'; concurrency: number; pollInterval: number; shutdownTimeout: number }"
+    )]
+    pub fn config(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(&self.config).map_err(|e| Error::from_reason(e.to_string()))
     }
 
     /// Run until stopped. `on_jobs(json)` starts a batch; `on_abort(tokens, reason)` aborts signals.
     /// The worker counts as running when this returns its promise, so a `stop()` called right
     /// after it ends this run.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn run<'env>(
         &self,
         env: &'env Env,
@@ -98,24 +124,24 @@ impl NativeWorker {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some((on_jobs, on_abort));
         let run = self.core.run();
-        env.spawn_future(async move {
+        env.spawn_future(guarded("Worker.start", async move {
             run.await;
             Ok(())
-        })
+        }))
     }
 
     /// The worker stops taking jobs before this returns its promise.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn stop<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let stop = self.core.stop();
-        env.spawn_future(async move {
+        env.spawn_future(guarded("Worker.stop", async move {
             stop.await;
             Ok(())
-        })
+        }))
     }
 
     /// Report outcomes (`[{ t, e?, r? }]` as JSON text); returns the next batch, if one is ready.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn complete(&self, outcomes_json: String) -> Result<Option<String>> {
         let outcomes: Vec<Outcome> = serde_json::from_str(&outcomes_json)
             .map_err(|e| Error::new(Status::InvalidArg, format!("invalid outcomes: {e}")))?;
@@ -128,14 +154,21 @@ impl NativeWorker {
     }
 
     /// Store progress for a running attempt; false when it is no longer running.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn progress(&self, token: f64, percent: f64) -> bool {
         self.core.progress(token as u64, percent)
     }
 
-    #[napi]
-    pub fn stats(&self) -> Result<String> {
-        to_json(&self.core.stats())
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> WorkerStatsObject {
+        let s = self.core.stats();
+        WorkerStatsObject {
+            processed: s.processed as f64,
+            succeeded: s.succeeded as f64,
+            failed: s.failed as f64,
+            active: s.active as f64,
+            running: s.running,
+        }
     }
 
     #[napi(getter)]

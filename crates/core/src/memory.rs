@@ -7,14 +7,11 @@ use crate::job::{
     has_retries_left, now_ms, retry_backoff_ms, Job, JobOptions, JobStatus, Millis, NewJob,
     QueueStats, ReceivedJob,
 };
-use crate::provider::{Immediate, QueueProvider};
-use async_trait::async_trait;
+use crate::provider::Immediate;
 use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 use uuid::Uuid;
 
 /// The in-memory queue. Cheap to share: wrap it in an `Arc`.
@@ -61,6 +58,39 @@ struct Extra {
 impl Entry {
     fn extra(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Default::default)
+    }
+}
+
+/// A job just queued, as [`MemoryQueue::enqueue_viewing`] shows it.
+pub struct JobView<'a> {
+    queue: &'a MemoryQueue,
+    seq: u64,
+    entry: &'a Entry,
+    /// False when a deduplication key matched an unfinished job, which this is.
+    pub is_new: bool,
+}
+
+impl JobView<'_> {
+    pub fn uuid(&self) -> Uuid {
+        self.queue.job_uuid(self.seq)
+    }
+    pub fn created_at(&self) -> Millis {
+        self.entry.created_at
+    }
+    pub fn status(&self) -> JobStatus {
+        self.entry.status
+    }
+    pub fn scheduled_for(&self) -> Option<Millis> {
+        self.entry.extra.as_ref().and_then(|x| x.scheduled_for)
+    }
+    /// `(maxRetries, timeout, priority)` as stored.
+    pub fn options(&self) -> (u32, u64, u32) {
+        let e = self.entry;
+        (e.max_retries, u64::from(e.timeout), e.priority)
+    }
+    /// The whole job, as `getJob` shows it.
+    pub fn snapshot(&self) -> Job {
+        self.queue.snapshot(self.seq, self.entry)
     }
 }
 
@@ -310,24 +340,15 @@ impl MemoryQueue {
         (seq, true)
     }
 
-    /// Enqueue without waiting (the memory provider never blocks).
-    pub fn enqueue_now(&self, job: NewJob) -> Result<Job> {
-        let now = now_ms();
-        let job = {
-            let mut st = self.lock();
-            if st.closed {
-                return Err(QueueError::Closed);
-            }
-            let (seq, _) = self.insert(&mut st, job, now);
-            let e = &st.jobs[&seq];
-            self.snapshot(seq, e)
-        };
-        self.wake.notify_waiters();
-        Ok(job)
-    }
-
-    /// Enqueue many jobs under one lock; returns the ids (an existing id for a duplicate).
-    pub fn enqueue_bulk_now(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+    /// The one enqueue: queue `jobs` under one lock (all at the same `createdAt`), wake
+    /// receivers, and return `view` of each job as queued (the existing job for a duplicate
+    /// deduplication key). [`Immediate::enqueue_now`] views a whole [`Job`]; the binding's
+    /// fast path reads only what it does not already hold.
+    pub fn enqueue_viewing<T>(
+        &self,
+        jobs: Vec<NewJob>,
+        mut view: impl FnMut(JobView<'_>) -> T,
+    ) -> Result<Vec<T>> {
         let now = now_ms();
         let out = {
             let mut st = self.lock();
@@ -336,8 +357,15 @@ impl MemoryQueue {
             }
             let mut out = Vec::with_capacity(jobs.len());
             for job in jobs {
-                let (seq, _) = self.insert(&mut st, job, now);
-                out.push(self.snapshot(seq, &st.jobs[&seq]));
+                let (seq, is_new) = self.insert(&mut st, job, now);
+                if let Some(entry) = st.jobs.get(&seq) {
+                    out.push(view(JobView {
+                        queue: self,
+                        seq,
+                        entry,
+                        is_new,
+                    }));
+                }
             }
             out
         };
@@ -345,31 +373,34 @@ impl MemoryQueue {
         Ok(out)
     }
 
-    /// Enqueue many jobs and return only their ids: the fast path for large batches.
-    /// [`MemoryQueue::enqueue_bulk_now`] returning only the ids, in order (the existing
-    /// job's id for a duplicate): the cheap path for callers that already hold the jobs.
-    pub fn enqueue_bulk_ids(&self, jobs: Vec<NewJob>) -> Result<Vec<Uuid>> {
-        let now = now_ms();
-        let out = {
-            let mut st = self.lock();
-            if st.closed {
-                return Err(QueueError::Closed);
+    /// The processing entry a receipt handle names, if that attempt is still open.
+    fn open_attempt<'a>(&self, st: &'a mut State, receipt: &str) -> Result<(u64, &'a mut Entry)> {
+        let unknown = || QueueError::UnknownReceipt(receipt.to_owned());
+        let (seq, delivery) = self.parse_receipt(receipt).ok_or_else(unknown)?;
+        match st.jobs.get_mut(&seq) {
+            Some(e) if e.status == JobStatus::Processing && e.deliveries == delivery => {
+                Ok((seq, &mut **e))
             }
-            let mut out = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                out.push(self.job_uuid(self.insert(&mut st, job, now).0));
-            }
-            out
-        };
-        self.wake.notify_waiters();
-        Ok(out)
+            _ => Err(unknown()),
+        }
+    }
+}
+
+impl Immediate for MemoryQueue {
+    fn provider_name(&self) -> &'static str {
+        "memory"
     }
 
-    pub fn try_receive(&self, max: usize) -> Vec<ReceivedJob> {
-        self.take(max).0
+    fn enqueue_now(&self, job: NewJob) -> Result<Job> {
+        let mut jobs = self.enqueue_viewing(vec![job], |v| v.snapshot())?;
+        jobs.pop()
+            .ok_or_else(|| QueueError::invalid("nothing was enqueued"))
     }
 
-    /// Visible jobs, and when the next delayed job becomes visible.
+    fn enqueue_bulk_now(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+        self.enqueue_viewing(jobs, |v| v.snapshot())
+    }
+
     fn take(&self, max: usize) -> (Vec<ReceivedJob>, Option<Millis>) {
         let now = now_ms();
         let mut st = self.lock();
@@ -401,19 +432,7 @@ impl MemoryQueue {
         (out, next)
     }
 
-    /// The processing entry a receipt handle names, if that attempt is still open.
-    fn open_attempt<'a>(&self, st: &'a mut State, receipt: &str) -> Result<(u64, &'a mut Entry)> {
-        let unknown = || QueueError::UnknownReceipt(receipt.to_owned());
-        let (seq, delivery) = self.parse_receipt(receipt).ok_or_else(unknown)?;
-        match st.jobs.get_mut(&seq) {
-            Some(e) if e.status == JobStatus::Processing && e.deliveries == delivery => {
-                Ok((seq, &mut **e))
-            }
-            _ => Err(unknown()),
-        }
-    }
-
-    pub fn acknowledge_now(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
+    fn acknowledge_now(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
         let mut st = self.lock();
         let (seq, e) = self.open_attempt(&mut st, receipt)?;
         let x = e.extra();
@@ -424,7 +443,7 @@ impl MemoryQueue {
         Ok(())
     }
 
-    pub fn fail_now(&self, receipt: &str, error: &str) -> Result<()> {
+    fn fail_now(&self, receipt: &str, error: &str) -> Result<()> {
         let now = now_ms();
         let retry = {
             let mut st = self.lock();
@@ -454,7 +473,7 @@ impl MemoryQueue {
         Ok(())
     }
 
-    pub fn release_now(&self, receipt: &str) -> Result<()> {
+    fn release_now(&self, receipt: &str) -> Result<()> {
         {
             let mut st = self.lock();
             let (seq, e) = self.open_attempt(&mut st, receipt)?;
@@ -467,128 +486,37 @@ impl MemoryQueue {
         Ok(())
     }
 
-    pub fn set_progress_now(&self, receipt: &str, percent: f64) -> Result<()> {
+    fn set_progress_now(&self, receipt: &str, percent: f64) -> Result<()> {
         let mut st = self.lock();
         let (_, e) = self.open_attempt(&mut st, receipt)?;
         e.extra().progress = Some(percent);
         Ok(())
     }
 
-    pub fn get_job_now(&self, id: &str) -> Option<Job> {
+    fn get_job_now(&self, id: &str) -> Option<Job> {
         let seq = self.seq_of(id)?;
         let st = self.lock();
         st.jobs.get(&seq).map(|e| self.snapshot(seq, e))
     }
 
-    pub fn stats_now(&self) -> QueueStats {
+    fn stats_now(&self) -> QueueStats {
         let now = now_ms();
         let mut st = self.lock();
         st.promote(now);
         st.stats
     }
 
-    pub fn close_now(&self) {
+    fn close_now(&self) {
         self.lock().closed = true;
         self.wake.notify_waiters();
     }
 
-    pub fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.lock().closed
     }
-}
 
-#[async_trait]
-impl QueueProvider for MemoryQueue {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
-    async fn enqueue(&self, job: NewJob) -> Result<Job> {
-        self.enqueue_now(job)
-    }
-
-    async fn enqueue_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
-        self.enqueue_bulk_now(jobs)
-    }
-
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedJob>> {
-        let deadline = Instant::now() + wait;
-        loop {
-            // Register for wake-ups before looking, so an enqueue in between is not missed.
-            let woken = self.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            let (jobs, next_visible) = self.take(max);
-            if !jobs.is_empty() || max == 0 || self.is_closed() {
-                return Ok(jobs);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(jobs);
-            }
-            let until = match next_visible {
-                Some(at) => {
-                    let ms = (at - now_ms()).max(0) as u64;
-                    deadline.min(now + Duration::from_millis(ms))
-                }
-                None => deadline,
-            };
-            tokio::select! {
-                _ = &mut woken => {}
-                _ = tokio::time::sleep_until(until) => {}
-            }
-        }
-    }
-
-    async fn acknowledge(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
-        self.acknowledge_now(receipt, result)
-    }
-
-    async fn fail(&self, receipt: &str, error: &str) -> Result<()> {
-        self.fail_now(receipt, error)
-    }
-
-    async fn release(&self, receipt: &str) -> Result<()> {
-        self.release_now(receipt)
-    }
-
-    async fn set_progress(&self, receipt: &str, percent: f64) -> Result<()> {
-        self.set_progress_now(receipt, percent)
-    }
-
-    async fn get_job(&self, id: &str) -> Result<Option<Job>> {
-        Ok(self.get_job_now(id))
-    }
-
-    async fn stats(&self) -> Result<QueueStats> {
-        Ok(self.stats_now())
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.close_now();
-        Ok(())
-    }
-
-    fn immediate(&self) -> Option<&dyn Immediate> {
-        Some(self)
-    }
-}
-
-impl Immediate for MemoryQueue {
-    fn try_receive(&self, max: usize) -> Vec<ReceivedJob> {
-        MemoryQueue::try_receive(self, max)
-    }
-    fn acknowledge(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
-        self.acknowledge_now(receipt, result)
-    }
-    fn fail(&self, receipt: &str, error: &str) -> Result<()> {
-        self.fail_now(receipt, error)
-    }
-    fn release(&self, receipt: &str) -> Result<()> {
-        self.release_now(receipt)
-    }
-    fn set_progress(&self, receipt: &str, percent: f64) -> Result<()> {
-        self.set_progress_now(receipt, percent)
+    fn wake(&self) -> &Notify {
+        &self.wake
     }
 }
 
@@ -596,6 +524,8 @@ impl Immediate for MemoryQueue {
 mod tests {
     use super::*;
     use crate::job::{raw_json, EnqueueOptions};
+    use crate::provider::QueueProvider;
+    use std::time::Duration;
 
     fn q(history: usize) -> Arc<MemoryQueue> {
         MemoryQueue::new(MemoryConfig {

@@ -2,11 +2,13 @@
 //! scheduler takes delays longer than a backend can hold.
 
 use crate::error::Result;
-use crate::job::{Job, Millis, NewJob, QueueStats, ReceivedJob};
+use crate::job::{now_ms, Job, Millis, NewJob, QueueStats, ReceivedJob};
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// A queue backend: the `QueueProvider` of the specification.
 #[async_trait]
@@ -66,13 +68,100 @@ pub trait QueueProvider: Send + Sync + 'static {
     }
 }
 
-/// Non-blocking forms of the provider operations the worker uses on its hot path.
-pub trait Immediate: Send + Sync {
-    fn try_receive(&self, max: usize) -> Vec<ReceivedJob>;
-    fn acknowledge(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()>;
-    fn fail(&self, receipt: &str, error: &str) -> Result<()>;
-    fn release(&self, receipt: &str) -> Result<()>;
-    fn set_progress(&self, receipt: &str, percent: f64) -> Result<()>;
+/// A provider that never blocks (memory): its whole API, synchronous. Its [`QueueProvider`]
+/// implementation is derived from this one (below), so each operation is written once; the
+/// worker and the binding call it directly, on their own thread.
+pub trait Immediate: Send + Sync + 'static {
+    /// The provider's name (`"memory"`).
+    fn provider_name(&self) -> &'static str;
+    fn enqueue_now(&self, job: NewJob) -> Result<Job>;
+    /// Enqueue many jobs at once; all are validated before any is queued.
+    fn enqueue_bulk_now(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>>;
+    /// Up to `max` visible jobs now (`[]` once closed).
+    fn try_receive(&self, max: usize) -> Vec<ReceivedJob> {
+        self.take(max).0
+    }
+    /// Up to `max` visible jobs now, and when the next delayed job becomes visible.
+    fn take(&self, max: usize) -> (Vec<ReceivedJob>, Option<Millis>);
+    /// Notified on every enqueue, retry, release and close: what a waiting receive sleeps on.
+    fn wake(&self) -> &Notify;
+    fn is_closed(&self) -> bool;
+    fn acknowledge_now(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()>;
+    fn fail_now(&self, receipt: &str, error: &str) -> Result<()>;
+    fn release_now(&self, receipt: &str) -> Result<()>;
+    fn set_progress_now(&self, receipt: &str, percent: f64) -> Result<()>;
+    fn get_job_now(&self, id: &str) -> Option<Job>;
+    fn stats_now(&self) -> QueueStats;
+    fn close_now(&self);
+}
+
+/// Every [`Immediate`] provider is a [`QueueProvider`]: each operation at once, and a receive
+/// that waits on [`Immediate::wake`] (no polling) until jobs are visible, the wait is over or
+/// the provider is closed.
+#[async_trait]
+impl<T: Immediate> QueueProvider for T {
+    fn name(&self) -> &'static str {
+        self.provider_name()
+    }
+    async fn enqueue(&self, job: NewJob) -> Result<Job> {
+        self.enqueue_now(job)
+    }
+    async fn enqueue_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+        self.enqueue_bulk_now(jobs)
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedJob>> {
+        // A wait too long for the clock (from a huge `waitTimeSeconds`) waits for a century.
+        let deadline = Instant::now()
+            .checked_add(wait)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3_155_760_000));
+        loop {
+            // Register for wake-ups before looking, so an enqueue in between is not missed.
+            let woken = self.wake().notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let (jobs, next_visible) = self.take(max);
+            let now = Instant::now();
+            if !jobs.is_empty() || max == 0 || self.is_closed() || now >= deadline {
+                return Ok(jobs);
+            }
+            let until = match next_visible {
+                Some(at) => {
+                    let ms = u64::try_from(at - now_ms()).unwrap_or(0);
+                    deadline.min(now + Duration::from_millis(ms))
+                }
+                None => deadline,
+            };
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+    async fn acknowledge(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
+        self.acknowledge_now(receipt, result)
+    }
+    async fn fail(&self, receipt: &str, error: &str) -> Result<()> {
+        self.fail_now(receipt, error)
+    }
+    async fn release(&self, receipt: &str) -> Result<()> {
+        self.release_now(receipt)
+    }
+    async fn set_progress(&self, receipt: &str, percent: f64) -> Result<()> {
+        self.set_progress_now(receipt, percent)
+    }
+    async fn get_job(&self, id: &str) -> Result<Option<Job>> {
+        Ok(self.get_job_now(id))
+    }
+    async fn stats(&self) -> Result<QueueStats> {
+        Ok(self.stats_now())
+    }
+    async fn close(&self) -> Result<()> {
+        self.close_now();
+        Ok(())
+    }
+    fn immediate(&self) -> Option<&dyn Immediate> {
+        Some(self)
+    }
 }
 
 /// Takes jobs whose delay a provider cannot hold (the scheduler implements it).

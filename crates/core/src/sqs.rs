@@ -44,9 +44,9 @@ pub const MAX_BATCH: usize = 10;
 /// Longest long poll of one `ReceiveMessage`.
 pub const MAX_WAIT_SECONDS: u64 = 20;
 /// Longest visibility timeout SQS accepts (12 h).
-pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+pub const MAX_VISIBILITY_SECONDS: u32 = crate::config::MAX_VISIBILITY_TIMEOUT_S;
 /// Largest message SQS accepts today (1 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 1_048_576;
+pub const MAX_MESSAGE_BYTES: usize = crate::config::MAX_MESSAGE_BYTES;
 
 /// The SQS provider. Build it with [`SqsProvider::connect`].
 pub struct SqsProvider {
@@ -102,72 +102,15 @@ fn string_attr(value: &str) -> Result<MessageAttributeValue> {
         .map_err(|e| QueueError::Backend(format!("cannot build an SQS message attribute: {e}")))
 }
 
-/// A URL fit for an error or a log: no user or password.
+/// A URL fit for an error or a log (the password, if any, replaced by `***`).
 fn display_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
-    }
+    crate::redact_url(url)
 }
 
+/// The config's rules (config.rs), then the FIFO id rule for `messageGroupId`.
 fn validate(cfg: &SqsConfig) -> Result<()> {
-    let field = |name: &str, why: &str, value: &dyn std::fmt::Debug| {
-        Err(QueueError::invalid(format!(
-            "providerConfig.{name} {why}, got {value:?}"
-        )))
-    };
-    if cfg.region.trim().is_empty() {
-        return field("region", "must be a non-empty string", &cfg.region);
-    }
-    let is_url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-    if !is_url(&cfg.queue_url) {
-        return field(
-            "queueUrl",
-            "must be an http(s) URL",
-            &display_url(&cfg.queue_url),
-        );
-    }
-    if let Some(d) = &cfg.dead_letter_queue_url {
-        if !is_url(d) {
-            return field(
-                "deadLetterQueueUrl",
-                "must be an http(s) URL",
-                &display_url(d),
-            );
-        }
-        if d == &cfg.queue_url {
-            return field(
-                "deadLetterQueueUrl",
-                "must differ from queueUrl",
-                &display_url(d),
-            );
-        }
-    }
-    if let Some(e) = &cfg.endpoint {
-        if !is_url(e) {
-            return field("endpoint", "must be an http(s) URL", &display_url(e));
-        }
-    }
-    if !(1..=MAX_VISIBILITY_SECONDS).contains(&cfg.visibility_timeout) {
-        return field(
-            "visibilityTimeout",
-            "must be 1 to 43200 seconds",
-            &cfg.visibility_timeout,
-        );
-    }
-    if !(1..=MAX_MESSAGE_BYTES).contains(&cfg.max_message_bytes) {
-        return field(
-            "maxMessageBytes",
-            "must be 1 to 1048576",
-            &cfg.max_message_bytes,
-        );
-    }
+    cfg.validate()
+        .map_err(|e| QueueError::invalid(e.to_string()))?;
     if let Some(g) = &cfg.message_group_id {
         wire::check_fifo_id(g, "providerConfig.messageGroupId")?;
     }
@@ -353,10 +296,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_lose_their_user_info() {
+    fn urls_lose_their_password() {
         assert_eq!(
             display_url("http://user:pw@127.0.0.1:5000/1/q"),
-            "http://127.0.0.1:5000/1/q"
+            "http://user:***@127.0.0.1:5000/1/q"
         );
         assert_eq!(
             display_url("https://sqs.us-east-1.amazonaws.com/1/q"),

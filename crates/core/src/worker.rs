@@ -337,10 +337,10 @@ impl Worker {
     fn settle(&self, s: Settle) {
         if let Some(imm) = self.provider.immediate() {
             let r = match &s {
-                Settle::Ack(receipt, result) => imm.acknowledge(receipt, result.clone()),
-                Settle::Fail(receipt, e) => imm.fail(receipt, e),
-                Settle::Release(receipt) => imm.release(receipt),
-                Settle::Progress(receipt, p) => imm.set_progress(receipt, *p),
+                Settle::Ack(receipt, result) => imm.acknowledge_now(receipt, result.clone()),
+                Settle::Fail(receipt, e) => imm.fail_now(receipt, e),
+                Settle::Release(receipt) => imm.release_now(receipt),
+                Settle::Progress(receipt, p) => imm.set_progress_now(receipt, *p),
             };
             if let Err(e) = r {
                 tracing::warn!("settling a job failed: {e}");

@@ -22,6 +22,7 @@
 use chaaskit_queue_core::config::MemoryConfig;
 use chaaskit_queue_core::job::{now_ms, raw_json, retry_backoff_ms, DEFAULT_MAX_RETRIES};
 use chaaskit_queue_core::memory::MemoryQueue;
+use chaaskit_queue_core::Immediate;
 use chaaskit_queue_core::{
     EnqueueOptions, Job, JobStatus, Millis, NewJob, QueueError, QueueProvider, ReceivedJob,
 };

@@ -8,7 +8,7 @@ use chaaskit_queue_core::provider::DelaySink;
 use chaaskit_queue_core::schedule::Schedule;
 use chaaskit_queue_core::scheduler::{RecurringInput, Scheduler, SchedulerTuning};
 use chaaskit_queue_core::store;
-use chaaskit_queue_core::{EnqueueOptions, JobStatus, NewJob, SharedProvider};
+use chaaskit_queue_core::{EnqueueOptions, Immediate, JobStatus, NewJob, SharedProvider};
 use scheduler_support::{config, raw, Db, TestProvider, PRISMA_PG_DDL, PRISMA_SQLITE_DDL};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,0 +1,31 @@
+// A panic at the napi boundary (issue 10): it becomes a thrown Error or a rejected promise
+// with the panic's own message, is logged through `tracing`, and the process goes on.
+'use strict'
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+
+const probe = `
+const binding = require(${JSON.stringify(path.join(__dirname, '..', 'binding.js'))})
+let sync
+try { binding.__panicForTests('sync boom é') } catch (e) { sync = e }
+binding.__panicInPromiseForTests('async boom 每天').then(
+  () => { console.log(JSON.stringify({ error: 'resolved' })) },
+  (e) => { console.log(JSON.stringify({ sync: [sync.constructor.name, sync.message], async: [e.constructor.name, e.message] })) },
+)
+`
+
+test('a panic becomes an Error with its message, logged, and the process lives on', () => {
+  const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env: { ...process.env, CHAASKIT_QUEUE_LOG: 'error' } })
+  assert.equal(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  assert.deepEqual(out.sync, ['Error', 'sync boom é'])
+  assert.equal(out.async[0], 'Error')
+  assert.equal(out.async[1], '__panicInPromiseForTests failed with an internal error: async boom 每天 (a bug in @chaaskit/queue; please report it)')
+  assert.doesNotMatch(out.async[1], /Panic in async function/)
+  // Both are logged through the addon's tracing subscriber (stderr), with where they happened.
+  assert.match(r.stderr, /ERROR.*panic at src\/bridge\.rs:\d+: sync boom é/)
+  assert.match(r.stderr, /ERROR.*panic at src\/bridge\.rs:\d+: async boom 每天/)
+  assert.match(r.stderr, /internal error \(panic\): async boom 每天/)
+})

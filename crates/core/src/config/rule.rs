@@ -1,0 +1,187 @@
+//! Every rule a config value must meet, as `deserialize_with` functions (each reading the
+//! value whole, so its message can show it) and the checks behind them.
+
+use super::error::{ConfigError, ErrorKind};
+use super::value::{js_number, ConfigValue};
+use super::*;
+use serde::de::{self, Deserializer, Unexpected};
+
+type R<T> = Result<T, ConfigError>;
+
+fn value<'de, D: Deserializer<'de>>(d: D) -> Result<ConfigValue, D::Error> {
+    ConfigValue::deserialize(d)
+}
+
+/// `'a', 'b' or 'c'`.
+pub fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
+
+/// A rule's error as the deserializer's own (a [`ConfigError`] again, under [`ValueDe`]).
+fn to<E: de::Error, T>(r: R<T>) -> Result<T, E> {
+    r.map_err(|e| match (&e.parts, e.kind) {
+        (Some((exp, got)), ErrorKind::Range) => {
+            E::invalid_value(Unexpected::Other(got), &exp.as_str())
+        }
+        (Some((exp, got)), _) => E::invalid_type(Unexpected::Other(got), &exp.as_str()),
+        (None, _) => E::custom(&e.message),
+    })
+}
+
+/// An integer in `min..=max`: `must be a non-negative integer up to MAX`, then `at least MIN`.
+pub fn integer_of(v: &ConfigValue, min: u64, max: u64, unit: &str) -> R<u64> {
+    match *v {
+        ConfigValue::Number(n)
+            if n.is_finite() && n.fract() == 0.0 && n >= 0.0 && n <= max as f64 =>
+        {
+            let n = n as u64;
+            if n < min {
+                Err(ConfigError::expected(
+                    ErrorKind::Range,
+                    format!("at least {min}{unit}"),
+                    n.to_string(),
+                ))
+            } else {
+                Ok(n)
+            }
+        }
+        _ => Err(ConfigError::expected(
+            ErrorKind::Range,
+            format!("a non-negative integer up to {max}"),
+            v.describe(),
+        )),
+    }
+}
+
+/// A finite number in `min..=max`, rounded to an integer.
+pub fn number_of(v: &ConfigValue, min: u64, max: u64, unit: &str) -> R<u64> {
+    match *v {
+        ConfigValue::Number(n) if n.is_finite() && n >= 0.0 && n <= max as f64 => {
+            if n < min as f64 {
+                Err(ConfigError::expected(
+                    ErrorKind::Range,
+                    format!("at least {min}{unit}"),
+                    js_number(n),
+                ))
+            } else {
+                Ok(n.round() as u64)
+            }
+        }
+        _ => Err(ConfigError::expected(
+            ErrorKind::Range,
+            format!("a non-negative finite number up to {max}"),
+            v.describe(),
+        )),
+    }
+}
+
+pub fn boolean_of(v: &ConfigValue) -> R<bool> {
+    match *v {
+        ConfigValue::Bool(b) => Ok(b),
+        _ => Err(ConfigError::expected(
+            ErrorKind::Type,
+            "a boolean",
+            v.describe(),
+        )),
+    }
+}
+
+pub fn text_of(v: ConfigValue) -> R<String> {
+    match v {
+        ConfigValue::String(s) if !s.trim().is_empty() => Ok(s),
+        other => Err(ConfigError::expected(
+            ErrorKind::Type,
+            "a non-empty string",
+            other.describe(),
+        )),
+    }
+}
+
+pub fn http_url_of(v: ConfigValue) -> R<String> {
+    let s = text_of(v)?;
+    match url::Url::parse(&s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(s),
+        _ => Err(ConfigError::expected(
+            ErrorKind::Type,
+            "an http(s) URL",
+            ConfigValue::from(redact_url(&s).as_str()).describe(),
+        )),
+    }
+}
+
+pub fn visibility_timeout_of(v: ConfigValue) -> R<u32> {
+    integer_of(&v, 1, u64::from(MAX_VISIBILITY_TIMEOUT_S), "").map(|n| n as u32)
+}
+
+pub fn max_message_bytes_of(v: ConfigValue) -> R<usize> {
+    integer_of(&v, MIN_MESSAGE_BYTES as u64, MAX_MESSAGE_BYTES as u64, "").map(|n| n as usize)
+}
+
+pub fn database_url_of(v: ConfigValue) -> R<String> {
+    const EXPECTED: &str = "a postgres://, postgresql:// or sqlite: URL";
+    let ConfigValue::String(s) = v else {
+        return Err(ConfigError::expected(
+            ErrorKind::Type,
+            EXPECTED,
+            v.describe(),
+        ));
+    };
+    let (scheme, rest) = s.split_once(':').unwrap_or_default();
+    let ok = match scheme.to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" => rest.starts_with("//"),
+        "sqlite" => !rest.is_empty(),
+        _ => false,
+    };
+    if ok {
+        return Ok(s);
+    }
+    Err(ConfigError::expected(
+        ErrorKind::Type,
+        EXPECTED,
+        ConfigValue::from(redact_url(&s).as_str()).describe(),
+    ))
+}
+
+// serde's entry points, one per field kind.
+
+pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    to(integer_of(&value(d)?, 0, u64::from(u32::MAX), "").map(|n| n as usize))
+}
+pub fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    to(integer_of(&value(d)?, 1, u64::from(MAX_CONCURRENCY), "").map(|n| n as u32))
+}
+pub fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    to(number_of(&value(d)?, 0, MAX_INTERVAL_MS, " ms"))
+}
+pub fn poll_interval<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    to(number_of(&value(d)?, 1, MAX_INTERVAL_MS, " ms"))
+}
+pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    to(boolean_of(&value(d)?))
+}
+pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    to(text_of(value(d)?))
+}
+pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    to(text_of(value(d)?)).map(Some)
+}
+pub fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    to(http_url_of(value(d)?))
+}
+pub fn opt_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    to(http_url_of(value(d)?)).map(Some)
+}
+pub fn visibility_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    to(visibility_timeout_of(value(d)?))
+}
+pub fn max_message_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    to(max_message_bytes_of(value(d)?))
+}
+pub fn database_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    to(database_url_of(value(d)?)).map(Some)
+}

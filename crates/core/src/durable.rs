@@ -85,6 +85,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn fail(&self, failed: &[(Lease, &str)]) -> Result<Vec<Lease>>;
     /// Give an attempt back: pending at once, its attempt not counted.
     async fn release(&self, lease: Lease) -> Result<bool>;
+    /// Store progress on the attempt's job; also just after the attempt ended, since the
+    /// worker may settle the outcome before the progress it reported first.
     async fn set_progress(&self, lease: Lease, percent: f64) -> Result<bool>;
     /// Move the leases of these attempts `lease_ms` past the database's now.
     async fn extend(&self, leases: &[Lease], lease_ms: u64) -> Result<()>;
@@ -276,6 +278,25 @@ impl<B: Backend> DbQueue<B> {
         self.inner.purge().await
     }
 
+    /// Claim in a task of its own: a receive dropped mid-claim (a worker stopping) gives the
+    /// claimed jobs straight back instead of stranding them until their leases end.
+    async fn claim(&self, max: usize) -> Result<Vec<(Job, i64)>> {
+        let (tx, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let r = inner.backend.claim(max, inner.lease_ms).await;
+            if let Err(Ok(jobs)) = tx.send(r) {
+                for (job, delivery) in jobs {
+                    if let Ok(id) = Uuid::try_parse(&job.id) {
+                        let _ = inner.backend.release(Lease { id, delivery }).await;
+                    }
+                }
+                inner.shared.wake();
+            }
+        });
+        rx.await.map_err(|_| QueueError::Closed)?
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.inner.shared.is_closed() {
             return Err(QueueError::Closed);
@@ -306,6 +327,15 @@ impl<B: Backend> DbQueue<B> {
 }
 
 impl<B: Backend> Inner<B> {
+    /// Errors of background work that raced `close` are expected: drop them.
+    fn ignore_if_closed(&self, e: QueueError) -> Result<()> {
+        if self.shared.is_closed() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
     fn forget(&self, lease: Lease) {
         let mut held = lock(&self.held);
         if held.get(&lease.id) == Some(&lease.delivery) {
@@ -387,19 +417,19 @@ async fn maintenance<B: Backend>(inner: Weak<Inner<B>>) {
             let now = Instant::now();
             if now - last_beat >= beat {
                 last_beat = now;
-                if let Err(e) = i.heartbeat().await {
+                if let Err(e) = i.heartbeat().await.or_else(|e| i.ignore_if_closed(e)) {
                     tracing::warn!("queue heartbeat failed; retrying at the next tick: {e}");
                 }
             }
             if now - last_reap >= REAP_EVERY {
                 last_reap = now;
-                if let Err(e) = i.reap().await {
+                if let Err(e) = i.reap().await.map(drop).or_else(|e| i.ignore_if_closed(e)) {
                     tracing::warn!("reclaiming expired leases failed: {e}");
                 }
             }
             if now - last_purge >= PURGE_EVERY {
                 last_purge = now;
-                if let Err(e) = i.purge().await {
+                if let Err(e) = i.purge().await.map(drop).or_else(|e| i.ignore_if_closed(e)) {
                     tracing::warn!("purging finished jobs failed: {e}");
                 }
             }
@@ -595,7 +625,11 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
             if max == 0 || self.inner.shared.is_closed() {
                 return Ok(Vec::new());
             }
-            let claimed = b.claim(max, self.inner.lease_ms).await?;
+            let claimed = match self.claim(max).await {
+                // Closed while claiming: the pool is gone, and so are the jobs it held.
+                Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
+                r => r?,
+            };
             if !claimed.is_empty() {
                 let mut held = lock(&self.inner.held);
                 return Ok(claimed
@@ -617,7 +651,11 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
                 return Ok(Vec::new());
             }
             let mut until = deadline.min(now + b.fallback_poll());
-            if let Some(ms) = b.next_due_ms().await? {
+            let next = match b.next_due_ms().await {
+                Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
+                r => r?,
+            };
+            if let Some(ms) = next {
                 // Due rows another claimer holds are skipped: look again soon, not at once.
                 until = until.min(now + Duration::from_millis(ms.max(10) as u64));
             }

@@ -122,7 +122,7 @@ impl Sql {
                 WHERE "id" = $1::uuid AND "deliveries" = $2 AND "status" = 'processing'"#
             ),
             progress: format!(
-                r#"UPDATE {t} SET "progress" = $3 WHERE "id" = $1::uuid AND "deliveries" = $2 AND "status" = 'processing'"#
+                r#"UPDATE {t} SET "progress" = $3 WHERE "id" = $1::uuid AND "deliveries" = $2"#
             ),
             // Rows being settled are skipped, not waited for.
             extend: format!(
@@ -255,7 +255,7 @@ impl Backend for PostgresBackend {
         let q = quote_ident(&self.schema);
         // One simple-protocol query runs as one transaction: the lock holds to the end.
         let sql = format!(
-            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}"
+            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}"
         );
         let mut conn = self.pool.acquire().await.map_err(&err)?;
         conn.execute(sql.as_str()).await.map_err(&err)?;
@@ -535,6 +535,7 @@ impl Backend for PostgresBackend {
                         // The connection dropped (it reconnects on the next call): anything
                         // may have been missed, so look.
                         Ok(None) => shared.wake(),
+                        Err(_) if shared.is_closed() => return,
                         Err(e) => {
                             tracing::warn!("queue database {url}: LISTEN connection failed: {e}");
                             shared.wake();

@@ -106,7 +106,7 @@ impl Sql {
                 WHERE "id" = $1 AND "deliveries" = $2 AND "status" = 'processing'"#
             ),
             progress: format!(
-                r#"UPDATE {t} SET "progress" = $3 WHERE "id" = $1 AND "deliveries" = $2 AND "status" = 'processing'"#
+                r#"UPDATE {t} SET "progress" = $3 WHERE "id" = $1 AND "deliveries" = $2"#
             ),
             // $1: [[id, delivery], …]
             extend: format!(

@@ -28,6 +28,8 @@ use uuid::Uuid;
 
 /// Largest visibility timeout accepted, in seconds (12 h, as on SQS).
 pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+/// Jobs inserted in one statement at most by the enqueue batcher; a bulk this big goes alone.
+const ENQUEUE_BATCH: usize = 1000;
 /// Receipts settled in one statement at most.
 const SETTLE_BATCH: usize = 1000;
 /// Rows one retention statement deletes at most.
@@ -172,8 +174,15 @@ struct SettleReq {
     done: oneshot::Sender<Result<bool>>,
 }
 
+/// Enqueues made while one insert runs go together in the next (one statement, one commit).
+struct EnqueueReq {
+    rows: Vec<Insert>,
+    done: oneshot::Sender<Result<Vec<Job>>>,
+}
+
 struct Inner<B: Backend> {
     backend: B,
+    enqueue_tx: Mutex<Option<mpsc::UnboundedSender<EnqueueReq>>>,
     shared: Arc<Shared>,
     lease_ms: u64,
     retention: RetentionConfig,
@@ -181,6 +190,7 @@ struct Inner<B: Backend> {
     held: Mutex<HashMap<Uuid, i64>>,
     settle_tx: Mutex<Option<mpsc::UnboundedSender<SettleReq>>>,
     settler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    enqueuer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A durable queue provider over a [`Backend`].
@@ -238,8 +248,10 @@ impl<B: Backend> DbQueue<B> {
             backend.ping().await?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let (etx, erx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             backend,
+            enqueue_tx: Mutex::new(Some(etx)),
             shared: Arc::new(Shared {
                 wake: Notify::new(),
                 stop: Notify::new(),
@@ -250,10 +262,12 @@ impl<B: Backend> DbQueue<B> {
             held: Mutex::new(HashMap::new()),
             settle_tx: Mutex::new(Some(tx)),
             settler: Mutex::new(None),
+            enqueuer: Mutex::new(None),
         });
         inner.backend.listen(Arc::downgrade(&inner.shared));
         let settler = tokio::spawn(settle_loop(Arc::downgrade(&inner), rx));
         *lock(&inner.settler) = Some(settler);
+        *lock(&inner.enqueuer) = Some(tokio::spawn(enqueue_loop(Arc::downgrade(&inner), erx)));
         tokio::spawn(maintenance(Arc::downgrade(&inner)));
         Ok(Arc::new(DbQueue { inner }))
     }
@@ -327,6 +341,68 @@ impl<B: Backend> DbQueue<B> {
 }
 
 impl<B: Backend> Inner<B> {
+    /// Insert `rows`; returns their jobs in order (for a deduplicated row, the unfinished job
+    /// holding its key; if that job finished between the insert and the look-up, insert again).
+    async fn insert_all(&self, rows: &[&Insert]) -> Result<Vec<Job>> {
+        let b = &self.backend;
+        let mut by_id: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
+        let mut todo: Vec<&Insert> = rows.to_vec();
+        let mut by_key: HashMap<String, Job> = HashMap::new();
+        for _ in 0..3 {
+            for j in b.insert(&todo).await? {
+                if let Ok(id) = Uuid::try_parse(&j.id) {
+                    by_id.insert(id, j);
+                }
+            }
+            let missing: Vec<&Insert> = todo
+                .into_iter()
+                .filter(|r| !by_id.contains_key(&r.id))
+                .collect();
+            let keys: Vec<String> = missing
+                .iter()
+                .filter_map(|r| r.deduplication_key.clone())
+                .filter(|k| !by_key.contains_key(k))
+                .collect();
+            if !keys.is_empty() {
+                for j in b.by_dedup_keys(&keys).await? {
+                    if let Some(k) = j.options.deduplication_key.clone() {
+                        by_key.insert(k, j);
+                    }
+                }
+            }
+            todo = missing
+                .into_iter()
+                .filter(|r| {
+                    !r.deduplication_key
+                        .as_ref()
+                        .is_some_and(|k| by_key.contains_key(k))
+                })
+                .collect();
+            if todo.is_empty() {
+                break;
+            }
+        }
+        if !todo.is_empty() {
+            return Err(QueueError::Backend(format!(
+                "{} job(s) were neither queued nor deduplicated (their deduplication keys kept changing hands); nothing else failed",
+                todo.len()
+            )));
+        }
+        self.shared.wake();
+        rows.iter()
+            .map(|r| {
+                by_id
+                    .remove(&r.id)
+                    .or_else(|| {
+                        r.deduplication_key
+                            .as_ref()
+                            .and_then(|k| by_key.get(k).cloned())
+                    })
+                    .ok_or_else(|| QueueError::Backend("the database lost a queued job".into()))
+            })
+            .collect()
+    }
+
     /// Errors of background work that raced `close` are expected: drop them.
     fn ignore_if_closed(&self, e: QueueError) -> Result<()> {
         if self.shared.is_closed() {
@@ -435,6 +511,58 @@ async fn maintenance<B: Backend>(inner: Weak<Inner<B>>) {
             }
         }
         tokio::time::sleep(tick).await;
+    }
+}
+
+/// Inserts enqueues in batches; when a merged batch fails, each request is tried alone, so one
+/// caller's bad job fails only that caller.
+async fn enqueue_loop<B: Backend>(
+    inner: Weak<Inner<B>>,
+    mut rx: mpsc::UnboundedReceiver<EnqueueReq>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut n = first.rows.len();
+        let mut batch = vec![first];
+        while n < ENQUEUE_BATCH {
+            match rx.try_recv() {
+                Ok(r) => {
+                    n += r.rows.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(i) = inner.upgrade() else {
+            for r in batch {
+                let _ = r.done.send(Err(QueueError::Closed));
+            }
+            return;
+        };
+        if batch.len() == 1 {
+            for r in batch {
+                let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
+                let _ = r.done.send(out);
+            }
+            continue;
+        }
+        let rows: Vec<&Insert> = batch.iter().flat_map(|r| r.rows.iter()).collect();
+        let merged = i.insert_all(&rows).await;
+        drop(rows);
+        match merged {
+            Ok(jobs) => {
+                let mut jobs = jobs.into_iter();
+                for r in batch {
+                    let mine: Vec<Job> = jobs.by_ref().take(r.rows.len()).collect();
+                    let _ = r.done.send(Ok(mine));
+                }
+            }
+            Err(_) => {
+                for r in batch {
+                    let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
+                    let _ = r.done.send(out);
+                }
+            }
+        }
     }
 }
 
@@ -554,65 +682,20 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
             return Ok(Vec::new());
         }
         let rows = inserts(jobs)?;
-        let b = &self.inner.backend;
-        let mut by_id: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
-        // A deduplicated row returns the unfinished job holding its key; if that job finished
-        // between the insert and the look-up, insert again.
-        let mut todo: Vec<&Insert> = rows.iter().collect();
-        let mut by_key: HashMap<String, Job> = HashMap::new();
-        for _ in 0..3 {
-            for j in b.insert(&todo).await? {
-                if let Ok(id) = Uuid::try_parse(&j.id) {
-                    by_id.insert(id, j);
-                }
-            }
-            let missing: Vec<&Insert> = todo
-                .into_iter()
-                .filter(|r| !by_id.contains_key(&r.id))
-                .collect();
-            let keys: Vec<String> = missing
-                .iter()
-                .filter_map(|r| r.deduplication_key.clone())
-                .filter(|k| !by_key.contains_key(k))
-                .collect();
-            if !keys.is_empty() {
-                for j in b.by_dedup_keys(&keys).await? {
-                    if let Some(k) = j.options.deduplication_key.clone() {
-                        by_key.insert(k, j);
-                    }
-                }
-            }
-            todo = missing
-                .into_iter()
-                .filter(|r| {
-                    !r.deduplication_key
-                        .as_ref()
-                        .is_some_and(|k| by_key.contains_key(k))
-                })
-                .collect();
-            if todo.is_empty() {
-                break;
-            }
+        if rows.len() >= ENQUEUE_BATCH {
+            return self
+                .inner
+                .insert_all(&rows.iter().collect::<Vec<_>>())
+                .await;
         }
-        if !todo.is_empty() {
-            return Err(QueueError::Backend(format!(
-                "{} job(s) were neither queued nor deduplicated (their deduplication keys kept changing hands); nothing else failed",
-                todo.len()
-            )));
+        let (done, rx) = oneshot::channel();
+        {
+            let tx = lock(&self.inner.enqueue_tx);
+            let tx = tx.as_ref().ok_or(QueueError::Closed)?;
+            tx.send(EnqueueReq { rows, done })
+                .map_err(|_| QueueError::Closed)?;
         }
-        self.inner.shared.wake();
-        rows.iter()
-            .map(|r| {
-                by_id
-                    .remove(&r.id)
-                    .or_else(|| {
-                        r.deduplication_key
-                            .as_ref()
-                            .and_then(|k| by_key.get(k).cloned())
-                    })
-                    .ok_or_else(|| QueueError::Backend("the database lost a queued job".into()))
-            })
-            .collect()
+        rx.await.map_err(|_| QueueError::Closed)?
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedJob>> {
@@ -710,11 +793,15 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
         if self.inner.shared.shut() {
             return Ok(());
         }
-        // Let queued settlements finish, then close the pool.
+        // Let queued enqueues and settlements finish, then close the pool.
+        drop(lock(&self.inner.enqueue_tx).take());
         drop(lock(&self.inner.settle_tx).take());
-        let settler = lock(&self.inner.settler).take();
-        if let Some(s) = settler {
-            let _ = s.await;
+        let tasks = [
+            lock(&self.inner.enqueuer).take(),
+            lock(&self.inner.settler).take(),
+        ];
+        for t in tasks.into_iter().flatten() {
+            let _ = t.await;
         }
         self.inner.backend.close().await;
         Ok(())

@@ -160,7 +160,10 @@ fn quote_ident(name: &str) -> String {
 
 /// The jobs table on PostgreSQL.
 pub struct PostgresBackend {
+    /// Enqueues and reads: every commit durable.
     pool: PgPool,
+    /// Claims, settlements, leases, retention: asynchronous commit.
+    work: PgPool,
     schema: String,
     sql: Sql,
     url: String,
@@ -199,17 +202,25 @@ impl PostgresBackend {
                 "providerConfig.databaseUrl {shown:?} is not valid: {e}"
             ))
         })?;
+        let unreachable =
+            |e| QueueError::Backend(format!("cannot reach the queue database {shown}: {e}"));
         let pool = PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
-            .map_err(|e| {
-                QueueError::Backend(format!("cannot reach the queue database {shown}: {e}"))
-            })?;
+            .map_err(unreachable)?;
+        // The worker's bookkeeping commits without waiting for the WAL flush (a flush costs
+        // milliseconds per commit): a database crash may forget its last moments, and then a
+        // claimed or finished job simply runs again, as after any crash. Enqueues stay durable.
+        let work = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(opts.options([("synchronous_commit", "off")]));
         let table = format!("{}.\"QueueJob\"", quote_ident(schema));
         Ok(PostgresBackend {
             pool,
+            work,
             schema: schema.to_owned(),
             sql: Sql::new(&table),
             url: shown,
@@ -325,7 +336,7 @@ impl Backend for PostgresBackend {
         let rows = sqlx::query(&self.sql.claim)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(lease_ms as f64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.work)
             .await
             .map_err(self.err("claiming jobs"))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -344,7 +355,7 @@ impl Backend for PostgresBackend {
 
     async fn next_due_ms(&self) -> Result<Option<i64>> {
         let row = sqlx::query(&self.sql.next_due)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.work)
             .await
             .map_err(self.err("looking for due jobs"))?;
         row.try_get("ms").map_err(db_err)
@@ -367,7 +378,7 @@ impl Backend for PostgresBackend {
                     .map(|(_, r)| r.map(RawValue::get))
                     .collect::<Vec<_>>(),
             )
-            .fetch_all(&self.pool)
+            .fetch_all(&self.work)
             .await
             .map_err(self.err("acknowledging"))?;
         leases(&rows)
@@ -386,7 +397,7 @@ impl Backend for PostgresBackend {
             .bind(sorted.iter().map(|(l, _)| l.delivery).collect::<Vec<_>>())
             .bind(sorted.iter().map(|(_, e)| *e).collect::<Vec<_>>())
             .bind(backoff_table())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.work)
             .await
             .map_err(self.err("failing"))?;
         leases(&rows)
@@ -396,7 +407,7 @@ impl Backend for PostgresBackend {
         let r = sqlx::query(&self.sql.release)
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("releasing"))?;
         Ok(r.rows_affected() == 1)
@@ -407,7 +418,7 @@ impl Backend for PostgresBackend {
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
             .bind(percent)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("storing progress"))?;
         Ok(r.rows_affected() == 1)
@@ -423,7 +434,7 @@ impl Backend for PostgresBackend {
             )
             .bind(leases.iter().map(|l| l.delivery).collect::<Vec<_>>())
             .bind(lease_ms as f64)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("renewing leases"))?;
         Ok(())
@@ -431,7 +442,7 @@ impl Backend for PostgresBackend {
 
     async fn reap(&self) -> Result<u64> {
         let r = sqlx::query(&self.sql.reap)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("reclaiming expired leases"))?;
         Ok(r.rows_affected())
@@ -442,7 +453,7 @@ impl Backend for PostgresBackend {
             .bind(status.as_str())
             .bind(older_than_ms as f64)
             .bind(limit)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("purging finished jobs"))?;
         Ok(r.rows_affected())
@@ -556,6 +567,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn close(&self) {
+        self.work.close().await;
         self.pool.close().await;
     }
 }

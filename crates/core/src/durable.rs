@@ -226,6 +226,38 @@ impl PostgresQueue {
     }
 }
 
+impl PostgresQueue {
+    /// Enqueue inside a caller's transaction: the statement to run on the caller's connection
+    /// with its one parameter (JSON text). Its one row's `jobs` column is the jobs as JSON, in
+    /// order; a rolled-back transaction leaves no job, a committed one wakes the workers.
+    pub fn transactional_enqueue(&self, jobs: Vec<NewJob>) -> Result<(String, String)> {
+        self.check_open()?;
+        let rows = inserts(jobs)?;
+        let param: Vec<serde_json::Value> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                serde_json::json!({
+                    "jid": r.id.hyphenated().to_string(),
+                    "jtype": r.job_type,
+                    "jpayload": r.payload.get(),
+                    "joptions": r.options,
+                    "jprio": r.priority,
+                    "jretries": r.max_retries,
+                    "jdelay": r.delay_ms,
+                    "jsched": r.scheduled_for,
+                    "jkey": r.deduplication_key,
+                    "jord": i,
+                })
+            })
+            .collect();
+        Ok((
+            self.inner.backend.tx_insert_sql().to_owned(),
+            serde_json::Value::Array(param).to_string(),
+        ))
+    }
+}
+
 impl SqliteQueue {
     /// Open the file (creating it), migrate when `autoMigrate`, and start.
     pub async fn connect(config: SqliteConfig) -> Result<Arc<SqliteQueue>> {

@@ -61,6 +61,19 @@ struct Sql {
     purge: String,
     get: String,
     stats: String,
+    tx_insert: String,
+}
+
+/// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
+/// table aliased `p`.
+fn job_json(p: &str) -> String {
+    format!(
+        r#"json_build_object('id', {p}."id"::text, 'type', {p}."type", 'payload', {p}."payload", 'options', {p}."options",
+        'status', CASE WHEN {p}."status" IN ('scheduled', 'failed') AND {p}."runAt" <= now() THEN 'pending' ELSE {p}."status" END,
+        'attempts', {p}."attempts", 'createdAt', {created}, 'scheduledFor', {sched})"#,
+        created = ms(&format!(r#"{p}."createdAt""#)),
+        sched = ms(&format!(r#"{p}."scheduledFor""#)),
+    )
 }
 
 impl Sql {
@@ -68,6 +81,37 @@ impl Sql {
         let c = cols("");
         let cj = cols("j.");
         Sql {
+            // The insert on a caller's connection, inside its transaction: one JSON text
+            // parameter (any client binds that), one row back whose "jobs" is the jobs as JSON,
+            // in input order (an existing unfinished job for a deduplicated item).
+            tx_insert: format!(
+                r#"WITH u AS (
+                    SELECT * FROM json_to_recordset($1::json) AS x(jid uuid, jtype text, jpayload text, joptions text,
+                        jprio int8, jretries int8, jdelay int8, jsched int8, jkey text, jord int8)),
+                ins AS (
+                    INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "deduplicationKey")
+                    SELECT u.jid, u.jtype, u.jpayload::json, u.joptions::json,
+                        CASE WHEN r.at > now() THEN 'scheduled' ELSE 'pending' END, u.jprio, u.jretries,
+                        GREATEST(r.at, now()), CASE WHEN r.at > now() THEN r.at END, u.jkey
+                    FROM u CROSS JOIN LATERAL (SELECT COALESCE(to_timestamp(u.jsched / 1000.0),
+                        now() + COALESCE(u.jdelay, 0) * interval '1 millisecond') AS at) r
+                    ORDER BY u.jord
+                    ON CONFLICT DO NOTHING
+                    RETURNING *),
+                out AS (
+                    SELECT u.jord, {ji} AS j FROM u JOIN ins i ON i."id" = u.jid
+                    UNION ALL
+                    SELECT u.jord, {je} FROM u JOIN {t} e ON e."deduplicationKey" = u.jkey
+                        AND e."status" NOT IN ('completed', 'dead')
+                    WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins."id" = u.jid)
+                    UNION ALL
+                    SELECT u.jord, {jd} FROM u JOIN ins d ON d."deduplicationKey" = u.jkey
+                    WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins."id" = u.jid))
+                SELECT COALESCE(json_agg(j ORDER BY jord), '[]'::json)::text AS "jobs" FROM out"#,
+                ji = job_json("i"),
+                je = job_json("e"),
+                jd = job_json("d"),
+            ),
             insert: format!(
                 r#"INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "deduplicationKey")
                 SELECT u.jid, u.jtype, u.jpayload::json, u.joptions::json,
@@ -229,6 +273,11 @@ impl PostgresBackend {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The statement of [`crate::durable::PostgresQueue::transactional_enqueue`].
+    pub fn tx_insert_sql(&self) -> &str {
+        &self.sql.tx_insert
     }
 
     /// The schema-qualified table name.

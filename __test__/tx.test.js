@@ -121,3 +121,19 @@ pgTest('a tx of the wrong kind, or with a provider that cannot join it, is a Typ
   }
   assert.equal((await p.getStats()).pending, 0, 'nothing queued')
 })
+
+// Prisma itself cannot be installed on this machine (its CLI downloads engine binaries from a
+// host outside the package registries), so this runs the Prisma path — `$queryRawUnsafe(sql,
+// ...values)` on the interactive-transaction client, rows as objects — on an object with that
+// method over a real PostgreSQL transaction.
+pgTest('Prisma-shaped interactive-transaction client: rollback leaves no job, commit keeps it', async (p, c) => {
+  const prismaTx = { $queryRawUnsafe: async (sql, ...values) => (await c.query(sql, values)).rows }
+  await c.query('BEGIN')
+  const rolled = await p.enqueue('t', { n: 1 }, { tx: prismaTx })
+  await c.query('ROLLBACK')
+  assert.equal(await p.getJob(rolled.id), null)
+  await c.query('BEGIN')
+  const [kept] = await p.enqueueBulk([{ type: 't', payload: { n: 2 } }], { tx: prismaTx })
+  await c.query('COMMIT')
+  assert.deepEqual((await p.getJob(kept.id)).payload, { n: 2 })
+})

@@ -362,9 +362,11 @@ impl<B: Backend> DbQueue<B> {
             })
             .map_err(|_| QueueError::Closed)?;
         }
-        let matched = rx.await.map_err(|_| QueueError::Closed)??;
+        let outcome = rx.await.map_err(|_| QueueError::Closed).and_then(|r| r);
+        // Whatever the database said, this attempt is over here: stop renewing its lease (if
+        // the write was lost, the job runs again once the lease ends).
         self.inner.forget(lease);
-        if matched {
+        if outcome? {
             Ok(())
         } else {
             Err(QueueError::UnknownReceipt(receipt.to_owned()))
@@ -792,9 +794,9 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
 
     async fn release(&self, receipt: &str) -> Result<()> {
         let lease = parse_receipt(receipt)?;
-        let ok = self.inner.backend.release(lease).await?;
+        let released = self.inner.backend.release(lease).await;
         self.inner.forget(lease);
-        if !ok {
+        if !released? {
             return Err(QueueError::UnknownReceipt(receipt.to_owned()));
         }
         self.inner.shared.wake();

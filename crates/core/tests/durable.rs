@@ -722,3 +722,50 @@ async fn postgres_enqueue_inside_the_callers_transaction() {
     assert_eq!(ids, vec![out[0]["id"].as_str().unwrap()]);
     q.close().await.unwrap();
 }
+
+#[path = "scheduler_support/mod.rs"]
+mod scheduler_support;
+
+/// The database goes away mid-run and comes back: an enqueue meanwhile rejects (never claims
+/// success), a lost completion makes its job run again after the lease, and the provider
+/// reconnects by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_survives_a_database_restart() {
+    let Some(s) = PgSchema::new().await else {
+        return;
+    };
+    // Create the schema directly, then go through a proxy that plays the restart.
+    s.open(1).await.close().await.unwrap();
+    let proxy = scheduler_support::PgProxy::start().await;
+    let mut cfg = s.config(1);
+    cfg.database_url = Some(proxy.url("test"));
+    let q = PostgresQueue::connect(cfg).await.unwrap();
+    let a = q.enqueue(job("a", Default::default())).await.unwrap();
+    let r = q.receive(1, NOW).await.unwrap().pop().unwrap();
+    proxy.stop();
+    let t = Instant::now();
+    assert!(q.enqueue(job("b", Default::default())).await.is_err());
+    assert!(q.acknowledge(&r.receipt_handle, None).await.is_err());
+    eprintln!("failing calls took {:?}", t.elapsed());
+    proxy.restart().await;
+    let c = q.enqueue(job("c", Default::default())).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 2 && Instant::now() < deadline {
+        for r in q.receive(10, Duration::from_secs(1)).await.unwrap() {
+            got.push(r.job.id.clone());
+            q.acknowledge(&r.receipt_handle, None).await.unwrap();
+        }
+    }
+    got.sort();
+    let mut want = vec![a.id.clone(), c.id.clone()];
+    want.sort();
+    assert_eq!(
+        got, want,
+        "the unacknowledged job ran again; the rejected one never existed"
+    );
+    let st = q.stats().await.unwrap();
+    assert_eq!((st.completed, st.pending, st.processing), (2, 0, 0));
+    q.close().await.unwrap();
+    proxy.stop();
+}

@@ -22,6 +22,8 @@ const MIGRATION_LOCK: i64 = 7_283_641_093;
 const CHANNEL: &str = "chaaskit_queue";
 /// An idle receiver looks at the table at least this often, in case a notification was lost.
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How long a call waits for a connection before it fails (the database is down).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Epoch milliseconds of a `timestamptz` expression.
 fn ms(expr: &str) -> String {
@@ -250,7 +252,7 @@ impl PostgresBackend {
             |e| QueueError::Backend(format!("cannot reach the queue database {shown}: {e}"));
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts.clone())
             .await
             .map_err(unreachable)?;
@@ -259,7 +261,7 @@ impl PostgresBackend {
         // claimed or finished job simply runs again, as after any crash. Enqueues stay durable.
         let work = PgPoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(opts.options([("synchronous_commit", "off")]));
         let table = format!("{}.\"QueueJob\"", quote_ident(schema));
         Ok(PostgresBackend {

@@ -75,7 +75,7 @@ impl Sql {
             claim: format!(
                 r#"UPDATE {t} SET "status" = 'processing', "attempts" = "attempts" + 1,
                     "deliveries" = "deliveries" + 1, "startedAt" = {NOW}, "lockedUntil" = {NOW} + $2
-                WHERE "id" IN (SELECT "id" FROM {t}
+                WHERE "seq" IN (SELECT "seq" FROM {t}
                     WHERE "status" IN ('pending', 'scheduled', 'failed') AND "runAt" <= {NOW}
                     ORDER BY "priority", "runAt", "seq" LIMIT $1)
                 RETURNING {c}"#

@@ -104,6 +104,10 @@ pub trait Backend: Send + Sync + 'static {
     fn listen(&self, _wake: Weak<Shared>) {}
     /// Longest sleep of an idle receiver between looks at the table.
     fn fallback_poll(&self) -> Duration;
+    /// Enqueue statements worth running at once (1 where the database has one writer).
+    fn enqueue_concurrency(&self) -> usize {
+        1
+    }
     async fn close(&self);
 }
 
@@ -548,13 +552,25 @@ async fn maintenance<B: Backend>(inner: Weak<Inner<B>>) {
     }
 }
 
-/// Inserts enqueues in batches; when a merged batch fails, each request is tried alone, so one
-/// caller's bad job fails only that caller.
+/// Inserts enqueues in batches, [`Backend::enqueue_concurrency`] at once; when a merged batch fails,
+/// each request is tried alone, so one caller's bad job fails only that caller.
 async fn enqueue_loop<B: Backend>(
     inner: Weak<Inner<B>>,
     mut rx: mpsc::UnboundedReceiver<EnqueueReq>,
 ) {
+    let Some(width) = inner
+        .upgrade()
+        .map(|i| i.backend.enqueue_concurrency().max(1))
+    else {
+        return;
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(width));
+    let mut running = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
+        // Wait for a free slot first: what arrives meanwhile joins this batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
         let mut n = first.rows.len();
         let mut batch = vec![first];
         while n < ENQUEUE_BATCH {
@@ -570,31 +586,41 @@ async fn enqueue_loop<B: Backend>(
             for r in batch {
                 let _ = r.done.send(Err(QueueError::Closed));
             }
-            return;
+            break;
         };
-        if batch.len() == 1 {
+        running.spawn(async move {
+            insert_batch(&i, batch).await;
+            drop(slot);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// One batch of enqueues in one statement; when it fails, each request alone.
+async fn insert_batch<B: Backend>(i: &Inner<B>, batch: Vec<EnqueueReq>) {
+    if batch.len() == 1 {
+        for r in batch {
+            let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
+            let _ = r.done.send(out);
+        }
+        return;
+    }
+    let rows: Vec<&Insert> = batch.iter().flat_map(|r| r.rows.iter()).collect();
+    let merged = i.insert_all(&rows).await;
+    drop(rows);
+    match merged {
+        Ok(jobs) => {
+            let mut jobs = jobs.into_iter();
+            for r in batch {
+                let mine: Vec<Job> = jobs.by_ref().take(r.rows.len()).collect();
+                let _ = r.done.send(Ok(mine));
+            }
+        }
+        Err(_) => {
             for r in batch {
                 let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
                 let _ = r.done.send(out);
-            }
-            continue;
-        }
-        let rows: Vec<&Insert> = batch.iter().flat_map(|r| r.rows.iter()).collect();
-        let merged = i.insert_all(&rows).await;
-        drop(rows);
-        match merged {
-            Ok(jobs) => {
-                let mut jobs = jobs.into_iter();
-                for r in batch {
-                    let mine: Vec<Job> = jobs.by_ref().take(r.rows.len()).collect();
-                    let _ = r.done.send(Ok(mine));
-                }
-            }
-            Err(_) => {
-                for r in batch {
-                    let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
-                    let _ = r.done.send(out);
-                }
             }
         }
     }

@@ -617,6 +617,11 @@ impl Backend for PostgresBackend {
         FALLBACK_POLL
     }
 
+    /// Each enqueue waits for its commit's WAL flush; several in flight share flushes.
+    fn enqueue_concurrency(&self) -> usize {
+        4
+    }
+
     async fn close(&self) {
         self.work.close().await;
         self.pool.close().await;

@@ -137,6 +137,9 @@ impl Sql {
 /// The jobs table in an SQLite file.
 pub struct SqliteBackend {
     pool: SqlitePool,
+    /// SQLite has one writer: this process's writes take turns here rather than in SQLite's
+    /// busy handler, which sleeps.
+    write: tokio::sync::Mutex<()>,
     sql: Sql,
     url: String,
 }
@@ -169,6 +172,7 @@ impl SqliteBackend {
         let pool = SqliteStore::connect_lazy(&url)?.pool().clone();
         let b = SqliteBackend {
             pool,
+            write: tokio::sync::Mutex::new(()),
             sql: Sql::new(),
             url,
         };
@@ -231,6 +235,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = jobs
             .iter()
             .map(|j| {
@@ -265,6 +270,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn claim(&self, max: usize, lease_ms: u64) -> Result<Vec<(Job, i64)>> {
+        let _turn = self.write.lock().await;
         let rows = sqlx::query(&self.sql.claim)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(i64::try_from(lease_ms).unwrap_or(i64::MAX))
@@ -294,6 +300,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn complete(&self, done: &[(Lease, Option<&RawValue>)]) -> Result<Vec<Lease>> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = done
             .iter()
             .map(|(l, r)| {
@@ -313,6 +320,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn fail(&self, failed: &[(Lease, &str)]) -> Result<Vec<Lease>> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = failed
             .iter()
             .map(|(l, e)| json!([l.id.hyphenated().to_string(), l.delivery, e]))
@@ -327,6 +335,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn release(&self, lease: Lease) -> Result<bool> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.release)
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
@@ -337,6 +346,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn set_progress(&self, lease: Lease, percent: f64) -> Result<bool> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.progress)
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
@@ -348,6 +358,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn extend(&self, leases: &[Lease], lease_ms: u64) -> Result<()> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = leases.iter().map(lease_json).collect();
         sqlx::query(&self.sql.extend)
             .bind(Value::Array(rows).to_string())
@@ -359,6 +370,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn reap(&self) -> Result<u64> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.reap)
             .execute(&self.pool)
             .await
@@ -367,6 +379,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn purge(&self, status: JobStatus, older_than_ms: u64, limit: i64) -> Result<u64> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.purge)
             .bind(status.as_str())
             .bind(i64::try_from(older_than_ms).unwrap_or(i64::MAX))

@@ -26,6 +26,22 @@ export interface EnqueueOptions {
   deduplicationKey?: string
   /** Lower = higher priority (default: 0). */
   priority?: number
+  /**
+   * postgres provider: enqueue inside this transaction, so a rollback leaves no job and the
+   * commit wakes the workers. A Prisma interactive-transaction client
+   * (`prisma.$transaction(async (tx) => …)`) or a node-postgres client after `BEGIN`.
+   */
+  tx?: QueueTransaction
+}
+
+/** A transaction `enqueue`/`enqueueBulk` can join: Prisma's interactive-transaction client or a node-postgres client. */
+export type QueueTransaction =
+  | { $queryRawUnsafe(query: string, ...values: any[]): Promise<unknown> }
+  | { query(text: string, values?: any[]): Promise<unknown> }
+
+export interface EnqueueBulkOptions {
+  /** postgres provider: enqueue every item inside this transaction (see `EnqueueOptions.tx`). */
+  tx?: QueueTransaction
 }
 
 export interface Job<T = unknown> {
@@ -70,7 +86,7 @@ export interface QueueProvider {
   readonly name: string
   enqueue<T>(type: string, payload: T, options?: EnqueueOptions): Promise<Job<T>>
   /** Many jobs in one call; all are validated before any is queued. */
-  enqueueBulk<T>(items: BulkItem<T>[]): Promise<Job<T>[]>
+  enqueueBulk<T>(items: BulkItem<T>[], options?: EnqueueBulkOptions): Promise<Job<T>[]>
   receive(maxMessages?: number, waitTimeSeconds?: number): Promise<ReceivedJob[]>
   acknowledge(receiptHandle: string, result?: unknown): Promise<void>
   fail(receiptHandle: string, error: Error | string): Promise<void>
@@ -112,7 +128,45 @@ export interface SqsProviderConfig {
   messageGroupId?: string
 }
 
-export type QueueProviderConfig = MemoryProviderConfig | SqsProviderConfig
+/** How long finished jobs stay readable by getJob before a background purge deletes them. */
+export interface RetentionConfig {
+  /** Milliseconds a completed job is kept (default 86400000, 1 day). */
+  completed?: number
+  /** Milliseconds a dead job is kept (default 1209600000, 14 days). */
+  dead?: number
+}
+
+/** Jobs in a `QueueJob` table of the app's PostgreSQL database. */
+export interface PostgresProviderConfig {
+  type: 'postgres'
+  /** `postgres://…` (default: the DATABASE_URL environment variable). */
+  databaseUrl?: string
+  /** Schema of the QueueJob table (default 'public'; created when missing). */
+  schema?: string
+  /** Seconds a claimed job stays leased without its worker's heartbeat (default 30, at most 43200). */
+  visibilityTimeout?: number
+  /** Create the table at start when missing (default true). */
+  autoMigrate?: boolean
+  retention?: RetentionConfig
+}
+
+/** Jobs in an SQLite file, which several processes on one host may share. */
+export interface SqliteProviderConfig {
+  type: 'sqlite'
+  /** `sqlite:<path>` (default 'sqlite:.chaaskit/queue.db'; the file and directory are created). */
+  databaseUrl?: string
+  /** Seconds a claimed job stays leased without its worker's heartbeat (default 30, at most 43200). */
+  visibilityTimeout?: number
+  /** Create the table at start when missing (default true). */
+  autoMigrate?: boolean
+  retention?: RetentionConfig
+}
+
+export type QueueProviderConfig =
+  | MemoryProviderConfig
+  | SqsProviderConfig
+  | PostgresProviderConfig
+  | SqliteProviderConfig
 
 export interface QueueWorkerConfig {
   mode: 'in-process' | 'standalone'

@@ -10,6 +10,7 @@
 use crate::bridge::{guarded, napi_err, to_json};
 use crate::config::provider_config;
 use chaaskit_queue_core::config::ProviderConfig;
+use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
 use chaaskit_queue_core::job::{
     raw_json, EnqueueOptions, Job, JobStatus, Millis, NewJob, QueueStats,
 };
@@ -266,6 +267,8 @@ fn result_raw(result_json: Option<String>) -> Result<Option<Box<RawValue>>> {
 pub struct NativeProvider {
     inner: SharedProvider,
     memory: Option<Arc<MemoryQueue>>,
+    /// The postgres provider, for enqueues inside a caller's transaction.
+    postgres: Option<Arc<PostgresQueue>>,
 }
 
 impl NativeProvider {
@@ -273,6 +276,15 @@ impl NativeProvider {
         NativeProvider {
             inner: q.clone(),
             memory: Some(q),
+            postgres: None,
+        }
+    }
+
+    fn other(inner: SharedProvider) -> Self {
+        NativeProvider {
+            inner,
+            memory: None,
+            postgres: None,
         }
     }
 
@@ -306,10 +318,20 @@ pub async fn create_provider(config: serde_json::Value) -> Result<NativeProvider
             .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
         Ok(match checked.config {
             ProviderConfig::Memory(c) => NativeProvider::memory(MemoryQueue::new(c)),
-            ProviderConfig::Sqs(c) => NativeProvider {
-                inner: SqsProvider::connect(c).await.map_err(napi_err)?,
-                memory: None,
-            },
+            ProviderConfig::Sqs(c) => {
+                NativeProvider::other(SqsProvider::connect(c).await.map_err(napi_err)?)
+            }
+            ProviderConfig::Postgres(c) => {
+                let p = PostgresQueue::connect(c).await.map_err(napi_err)?;
+                NativeProvider {
+                    inner: p.clone(),
+                    memory: None,
+                    postgres: Some(p),
+                }
+            }
+            ProviderConfig::Sqlite(c) => {
+                NativeProvider::other(SqliteQueue::connect(c).await.map_err(napi_err)?)
+            }
         })
     })
     .await
@@ -518,6 +540,28 @@ impl NativeProvider {
             self.inner.close().await.map_err(napi_err)
         })
         .await
+    }
+
+    /// Postgres only: `[sql, param]` that enqueue these jobs (see [`bulk_jobs`]) when run on the
+    /// caller's connection inside its transaction; the one row's `jobs` is the jobs as JSON.
+    #[napi(catch_unwind)]
+    pub fn tx_enqueue_sql(
+        &self,
+        flat_json: String,
+        options_json: Option<String>,
+    ) -> Result<Vec<String>> {
+        let pg = self.postgres.as_ref().ok_or_else(|| {
+            Error::new(
+                Status::InvalidArg,
+                format!(
+                    "options.tx needs the postgres provider; this provider is {}",
+                    self.inner.name()
+                ),
+            )
+        })?;
+        let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
+        let (sql, param) = pg.transactional_enqueue(jobs).map_err(napi_err)?;
+        Ok(vec![sql, param])
     }
 
     /// Longest delay the provider holds itself, in ms; `null` when unbounded.

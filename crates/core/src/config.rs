@@ -44,11 +44,13 @@ pub const MAX_CONCURRENCY: u32 = 100_000;
 pub enum ProviderConfig {
     Memory(MemoryConfig),
     Sqs(SqsConfig),
+    Postgres(PostgresConfig),
+    Sqlite(SqliteConfig),
 }
 
 impl ProviderConfig {
     /// The accepted values of `providerConfig.type`, in the order error messages list them.
-    pub const TYPES: &'static [&'static str] = &["memory", "sqs"];
+    pub const TYPES: &'static [&'static str] = &["memory", "sqs", "postgres", "sqlite"];
 
     /// Read a `providerConfig` found at `path` (e.g. `queue.providerConfig`).
     pub fn from_value(value: &ConfigValue, path: &str) -> Result<Checked<Self>, ConfigError> {
@@ -118,6 +120,92 @@ pub struct SqsConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub message_group_id: Option<String>,
+}
+
+/// `providerConfig` for `type: 'postgres'`: jobs in a table of the app's PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PostgresConfig {
+    /// `postgres://…`; else the `DATABASE_URL` environment variable.
+    #[serde(
+        deserialize_with = "rule::postgres_url",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub database_url: Option<String>,
+    /// Schema of the `QueueJob` table (default `public`; created when missing).
+    #[serde(deserialize_with = "rule::text")]
+    pub schema: String,
+    /// Seconds a claimed job stays leased without a heartbeat (default 30).
+    #[serde(deserialize_with = "rule::visibility_timeout")]
+    pub visibility_timeout: u32,
+    /// Create the table at start when missing (default true).
+    #[serde(deserialize_with = "rule::boolean")]
+    pub auto_migrate: bool,
+    pub retention: RetentionConfig,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            database_url: None,
+            schema: "public".into(),
+            visibility_timeout: default_visibility_timeout(),
+            auto_migrate: true,
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// Default for [`SqliteConfig::database_url`].
+pub const DEFAULT_SQLITE_QUEUE_URL: &str = "sqlite:.chaaskit/queue.db";
+
+/// `providerConfig` for `type: 'sqlite'`: jobs in an SQLite file that several processes on
+/// one host may share.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SqliteConfig {
+    /// `sqlite:<path>` (default `sqlite:.chaaskit/queue.db`, created when missing).
+    #[serde(deserialize_with = "rule::sqlite_url")]
+    pub database_url: String,
+    /// Seconds a claimed job stays leased without a heartbeat (default 30).
+    #[serde(deserialize_with = "rule::visibility_timeout")]
+    pub visibility_timeout: u32,
+    /// Create the table at start when missing (default true).
+    #[serde(deserialize_with = "rule::boolean")]
+    pub auto_migrate: bool,
+    pub retention: RetentionConfig,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig {
+            database_url: DEFAULT_SQLITE_QUEUE_URL.into(),
+            visibility_timeout: default_visibility_timeout(),
+            auto_migrate: true,
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// How long finished jobs stay readable by `getJob` before the background purge deletes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RetentionConfig {
+    /// Milliseconds a completed job is kept (default 1 day).
+    #[serde(deserialize_with = "rule::duration")]
+    pub completed: u64,
+    /// Milliseconds a dead job is kept (default 14 days).
+    #[serde(deserialize_with = "rule::duration")]
+    pub dead: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            completed: 86_400_000,
+            dead: 14 * 86_400_000,
+        }
+    }
 }
 
 fn default_visibility_timeout() -> u32 {
@@ -366,6 +454,12 @@ impl Reader {
                 c.validate().map_err(|e| e.within(path))?;
                 Ok(ProviderConfig::Sqs(c))
             }
+            Some(ConfigValue::String(t)) if t == "postgres" => {
+                Ok(ProviderConfig::Postgres(self.read(&rest, path)?))
+            }
+            Some(ConfigValue::String(t)) if t == "sqlite" => {
+                Ok(ProviderConfig::Sqlite(self.read(&rest, path)?))
+            }
             other => {
                 let shown = match other {
                     Some(ConfigValue::String(t)) => t.clone(),
@@ -453,7 +547,7 @@ mod tests {
             (ConfigValue::Null, Type, "queue must be an object, got null"),
             (json!({ "enabled": "yes" }).into(), Type, "queue.enabled must be a boolean, got \"yes\""),
             (json!({ "enabled": true }).into(), Type, "queue.providerConfig is required when queue.enabled is true"),
-            (json!({ "enabled": true, "providerConfig": { "type": "kafka" } }).into(), Plain, "Unknown queue provider type: kafka (queue.providerConfig.type must be 'memory' or 'sqs')"),
+            (json!({ "enabled": true, "providerConfig": { "type": "kafka" } }).into(), Plain, "Unknown queue provider type: kafka (queue.providerConfig.type must be 'memory', 'sqs', 'postgres' or 'sqlite')"),
             (json!({ "enabled": true, "providerConfig": { "type": "sqs", "region": "r" } }).into(), Type, "queue.providerConfig.queueUrl is required when type is 'sqs', got undefined"),
             (sqs(json!({ "queueUrl": "not a url" })), Type, "queue.providerConfig.queueUrl must be an http(s) URL, got \"not a url\""),
             (sqs(json!({ "visibilityTimeout": 0 })), Range, "queue.providerConfig.visibilityTimeout must be at least 1, got 0"),

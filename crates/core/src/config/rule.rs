@@ -147,6 +147,28 @@ pub fn database_url_of(v: ConfigValue) -> R<String> {
     ))
 }
 
+/// Largest retention, in milliseconds (the largest integer a JavaScript number holds exactly).
+const MAX_DURATION_MS: u64 = 9_007_199_254_740_991;
+
+/// A database URL (see [`database_url_of`]) whose scheme is one of `schemes`.
+pub fn scheme_url_of(v: ConfigValue, schemes: &[&str]) -> R<String> {
+    let expected = match schemes {
+        ["sqlite"] => "a sqlite: URL",
+        _ => "a postgres:// or postgresql:// URL",
+    };
+    let got = match &v {
+        ConfigValue::String(s) => {
+            let scheme = s.split(':').next().unwrap_or_default().to_ascii_lowercase();
+            if schemes.contains(&scheme.as_str()) && database_url_of(v.clone()).is_ok() {
+                return Ok(s.clone());
+            }
+            ConfigValue::from(redact_url(s).as_str()).describe()
+        }
+        other => other.describe(),
+    };
+    Err(ConfigError::expected(ErrorKind::Type, expected, got))
+}
+
 // serde's entry points, one per field kind.
 
 pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -181,6 +203,15 @@ pub fn visibility_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Err
 }
 pub fn max_message_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     to(max_message_bytes_of(value(d)?))
+}
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    to(integer_of(&value(d)?, 0, MAX_DURATION_MS, " ms"))
+}
+pub fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    to(scheme_url_of(value(d)?, &["postgres", "postgresql"])).map(Some)
+}
+pub fn sqlite_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    to(scheme_url_of(value(d)?, &["sqlite"]))
 }
 pub fn database_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     to(database_url_of(value(d)?)).map(Some)

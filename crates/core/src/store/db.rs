@@ -66,6 +66,11 @@ impl Pool {
     /// A SQLite pool for a `sqlite:` URL, creating the file if missing; connections open on
     /// first use (call inside a tokio runtime).
     pub(crate) fn sqlite(url: &str) -> Result<Pool> {
+        Ok(Pool::Sqlite(Self::sqlite_pool(url)?))
+    }
+
+    /// The pool of [`Pool::sqlite`] itself (the sqlite queue provider shares its settings).
+    pub(crate) fn sqlite_pool(url: &str) -> Result<sqlx::SqlitePool> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| {
                 QueueError::invalid(format!("invalid SQLite URL {:?}: {e}", redact_url(url)))
@@ -91,7 +96,7 @@ impl Pool {
             .max_lifetime(lifetime)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(opts);
-        Ok(Pool::Sqlite(pool))
+        Ok(pool)
     }
 
     pub(crate) fn dialect(&self) -> Dialect {

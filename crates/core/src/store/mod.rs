@@ -6,7 +6,7 @@
 //! database's clock, so a host whose clock is off cannot take over another's live claim.
 //! Only rows the caller builds (`insert_scheduled`, `upsert_recurring`) carry its dates.
 
-mod db;
+pub(crate) mod db;
 mod dialect;
 mod sql;
 

@@ -7,6 +7,10 @@
 // 3. enqueue → handler-start latency with 500 jobs/s offered for 5 s (p50 / p99);
 // 4. idle CPU of a started worker on an empty queue (% of one core, whole process).
 //
+// On PostgreSQL the peers run the same shape in the same run, logging off, each in a schema of
+// its own: graphile-worker (`addJobs` in batches of 1,000, `run({ concurrency: 24 })`) and
+// pg-boss (`insert` in batches of 1,000, `work` with `batchSize: 24`, polling every 0.5 s).
+//
 // `node bench/durable.js [postgres|sqlite]`; `run()` returns the rows for bench/index.js.
 // PostgreSQL at BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test), a schema of its
 // own per run, dropped at the end; SQLite in a temp file.
@@ -146,8 +150,100 @@ async function idleCpu(kind) {
   }
 }
 
+/** `{ enqueue, e2e }` jobs/s of graphile-worker on the same shape. */
+async function graphileWorker() {
+  const { makeWorkerUtils, run, Logger } = require('graphile-worker')
+  const schema = `bench_gw_${randomUUID().slice(0, 8)}`
+  const logger = new Logger(() => () => {})
+  const utils = await makeWorkerUtils({ connectionString: PG_URL, schema, logger })
+  try {
+    await utils.migrate()
+    const specs = Array.from({ length: N }, (_, i) => ({ identifier: 'noop', payload: { i } }))
+    const t0 = performance.now()
+    for (let i = 0; i < N; i += BATCH) await utils.addJobs(specs.slice(i, i + BATCH))
+    const enqueueS = (performance.now() - t0) / 1000
+    let done = 0
+    const t1 = performance.now()
+    const runner = await run({
+      connectionString: PG_URL,
+      schema,
+      concurrency: CONCURRENCY,
+      logger,
+      noHandleSignals: true,
+      taskList: { noop: async () => void done++ },
+    })
+    await until(async () => done >= N, 600_000, 'graphile-worker: every job')
+    const runS = (performance.now() - t1) / 1000
+    await runner.stop()
+    return { enqueue: N / enqueueS, e2e: N / runS }
+  } finally {
+    await utils.withPgClient((c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
+    await utils.release()
+  }
+}
+
+/** `{ enqueue, e2e }` jobs/s of pg-boss on the same shape. */
+async function pgBoss() {
+  const PgBoss = require('pg-boss')
+  const schema = `bench_pgboss_${randomUUID().slice(0, 8)}`
+  const boss = new PgBoss({ connectionString: PG_URL, schema })
+  boss.on('error', () => {})
+  await boss.start()
+  try {
+    await boss.createQueue('noop')
+    const jobs = Array.from({ length: N }, (_, i) => ({ name: 'noop', data: { i } }))
+    const t0 = performance.now()
+    for (let i = 0; i < N; i += BATCH) await boss.insert(jobs.slice(i, i + BATCH))
+    const enqueueS = (performance.now() - t0) / 1000
+    let done = 0
+    const t1 = performance.now()
+    await boss.work('noop', { batchSize: CONCURRENCY, pollingIntervalSeconds: 0.5 }, async (batch) => {
+      done += batch.length
+    })
+    await until(async () => done >= N, 900_000, 'pg-boss: every job')
+    const runS = (performance.now() - t1) / 1000
+    return { enqueue: N / enqueueS, e2e: N / runS }
+  } finally {
+    await boss.stop({ graceful: false, wait: true })
+    const { Client } = require('pg')
+    const c = new Client({ connectionString: PG_URL })
+    await c.connect()
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await c.end()
+  }
+}
+
+/** The bare `COPY` rate into the same table: what this machine's PostgreSQL caps inserts at. */
+async function copyCap() {
+  const { Client } = require('pg')
+  const { config, cleanup } = await freshQueue('postgres')
+  const p = await q.createQueueProvider(config)
+  await p.close()
+  const c = new Client({ connectionString: PG_URL })
+  await c.connect()
+  try {
+    const t = `"${config.schema}"."QueueJob"`
+    const t0 = performance.now()
+    await c.query(`INSERT INTO ${t} ("id", "type", "payload", "options", "status", "priority", "maxRetries")
+      SELECT gen_random_uuid(), 'bench:noop', json_build_object('i', g), '{}', 'pending', 0, 3 FROM generate_series(1, ${N}) g`)
+    return N / ((performance.now() - t0) / 1000)
+  } finally {
+    await c.end()
+    await cleanup()
+  }
+}
+
 async function run(kinds = ['postgres', 'sqlite']) {
   const rows = []
+  if (kinds.includes('postgres') && !process.env.BENCH_NO_PEERS) {
+    const g = await graphileWorker()
+    rows.push({ name: `graphile-worker: addJobs, ${fmt(N)} no-op jobs in batches of ${BATCH}`, value: fmt(g.enqueue), unit: 'jobs/s' })
+    rows.push({ name: `graphile-worker: end to end, ${fmt(N)} no-op jobs, run({ concurrency: ${CONCURRENCY} })`, value: fmt(g.e2e), unit: 'jobs/s' })
+    const b = await pgBoss()
+    rows.push({ name: `pg-boss: insert, ${fmt(N)} no-op jobs in batches of ${BATCH}`, value: fmt(b.enqueue), unit: 'jobs/s' })
+    rows.push({ name: `pg-boss: end to end, ${fmt(N)} no-op jobs, work({ batchSize: ${CONCURRENCY} }) polling 0.5 s`, value: fmt(b.e2e), unit: 'jobs/s' })
+    rows.push({ name: `postgres: one INSERT … SELECT of ${fmt(N)} rows into QueueJob (the insert cap)`, value: fmt(await copyCap()), unit: 'rows/s' })
+  }
   for (const kind of kinds) {
     const t = await throughput(kind)
     rows.push({ name: `${kind}: enqueueBulk, ${fmt(N)} no-op jobs in batches of ${BATCH}`, value: fmt(t.enqueue), unit: 'jobs/s' })

@@ -47,6 +47,7 @@ pub struct Insert {
     pub payload: Box<RawValue>,
     /// [`JobOptions`] as JSON text.
     pub options: String,
+    pub job_options: JobOptions,
     pub priority: i64,
     pub max_retries: i64,
     /// Relative delay in ms (the database adds it to its clock).
@@ -54,6 +55,34 @@ pub struct Insert {
     /// Absolute due time in epoch ms (`scheduledFor`); wins over `delay_ms`.
     pub scheduled_for: Option<i64>,
     pub deduplication_key: Option<String>,
+}
+
+/// What the database decided for an inserted row; the rest of the job is what was sent.
+pub struct Inserted {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub created_at: i64,
+    pub scheduled_for: Option<i64>,
+}
+
+impl Insert {
+    fn job(&self, d: Inserted) -> Job {
+        Job {
+            id: self.id.hyphenated().to_string(),
+            job_type: self.job_type.clone(),
+            payload: self.payload.clone(),
+            options: self.job_options.clone(),
+            status: d.status,
+            attempts: 0,
+            created_at: d.created_at,
+            scheduled_for: d.scheduled_for,
+            started_at: None,
+            completed_at: None,
+            last_error: None,
+            progress: None,
+            result: None,
+        }
+    }
 }
 
 /// One attempt to settle: the job and the delivery its receipt names.
@@ -72,8 +101,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Check the database answers.
     async fn ping(&self) -> Result<()>;
     /// Insert; rows whose deduplication key is taken by an unfinished job are skipped.
-    /// Returns the inserted jobs, in any order.
-    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>>;
+    /// Returns what the database decided for the inserted rows, in any order.
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>>;
     /// The unfinished jobs holding these deduplication keys.
     async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>>;
     /// Lease up to `max` due jobs for `lease_ms`, skipping rows other claimers hold; in
@@ -387,9 +416,10 @@ impl<B: Backend> Inner<B> {
         let mut todo: Vec<&Insert> = rows.to_vec();
         let mut by_key: HashMap<String, Job> = HashMap::new();
         for _ in 0..3 {
-            for j in b.insert(&todo).await? {
-                if let Ok(id) = Uuid::try_parse(&j.id) {
-                    by_id.insert(id, j);
+            let sent: HashMap<Uuid, &Insert> = todo.iter().map(|r| (r.id, *r)).collect();
+            for d in b.insert(&todo).await? {
+                if let Some(r) = sent.get(&d.id) {
+                    by_id.insert(d.id, r.job(d));
                 }
             }
             let missing: Vec<&Insert> = todo
@@ -710,6 +740,7 @@ fn inserts(jobs: Vec<NewJob>) -> Result<Vec<Insert>> {
                 job_type: j.job_type,
                 payload: j.payload,
                 options,
+                job_options: o.clone(),
                 priority: i64::from(o.priority),
                 max_retries: i64::from(o.max_retries),
                 delay_ms: j
@@ -881,19 +912,7 @@ where
     let get_s = |c: &'static str| row.try_get::<String, _>(c).map_err(db_err);
     let get_os = |c: &'static str| row.try_get::<Option<String>, _>(c).map_err(db_err);
     let get_oi = |c: &'static str| row.try_get::<Option<i64>, _>(c).map_err(db_err);
-    let status = match get_s("status")?.as_str() {
-        "pending" => JobStatus::Pending,
-        "scheduled" => JobStatus::Scheduled,
-        "processing" => JobStatus::Processing,
-        "completed" => JobStatus::Completed,
-        "failed" => JobStatus::Failed,
-        "dead" => JobStatus::Dead,
-        other => {
-            return Err(QueueError::Backend(format!(
-                "queue database: unknown job status {other:?}"
-            )))
-        }
-    };
+    let status = parse_status(&get_s("status")?)?;
     let raw = |text: String, col: &str| {
         RawValue::from_string(text).map_err(|e| {
             QueueError::Backend(format!("queue database: column {col} is not JSON: {e}"))
@@ -914,6 +933,40 @@ where
         last_error: get_os("lastError")?,
         progress: row.try_get::<Option<f64>, _>("progress").map_err(db_err)?,
         result: get_os("result")?.map(|t| raw(t, "result")).transpose()?,
+    })
+}
+
+fn parse_status(s: &str) -> Result<JobStatus> {
+    Ok(match s {
+        "pending" => JobStatus::Pending,
+        "scheduled" => JobStatus::Scheduled,
+        "processing" => JobStatus::Processing,
+        "completed" => JobStatus::Completed,
+        "failed" => JobStatus::Failed,
+        "dead" => JobStatus::Dead,
+        other => {
+            return Err(QueueError::Backend(format!(
+                "queue database: unknown job status {other:?}"
+            )))
+        }
+    })
+}
+
+/// The columns `id`, `status`, `createdAt`, `scheduledFor` of an inserted row.
+pub(crate) fn inserted_from_row<'r, R>(row: &'r R) -> Result<Inserted>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let id: String = row.try_get("id").map_err(db_err)?;
+    Ok(Inserted {
+        id: Uuid::try_parse(&id)
+            .map_err(|e| QueueError::Backend(format!("queue database: bad id {id:?}: {e}")))?,
+        status: parse_status(&row.try_get::<String, _>("status").map_err(db_err)?)?,
+        created_at: row.try_get("createdAt").map_err(db_err)?,
+        scheduled_for: row.try_get("scheduledFor").map_err(db_err)?,
     })
 }
 

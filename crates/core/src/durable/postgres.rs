@@ -1,7 +1,10 @@
 //! The `QueueJob` statements on PostgreSQL: claims with `FOR UPDATE SKIP LOCKED`, batches as
 //! `unnest` arrays, times from `now()`, and wake-ups through LISTEN/NOTIFY.
 
-use super::{backoff_table, db_err, job_from_row, Backend, Insert, Lease, Shared};
+use super::{
+    backoff_table, db_err, inserted_from_row, job_from_row, Backend, Insert, Inserted, Lease,
+    Shared,
+};
 use crate::config::PostgresConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobStatus, QueueStats};
@@ -82,6 +85,12 @@ impl Sql {
     fn new(t: &str) -> Sql {
         let c = cols("");
         let cj = cols("j.");
+        let inserted = format!(
+            r#""id"::text AS "id", CASE WHEN "status" = 'scheduled' AND "runAt" <= now() THEN 'pending' ELSE "status" END AS "status",
+            {} AS "createdAt", {} AS "scheduledFor""#,
+            ms(r#""createdAt""#),
+            ms(r#""scheduledFor""#)
+        );
         Sql {
             // The insert on a caller's connection, inside its transaction: one JSON text
             // parameter (any client binds that), one row back whose "jobs" is the jobs as JSON,
@@ -125,7 +134,7 @@ impl Sql {
                     now() + COALESCE(u.jdelay, 0) * interval '1 millisecond') AS at) r
                 ORDER BY u.jord
                 ON CONFLICT DO NOTHING
-                RETURNING {c}"#
+                RETURNING {inserted}"#
             ),
             by_keys: format!(
                 r#"SELECT {c} FROM {t} WHERE "deduplicationKey" = ANY($1) AND "status" NOT IN ('completed', 'dead')"#
@@ -332,7 +341,7 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
-    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>> {
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
         let n = jobs.len();
         let (mut ids, mut types, mut payloads, mut options) = (
             Vec::with_capacity(n),
@@ -371,7 +380,7 @@ impl Backend for PostgresBackend {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("enqueueing"))?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(inserted_from_row).collect()
     }
 
     async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>> {

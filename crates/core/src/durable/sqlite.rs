@@ -1,7 +1,9 @@
 //! The `QueueJob` statements on SQLite: each claim is one `UPDATE … RETURNING` (SQLite has one
 //! writer at a time), batches cross as one JSON array read with `json_each`.
 
-use super::{backoff_table, db_err, job_from_row, Backend, Insert, Lease};
+use super::{
+    backoff_table, db_err, inserted_from_row, job_from_row, Backend, Insert, Inserted, Lease,
+};
 use crate::config::SqliteConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobStatus, QueueStats};
@@ -66,7 +68,8 @@ impl Sql {
                       FROM json_each($1))
                 WHERE true ORDER BY k
                 ON CONFLICT DO NOTHING
-                RETURNING {c}"#
+                RETURNING "id", CASE WHEN "status" = 'scheduled' AND "runAt" <= {NOW} THEN 'pending' ELSE "status" END AS "status",
+                    "createdAt", "scheduledFor""#
             ),
             by_keys: format!(
                 r#"SELECT {c} FROM {t} WHERE "deduplicationKey" IN (SELECT value FROM json_each($1))
@@ -234,7 +237,7 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>> {
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
         let _turn = self.write.lock().await;
         let rows: Vec<Value> = jobs
             .iter()
@@ -257,7 +260,7 @@ impl Backend for SqliteBackend {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("enqueueing"))?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(inserted_from_row).collect()
     }
 
     async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>> {

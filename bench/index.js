@@ -1,9 +1,9 @@
 'use strict'
-// `npm run bench`: the memory provider, worker, scheduler and SQS benchmarks (bench/memory.js,
-// bench/worker.js, bench/scheduler.js, bench/sqs.js), or one of them:
-// `node --expose-gc bench/index.js memory|worker|scheduler|sqs`. Prints one table.
+// `npm run bench`: the memory provider, worker, scheduler, SQS and PostgreSQL benchmarks (bench/memory.js,
+// bench/worker.js, bench/scheduler.js, bench/sqs.js, bench/postgres.js), or one of them:
+// `node --expose-gc bench/index.js memory|worker|scheduler|sqs|postgres`. Prints one table.
 
-const PARTS = ['memory', 'worker', 'scheduler', 'sqs']
+const PARTS = ['memory', 'worker', 'scheduler', 'sqs', 'postgres']
 
 async function main() {
   const only = process.argv[2]

@@ -5,13 +5,15 @@
 // database shows every job finished. Systems: graphile-worker, pg-boss and ours (postgres
 // provider), each in a fresh schema; then the machine's cap (a bare COPY of N rows into a table
 // shaped like our jobs table), enqueue→handler-start latency at 500 jobs/s offered, the same
-// drain on our sqlite provider, and claim throughput with 1M vs 10k jobs queued.
+// drain on our sqlite provider, claim throughput with 1M vs 10k jobs queued, and the size of our
+// table under a sustained load with a short retention.
 //
 // `node --expose-gc bench/index.js postgres` (or `node bench/postgres.js`). Environment:
 // BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_PG_N (20000),
 // BENCH_PG_RUNS (1: runs per system, median reported), BENCH_PG_BIG (1000000: the big queue of
-// the claim figure), BENCH_PG_LATENCY_MS (5000), BENCH_PG_ONLY (comma list of sections: drain,
-// copy, latency, sqlite, claim). Our rows are skipped, saying why, while the build has no
+// the claim figure), BENCH_PG_LATENCY_MS (5000), BENCH_PG_RETENTION_S (150: the sustained-load
+// run whose table size is shown), BENCH_PG_ONLY (comma list of sections: drain, copy, latency,
+// sqlite, claim, retention). Our rows are skipped, saying why, while the build has no
 // postgres/sqlite provider.
 
 const { fork } = require('node:child_process')
@@ -36,6 +38,10 @@ const LATENCY_RATE = 500
 const LATENCY_MS = Number(process.env.BENCH_PG_LATENCY_MS || 5000)
 const ONLY = process.env.BENCH_PG_ONLY ? process.env.BENCH_PG_ONLY.split(',') : null
 const DRAIN_TIMEOUT_MS = 600_000
+const RETENTION_RATE = 1000 // jobs/s offered while the table size is sampled
+const RETENTION_S = Number(process.env.BENCH_PG_RETENTION_S || 150)
+const RETENTION_KEEP_MS = 5000 // completed jobs kept 5 s (the purge itself runs every minute)
+const RETENTION_SAMPLE_S = 10
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const ratio = (a, b) => (a / b).toFixed(2) + '×'
@@ -162,26 +168,26 @@ const pgboss = {
 
 /** Ours on `type` ('postgres' | 'sqlite'): providerConfig for a fresh schema / file. */
 function oursOn(type) {
-  const config = (where) => (type === 'postgres' ? { type, databaseUrl: DATABASE_URL, schema: where } : { type, databaseUrl: where })
+  const config = (where, extra = {}) => ({ ...(type === 'postgres' ? { type, databaseUrl: DATABASE_URL, schema: where } : { type, databaseUrl: where }), ...extra })
   return {
     key: `ours-${type}`,
     label: () => `@chaaskit/queue ${require('../package.json').version} (${type} provider)`,
     how: '`enqueueBulk` × 1,000, then `Worker` at `concurrency: 24`',
     config,
-    async prepare(where) {
+    async prepare(where, extra) {
       const q = require('../index.js')
-      const provider = await q.createQueueProvider(config(where))
+      const provider = await q.createQueueProvider(config(where, extra))
       return {
         provider,
-        async enqueue(n) {
-          for (let i = 0; i < n; i += BATCH) await provider.enqueueBulk(noopBatch(Math.min(BATCH, n - i), () => ({ type: 'noop', payload: {} })))
+        async enqueue(n, payload = {}) {
+          for (let i = 0; i < n; i += BATCH) await provider.enqueueBulk(noopBatch(Math.min(BATCH, n - i), () => ({ type: 'noop', payload })))
         },
         enqueueOne: (payload) => provider.enqueue('noop', payload),
         close: () => provider.close(),
       }
     },
     oneBy: '`enqueue`',
-    workerSetup: (where) => ({ system: 'ours', provider: config(where) }),
+    workerSetup: (where, extra) => ({ system: 'ours', provider: config(where, extra) }),
   }
 }
 const oursPg = oursOn('postgres')
@@ -236,7 +242,9 @@ async function enqueueThenDrain(sys, where, cleanup) {
 
 /**
  * The table of our schema holding the jobs just enqueued (the one with N rows), and those rows as
- * COPY text, so the cap is measured on exactly our table shape and row contents.
+ * COPY text, so the cap is measured on exactly our table shape and row contents. (LIKE … INCLUDING
+ * ALL copies columns, defaults, identity, constraints and indexes, not triggers: the clone has
+ * no NOTIFY trigger, which fires once per statement anyway.)
  */
 async function dumpJobsTable(schema) {
   const c = await pgClient()
@@ -245,12 +253,18 @@ async function dumpJobsTable(schema) {
     for (const { relname } of tables.rows) {
       const count = (await c.query(`select count(*)::int as n from "${schema}"."${relname}"`)).rows[0].n
       if (count !== N) continue
+      // Every column but those the database generates (an identity "seq"), as an INSERT gives them.
+      const attrs = await c.query(
+        `select attname from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attidentity = '' and attgenerated = '' order by attnum`,
+        [`"${schema}"."${relname}"`],
+      )
+      const cols = `(${attrs.rows.map((r) => `"${r.attname}"`).join(', ')})`
       const { to } = require('pg-copy-streams')
       const chunks = []
-      await pipeline(c.query(to(`copy "${schema}"."${relname}" to stdout`)), async function* (src) {
+      await pipeline(c.query(to(`copy "${schema}"."${relname}" ${cols} to stdout`)), async function* (src) {
         for await (const chunk of src) chunks.push(chunk)
       })
-      return { schema, table: relname, data: Buffer.concat(chunks) }
+      return { schema, table: relname, cols, data: Buffer.concat(chunks) }
     }
     throw new Error(`no table in schema ${schema} holds the ${N} jobs just enqueued (tables: ${tables.rows.map((r) => r.relname).join(', ')})`)
   } finally {
@@ -279,6 +293,7 @@ async function copyCap(source) {
       // Same columns, defaults, constraints and indexes as ours (LIKE … INCLUDING ALL).
       await c.query(`create table "${schema}".jobs (like "${source.schema}"."${source.table}" including all)`)
       data = source.data
+      cols = ` ${source.cols}`
     } else {
       await c.query(STAND_IN.replace('%s', schema))
       await c.query(STAND_IN_INDEX.replace('%s', schema))
@@ -346,6 +361,58 @@ async function claimRate(queued) {
     } finally {
       await p.close()
     }
+  } finally {
+    await dropSchema(schema)
+  }
+}
+
+// ---- retention ------------------------------------------------------------------------------------
+
+/**
+ * RETENTION_RATE jobs/s (bulks of 100 every 100 ms) for RETENTION_S through one worker process,
+ * completed jobs kept RETENTION_KEEP_MS; every RETENTION_SAMPLE_S the jobs table's rows and total
+ * size (heap + indexes + TOAST).
+ */
+async function retention() {
+  const schema = freshSchema('retention')
+  const extra = { retention: { completed: RETENTION_KEEP_MS } }
+  const samples = []
+  try {
+    const producer = await oursPg.prepare(schema, extra)
+    const w = await workerProcess({ ...oursPg.workerSetup(schema, extra), mode: 'latency', concurrency: CONCURRENCY })
+    const c = await pgClient()
+    try {
+      w.send('go')
+      if ((await w.next()) !== 'started') throw new Error('worker process: expected started')
+      const t0 = performance.now()
+      let table = null
+      const sample = async () => {
+        table ??= (await c.query(`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind = 'r' order by c.relname`, [schema])).rows.map((r) => r.relname).find((t) => /job/i.test(t))
+        const r = await c.query(`select count(*)::int as n, pg_total_relation_size($1::regclass)::int8 as bytes from "${schema}"."${table}"`, [`"${schema}"."${table}"`])
+        samples.push({ s: (performance.now() - t0) / 1000, rows: r.rows[0].n, bytes: Number(r.rows[0].bytes) })
+      }
+      let nextSample = RETENTION_SAMPLE_S
+      const bulk = RETENTION_RATE / 10
+      for (let i = 0; ; i++) {
+        const due = t0 + i * 100
+        const now = performance.now()
+        if (now < due) await new Promise((r) => setTimeout(r, due - now))
+        if ((performance.now() - t0) / 1000 >= RETENTION_S) break
+        await producer.enqueue(bulk, { t: wallNow() })
+        if ((performance.now() - t0) / 1000 >= nextSample) {
+          await sample()
+          nextSample += RETENTION_SAMPLE_S
+        }
+      }
+      await sample()
+      w.send('finish')
+      await w.next()
+    } finally {
+      await c.end()
+      await w.close()
+      await producer.close()
+    }
+    return samples
   } finally {
     await dropSchema(schema)
   }
@@ -453,6 +520,24 @@ async function run() {
       rows.push({ name: `postgres: claim throughput, ${how}, ${fmt(SMALL)} jobs queued`, value: fmt(small), unit: 'claims/s', target: '' })
       rows.push({ name: `postgres: claim throughput, ${how}, ${fmt(BIG)} jobs queued`, value: fmt(big), unit: 'claims/s', target: '' })
       rows.push({ name: `postgres: claim throughput, ${fmt(BIG)} queued / ${fmt(SMALL)} queued`, value: (big / small).toFixed(2), unit: '', target: '≥ 0.80' })
+    }
+  }
+
+  if (section('retention')) {
+    if (oursPgWhy !== null) skip('postgres: table size under sustained load', oursPgWhy)
+    else {
+      const samples = await retention()
+      const mb = (b) => (b / 1048576).toFixed(1)
+      const at = samples.map((x) => `${x.s.toFixed(0)} s: ${fmt(x.rows)} rows, ${mb(x.bytes)} MB`).join('; ')
+      const half = samples.filter((x) => x.s >= RETENTION_S / 2)
+      const peak = (xs) => Math.max(...xs.map((x) => x.bytes))
+      rows.push({
+        name: `postgres: jobs table under ${fmt(RETENTION_RATE)} jobs/s offered for ${RETENTION_S} s, one worker process, completed kept ${RETENTION_KEEP_MS / 1000} s (purged every 60 s): rows and total size (heap + indexes) every ${RETENTION_SAMPLE_S} s`,
+        value: at,
+        unit: '',
+        target: 'bounded',
+      })
+      rows.push({ name: 'postgres: jobs table, peak total size in the second half of that run / peak in the first half', value: (peak(half) / peak(samples.filter((x) => x.s < RETENTION_S / 2))).toFixed(2), unit: '', target: '≈ 1 (bounded)' })
     }
   }
 

@@ -112,7 +112,45 @@ export interface SqsProviderConfig {
   messageGroupId?: string
 }
 
-export type QueueProviderConfig = MemoryProviderConfig | SqsProviderConfig
+/** How long finished jobs stay readable by getJob before a background purge deletes them. */
+export interface RetentionConfig {
+  /** Milliseconds a completed job is kept (default 86400000, 1 day). */
+  completed?: number
+  /** Milliseconds a dead job is kept (default 1209600000, 14 days). */
+  dead?: number
+}
+
+/** Jobs in a `QueueJob` table of the app's PostgreSQL database. */
+export interface PostgresProviderConfig {
+  type: 'postgres'
+  /** `postgres://…` (default: the DATABASE_URL environment variable). */
+  databaseUrl?: string
+  /** Schema of the QueueJob table (default 'public'; created when missing). */
+  schema?: string
+  /** Seconds a claimed job stays leased without its worker's heartbeat (default 30, at most 43200). */
+  visibilityTimeout?: number
+  /** Create the table at start when missing (default true). */
+  autoMigrate?: boolean
+  retention?: RetentionConfig
+}
+
+/** Jobs in an SQLite file, which several processes on one host may share. */
+export interface SqliteProviderConfig {
+  type: 'sqlite'
+  /** `sqlite:<path>` (default 'sqlite:.chaaskit/queue.db'; the file and directory are created). */
+  databaseUrl?: string
+  /** Seconds a claimed job stays leased without its worker's heartbeat (default 30, at most 43200). */
+  visibilityTimeout?: number
+  /** Create the table at start when missing (default true). */
+  autoMigrate?: boolean
+  retention?: RetentionConfig
+}
+
+export type QueueProviderConfig =
+  | MemoryProviderConfig
+  | SqsProviderConfig
+  | PostgresProviderConfig
+  | SqliteProviderConfig
 
 export interface QueueWorkerConfig {
   mode: 'in-process' | 'standalone'

@@ -243,7 +243,7 @@ class NativeQueueProvider {
   }
 }
 
-const PROVIDER_TYPES = ['memory', 'sqs']
+const PROVIDER_TYPES = ['memory', 'sqs', 'postgres', 'sqlite']
 
 function getDefaultProviderConfig() {
   return { type: 'memory', maxHistorySize: 1000 }
@@ -279,8 +279,10 @@ function checkProviderConfig(config, name = 'providerConfig') {
   }
   if (!PROVIDER_TYPES.includes(config.type)) {
     const t = typeof config.type === 'string' ? config.type : describe(config.type)
-    throw new Error(`Unknown queue provider type: ${t} (${name}.type must be 'memory' or 'sqs')`)
+    throw new Error(`Unknown queue provider type: ${t} (${name}.type must be 'memory', 'sqs', 'postgres' or 'sqlite')`)
   }
+  // The durable providers' settings are checked, and defaulted, in Rust.
+  if (config.type === 'postgres' || config.type === 'sqlite') return config
   if (config.type === 'memory') {
     warnUnknownKeys(config, ['type', 'maxHistorySize'], name)
     const maxHistorySize = config.maxHistorySize ?? 1000

@@ -383,3 +383,60 @@ test('SQS: a job of a worker killed with SIGKILL is finished by another after th
   b.kill('SIGTERM')
   assert.deepEqual(await b.exit(), { code: 0, signal: null })
 })
+
+// ---- the durable providers ----------------------------------------------------------------------
+
+test('postgres: migrate creates the QueueJob table; two worker processes share the queue and each job runs exactly once', { timeout: 60_000 }, async (t) => {
+  const PG = 'postgres://postgres@127.0.0.1:5432/test'
+  const { Client } = require('pg')
+  const admin = new Client({ connectionString: PG })
+  try {
+    await admin.connect()
+  } catch (e) {
+    if (process.env.CI === 'true') throw e
+    console.error(`SKIPPED: PostgreSQL not reachable at ${PG}: ${e.message}`)
+    return t.skip('PostgreSQL unavailable')
+  }
+  const schema = `cli_${process.pid}_${Date.now()}`
+  // The scheduler's tables (migrate makes them too) go to the same schema, through search_path.
+  const url = `${PG}?options=${encodeURIComponent(`-c search_path=${schema}`)}`
+  const env = { QUEUE_PROVIDER: 'postgres', DATABASE_URL: url, QUEUE_PG_SCHEMA: schema, QUEUE_CONCURRENCY: '2', SCHEDULER_ENABLED: 'false' }
+  try {
+    await admin.query(`CREATE SCHEMA "${schema}"`)
+    const m = await run(['migrate'], { env })
+    assert.equal(m.code, 0, m.stderr)
+    assert.match(m.stdout, /postgres queue table ready/)
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM "${schema}"."QueueJob"`)
+    assert.equal(rows[0].n, 0)
+    await admin.query(`SELECT 1 FROM "${schema}"."RecurringJob"`)
+    const a = new Cli([], { env })
+    const b = new Cli([], { env })
+    await Promise.all([a.waitFor(/started: provider=postgres concurrency=2 /), b.waitFor(/started: provider=postgres concurrency=2 /)])
+    const provider = await queue.createQueueProvider({ type: 'postgres', databaseUrl: PG, schema })
+    const N = 24
+    try {
+      await provider.enqueueBulk(Array.from({ length: N }, (_, i) => ({ type: 'report:generate', payload: { reportId: `p${i}`, pages: 2, msPerPage: 50 } })))
+    } finally {
+      await provider.close()
+    }
+    const doneIn = (w) => [...w.stdout.matchAll(/^\[report (p\d+)\] done$/gm)].map((m) => m[1])
+    const deadline = Date.now() + 30_000
+    while (doneIn(a).length + doneIn(b).length < N) {
+      if (Date.now() > deadline) throw new Error(`not all jobs ran: ${doneIn(a).length} + ${doneIn(b).length} of ${N}\n${a.stderr}\n${b.stderr}`)
+      await sleep(50)
+    }
+    await sleep(500)
+    const all = [...doneIn(a), ...doneIn(b)].sort()
+    assert.deepEqual(all, Array.from({ length: N }, (_, i) => `p${i}`).sort(), 'every job ran exactly once')
+    assert.ok(doneIn(a).length > 0 && doneIn(b).length > 0, `both workers took jobs (${doneIn(a).length} / ${doneIn(b).length})`)
+    a.kill('SIGTERM')
+    b.kill('SIGTERM')
+    assert.deepEqual(await a.exit(), { code: 0, signal: null })
+    assert.deepEqual(await b.exit(), { code: 0, signal: null })
+    const done = await admin.query(`SELECT count(*)::int AS n FROM "${schema}"."QueueJob" WHERE status = 'completed'`)
+    assert.equal(done.rows[0].n, N)
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await admin.end()
+  }
+})

@@ -28,7 +28,7 @@ test('errors name the path and the value', () => {
     [null, TypeError, 'queue must be an object, got null'],
     [{ enabled: 'yes' }, TypeError, 'queue.enabled must be a boolean, got "yes"'],
     [{ enabled: true }, TypeError, 'queue.providerConfig is required when queue.enabled is true'],
-    [{ enabled: true, providerConfig: { type: 'kafka' } }, Error, "Unknown queue provider type: kafka (queue.providerConfig.type must be 'memory' or 'sqs')"],
+    [{ enabled: true, providerConfig: { type: 'kafka' } }, Error, "Unknown queue provider type: kafka (queue.providerConfig.type must be 'memory', 'sqs', 'postgres' or 'sqlite')"],
     [{ enabled: true, providerConfig: { type: 'sqs', region: 'eu-west-1' } }, TypeError, "queue.providerConfig.queueUrl is required when type is 'sqs', got undefined"],
     [{ enabled: true, providerConfig: { type: 'sqs', queueUrl: 'http://127.0.0.1/q' } }, TypeError, "queue.providerConfig.region is required when type is 'sqs', got undefined"],
     [{ enabled: true, providerConfig: { type: 'sqs', region: 'r', queueUrl: 'not a url' } }, TypeError, 'queue.providerConfig.queueUrl must be an http(s) URL, got "not a url"'],

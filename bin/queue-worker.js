@@ -20,7 +20,8 @@ Commands:
   start (default)   Load .env, the app config and the job handlers, then run the worker (always)
                     and the scheduler (when queue.scheduler.enabled) until SIGINT/SIGTERM.
   migrate           Create the scheduler's tables (ScheduledJob, RecurringJob) if missing, in
-                    queue.scheduler.databaseUrl, else DATABASE_URL, else sqlite:.chaaskit/queue.db;
+                    queue.scheduler.databaseUrl, else DATABASE_URL, else sqlite:.chaaskit/queue.db,
+                    and the QueueJob table of a 'postgres' or 'sqlite' providerConfig;
                     then exit. The config file is optional for this command.
   help              Show this help.
 
@@ -217,10 +218,12 @@ function validate(queue, raw, overrides, file) {
 async function migrate(args, overrides) {
   const file = findConfig(args.config, false)
   let schedulerBlock = {}
+  let providerBlock = null
   if (file) {
     await registerTypeScript()
     const q = await loadQueueConfig(file)
     if (q && typeof q === 'object' && q.scheduler) schedulerBlock = q.scheduler
+    if (q && typeof q === 'object' && ['postgres', 'sqlite'].includes(q.providerConfig?.type)) providerBlock = q.providerConfig
   }
   const queue = require('../index.js')
   const raw = { enabled: false, scheduler: { ...schedulerBlock } }
@@ -235,6 +238,15 @@ async function migrate(args, overrides) {
     await provider.close()
   }
   say(`scheduler tables ready in ${databaseUrlOf(cfg.scheduler)}`)
+  if (providerBlock) {
+    // The durable providers create their QueueJob table as they start.
+    try {
+      await (await queue.createQueueProvider({ ...providerBlock, autoMigrate: true })).close()
+    } catch (e) {
+      throw new CliError(`migrate failed for the ${providerBlock.type} queue: ${e.message}`)
+    }
+    say(`${providerBlock.type} queue table ready`)
+  }
 }
 
 async function start(args, overrides) {

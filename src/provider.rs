@@ -1,8 +1,9 @@
-//! `NativeProvider`: one queue provider (memory or SQS) as a JavaScript class. Jobs cross as
+//! `NativeProvider`: one queue provider (memory, SQS, PostgreSQL, SQLite) as a JavaScript class. Jobs cross as
 //! JSON text; the memory provider also has synchronous fast paths, since it never blocks.
 
 use crate::bridge::{napi_err, to_json};
 use chaaskit_queue_core::config::ProviderConfig;
+use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
 use chaaskit_queue_core::job::{raw_json, EnqueueOptions, NewJob};
 use chaaskit_queue_core::memory::MemoryQueue;
 use chaaskit_queue_core::sqs::SqsProvider;
@@ -148,6 +149,14 @@ pub async fn create_provider(config_json: String) -> Result<NativeProvider> {
                 memory: None,
             }
         }
+        ProviderConfig::Postgres(c) => NativeProvider {
+            inner: PostgresQueue::connect(c).await.map_err(napi_err)?,
+            memory: None,
+        },
+        ProviderConfig::Sqlite(c) => NativeProvider {
+            inner: SqliteQueue::connect(c).await.map_err(napi_err)?,
+            memory: None,
+        },
     })
 }
 

@@ -12,6 +12,8 @@ pub const DEFAULT_MAX_HISTORY_SIZE: usize = 1000;
 pub enum ProviderConfig {
     Memory(MemoryConfig),
     Sqs(SqsConfig),
+    Postgres(PostgresConfig),
+    Sqlite(SqliteConfig),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,80 @@ pub struct SqsConfig {
     /// `MessageGroupId` for `.fifo` queues; the job type when absent.
     #[serde(default)]
     pub message_group_id: Option<String>,
+}
+
+/// `providerConfig` for `type: 'postgres'`: jobs in a table of the app's PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PostgresConfig {
+    /// `postgres://…`; else the `DATABASE_URL` environment variable.
+    pub database_url: Option<String>,
+    /// Schema of the `QueueJob` table (default `public`; created when missing).
+    pub schema: String,
+    /// Seconds a claimed job stays leased without a heartbeat (default 30).
+    pub visibility_timeout: u32,
+    /// Create the table at start when missing (default true).
+    pub auto_migrate: bool,
+    pub retention: RetentionConfig,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            database_url: None,
+            schema: "public".into(),
+            visibility_timeout: default_visibility_timeout(),
+            auto_migrate: true,
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// Default for [`SqliteConfig::database_url`].
+pub const DEFAULT_SQLITE_QUEUE_URL: &str = "sqlite:.chaaskit/queue.db";
+
+/// `providerConfig` for `type: 'sqlite'`: jobs in an SQLite file that several processes on
+/// one host may share.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SqliteConfig {
+    /// `sqlite:<path>` (default `sqlite:.chaaskit/queue.db`, created when missing).
+    pub database_url: String,
+    /// Seconds a claimed job stays leased without a heartbeat (default 30).
+    pub visibility_timeout: u32,
+    /// Create the table at start when missing (default true).
+    pub auto_migrate: bool,
+    pub retention: RetentionConfig,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig {
+            database_url: DEFAULT_SQLITE_QUEUE_URL.into(),
+            visibility_timeout: default_visibility_timeout(),
+            auto_migrate: true,
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// How long finished jobs stay readable by `getJob` before the background purge deletes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RetentionConfig {
+    /// Milliseconds a completed job is kept (default 1 day).
+    pub completed: u64,
+    /// Milliseconds a dead job is kept (default 14 days).
+    pub dead: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            completed: 86_400_000,
+            dead: 14 * 86_400_000,
+        }
+    }
 }
 
 fn default_visibility_timeout() -> u32 {

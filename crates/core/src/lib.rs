@@ -2,6 +2,7 @@
 //! no dependency on napi, so `cargo test` covers all of it.
 
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod job;
 pub mod memory;

@@ -1,6 +1,7 @@
 // The app config, as in a chaaskit app. The queue provider comes from the environment:
-// memory by default; SQS with QUEUE_PROVIDER=sqs, SQS_QUEUE_URL, AWS_REGION (and SQS_ENDPOINT
-// for an SQS-compatible server such as moto or LocalStack).
+// memory by default; PostgreSQL with QUEUE_PROVIDER=postgres (DATABASE_URL, QUEUE_PG_SCHEMA);
+// SQLite with QUEUE_PROVIDER=sqlite (QUEUE_SQLITE_URL); SQS with QUEUE_PROVIDER=sqs,
+// SQS_QUEUE_URL, AWS_REGION (and SQS_ENDPOINT for an SQS-compatible server such as moto).
 import type { QueueConfig, QueueProviderConfig } from '@chaaskit/server'
 
 export interface AppConfig {
@@ -11,7 +12,11 @@ export interface AppConfig {
 function providerConfig(): QueueProviderConfig {
   const type = process.env.QUEUE_PROVIDER || 'memory'
   if (type === 'memory') return { type: 'memory', maxHistorySize: 1000 }
-  if (type !== 'sqs') throw new Error(`QUEUE_PROVIDER must be 'memory' or 'sqs', got ${JSON.stringify(type)}`)
+  if (type === 'postgres') return { type: 'postgres', schema: process.env.QUEUE_PG_SCHEMA || 'public' }
+  if (type === 'sqlite') return { type: 'sqlite', databaseUrl: process.env.QUEUE_SQLITE_URL || undefined }
+  if (type !== 'sqs') {
+    throw new Error(`QUEUE_PROVIDER must be 'memory', 'postgres', 'sqlite' or 'sqs', got ${JSON.stringify(type)}`)
+  }
   return {
     type: 'sqs',
     region: process.env.AWS_REGION || 'us-east-1',

@@ -1,0 +1,804 @@
+//! The durable providers: jobs in a table of the app's own database (PostgreSQL or SQLite),
+//! claimed as leases that a heartbeat renews, so the jobs of a crashed worker run again.
+//!
+//! [`DbQueue`] holds what both databases share — receipts, the heartbeat, batched
+//! settlement, wake-ups, lease reaping and retention — over a [`Backend`], which owns one
+//! statement per operation in its dialect (`postgres.rs`, `sqlite.rs`).
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresBackend;
+pub use sqlite::SqliteBackend;
+
+use crate::config::{PostgresConfig, RetentionConfig, SqliteConfig};
+use crate::error::{QueueError, Result};
+use crate::job::{retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStats, ReceivedJob};
+use crate::provider::QueueProvider;
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// Largest visibility timeout accepted, in seconds (12 h, as on SQS).
+pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+/// Receipts settled in one statement at most.
+const SETTLE_BATCH: usize = 1000;
+/// Rows one retention statement deletes at most.
+const PURGE_BATCH: i64 = 1000;
+/// How often expired leases are looked for.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+/// How often finished jobs past their retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// A job as the backend inserts it: the id is made here, times are made by the database.
+#[derive(Clone, Debug)]
+pub struct Insert {
+    pub id: Uuid,
+    pub job_type: String,
+    pub payload: Box<RawValue>,
+    /// [`JobOptions`] as JSON text.
+    pub options: String,
+    pub priority: i64,
+    pub max_retries: i64,
+    /// Relative delay in ms (the database adds it to its clock).
+    pub delay_ms: Option<i64>,
+    /// Absolute due time in epoch ms (`scheduledFor`); wins over `delay_ms`.
+    pub scheduled_for: Option<i64>,
+    pub deduplication_key: Option<String>,
+}
+
+/// One attempt to settle: the job and the delivery its receipt names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub id: Uuid,
+    pub delivery: i64,
+}
+
+/// The SQL of one database. Every method is one statement (or one per batch).
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Create the table when missing (idempotent, safe with concurrent callers).
+    async fn migrate(&self) -> Result<()>;
+    /// Check the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Insert; rows whose deduplication key is taken by an unfinished job are skipped.
+    /// Returns the inserted jobs, in any order.
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>>;
+    /// The unfinished jobs holding these deduplication keys.
+    async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>>;
+    /// Lease up to `max` due jobs for `lease_ms`, skipping rows other claimers hold; in
+    /// claim order (priority, due time, arrival), each with its delivery number.
+    async fn claim(&self, max: usize, lease_ms: u64) -> Result<Vec<(Job, i64)>>;
+    /// Milliseconds until the next delayed or backing-off job is due, by the database clock.
+    async fn next_due_ms(&self) -> Result<Option<i64>>;
+    /// Complete these attempts with their results; returns the leases that matched.
+    async fn complete(&self, done: &[(Lease, Option<&RawValue>)]) -> Result<Vec<Lease>>;
+    /// Fail these attempts (back off, or dead when out of retries); returns those matched.
+    async fn fail(&self, failed: &[(Lease, &str)]) -> Result<Vec<Lease>>;
+    /// Give an attempt back: pending at once, its attempt not counted.
+    async fn release(&self, lease: Lease) -> Result<bool>;
+    /// Store progress on the attempt's job; also just after the attempt ended, since the
+    /// worker may settle the outcome before the progress it reported first.
+    async fn set_progress(&self, lease: Lease, percent: f64) -> Result<bool>;
+    /// Move the leases of these attempts `lease_ms` past the database's now.
+    async fn extend(&self, leases: &[Lease], lease_ms: u64) -> Result<()>;
+    /// Expired leases: pending again, or dead when out of retries. Returns rows changed.
+    async fn reap(&self) -> Result<u64>;
+    /// Delete up to `limit` jobs of `status` finished more than `older_than_ms` ago.
+    async fn purge(&self, status: JobStatus, older_than_ms: u64, limit: i64) -> Result<u64>;
+    async fn get(&self, id: Uuid) -> Result<Option<Job>>;
+    async fn stats(&self) -> Result<QueueStats>;
+    /// Tell other processes' idle receivers that jobs are visible (a no-op where they poll).
+    async fn notify_others(&self) -> Result<()>;
+    /// Deliver wake-ups from other processes to `wake` until `closed` (LISTEN on PostgreSQL).
+    fn listen(&self, _wake: Weak<Shared>) {}
+    /// Longest sleep of an idle receiver between looks at the table.
+    fn fallback_poll(&self) -> Duration;
+    async fn close(&self);
+}
+
+/// What the background tasks reach through a weak reference.
+pub struct Shared {
+    wake: Notify,
+    /// Ends the background tasks at close.
+    stop: Notify,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    /// Wake every idle receiver of this provider.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn shut(&self) -> bool {
+        let was = self.closed.swap(true, Ordering::AcqRel);
+        self.wake.notify_waiters();
+        self.stop.notify_waiters();
+        was
+    }
+}
+
+impl<B: Backend> Drop for Inner<B> {
+    fn drop(&mut self) {
+        self.shared.shut();
+    }
+}
+
+/// Backoff after attempt `n` at index `n` (`n` capped at 16), for the SQL of `fail`.
+fn backoff_table() -> Vec<i64> {
+    (0..=16)
+        .map(|n| i64::try_from(retry_backoff_ms(n)).unwrap_or(i64::MAX))
+        .collect()
+}
+
+/// Stats from `(status as shown, count)` rows.
+fn stats_from(rows: impl Iterator<Item = Result<(String, i64)>>) -> Result<QueueStats> {
+    let mut s = QueueStats::default();
+    for r in rows {
+        let (status, n) = r?;
+        let n = u64::try_from(n).unwrap_or(0);
+        match status.as_str() {
+            "pending" => s.pending += n,
+            "scheduled" => s.scheduled += n,
+            "processing" => s.processing += n,
+            "completed" => s.completed += n,
+            "failed" => s.failed += n,
+            "dead" => s.dead += n,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+enum Settle {
+    Ack(Lease, Option<Box<RawValue>>),
+    Fail(Lease, String),
+}
+
+struct SettleReq {
+    op: Settle,
+    done: oneshot::Sender<Result<bool>>,
+}
+
+struct Inner<B: Backend> {
+    backend: B,
+    shared: Arc<Shared>,
+    lease_ms: u64,
+    retention: RetentionConfig,
+    /// Attempts handed out by this provider and not settled: the heartbeat renews them.
+    held: Mutex<HashMap<Uuid, i64>>,
+    settle_tx: Mutex<Option<mpsc::UnboundedSender<SettleReq>>>,
+    settler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A durable queue provider over a [`Backend`].
+pub struct DbQueue<B: Backend> {
+    inner: Arc<Inner<B>>,
+}
+
+/// The `postgres` provider.
+pub type PostgresQueue = DbQueue<PostgresBackend>;
+/// The `sqlite` provider.
+pub type SqliteQueue = DbQueue<SqliteBackend>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Check a visibility timeout (seconds) and return it in milliseconds.
+fn lease_ms(visibility_timeout: u32) -> Result<u64> {
+    if !(1..=MAX_VISIBILITY_SECONDS).contains(&visibility_timeout) {
+        return Err(QueueError::invalid(format!(
+            "providerConfig.visibilityTimeout must be an integer from 1 to {MAX_VISIBILITY_SECONDS} (seconds), got {visibility_timeout}"
+        )));
+    }
+    Ok(u64::from(visibility_timeout) * 1000)
+}
+
+impl PostgresQueue {
+    /// Connect (checking the database answers), migrate when `autoMigrate`, and start.
+    pub async fn connect(config: PostgresConfig) -> Result<Arc<PostgresQueue>> {
+        let lease = lease_ms(config.visibility_timeout)?;
+        let backend = PostgresBackend::connect(&config).await?;
+        DbQueue::start(backend, lease, config.retention, config.auto_migrate).await
+    }
+}
+
+impl SqliteQueue {
+    /// Open the file (creating it), migrate when `autoMigrate`, and start.
+    pub async fn connect(config: SqliteConfig) -> Result<Arc<SqliteQueue>> {
+        let lease = lease_ms(config.visibility_timeout)?;
+        let backend = SqliteBackend::connect(&config).await?;
+        DbQueue::start(backend, lease, config.retention, config.auto_migrate).await
+    }
+}
+
+impl<B: Backend> DbQueue<B> {
+    async fn start(
+        backend: B,
+        lease_ms: u64,
+        retention: RetentionConfig,
+        auto_migrate: bool,
+    ) -> Result<Arc<Self>> {
+        if auto_migrate {
+            backend.migrate().await?;
+        } else {
+            backend.ping().await?;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            backend,
+            shared: Arc::new(Shared {
+                wake: Notify::new(),
+                stop: Notify::new(),
+                closed: AtomicBool::new(false),
+            }),
+            lease_ms,
+            retention,
+            held: Mutex::new(HashMap::new()),
+            settle_tx: Mutex::new(Some(tx)),
+            settler: Mutex::new(None),
+        });
+        inner.backend.listen(Arc::downgrade(&inner.shared));
+        let settler = tokio::spawn(settle_loop(Arc::downgrade(&inner), rx));
+        *lock(&inner.settler) = Some(settler);
+        tokio::spawn(maintenance(Arc::downgrade(&inner)));
+        Ok(Arc::new(DbQueue { inner }))
+    }
+
+    /// The backend, for tests and tools.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// Attempts this provider has handed out and not settled.
+    pub fn held_count(&self) -> usize {
+        lock(&self.inner.held).len()
+    }
+
+    /// Expire leases now (the background task does this every half second).
+    pub async fn reap_expired(&self) -> Result<u64> {
+        self.inner.reap().await
+    }
+
+    /// Purge finished jobs past their retention now (the background task does this every minute).
+    pub async fn purge_finished(&self) -> Result<u64> {
+        self.inner.purge().await
+    }
+
+    /// Claim in a task of its own: a receive dropped mid-claim (a worker stopping) gives the
+    /// claimed jobs straight back instead of stranding them until their leases end.
+    async fn claim(&self, max: usize) -> Result<Vec<(Job, i64)>> {
+        let (tx, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let r = inner.backend.claim(max, inner.lease_ms).await;
+            if let Err(Ok(jobs)) = tx.send(r) {
+                for (job, delivery) in jobs {
+                    if let Ok(id) = Uuid::try_parse(&job.id) {
+                        let _ = inner.backend.release(Lease { id, delivery }).await;
+                    }
+                }
+                inner.shared.wake();
+            }
+        });
+        rx.await.map_err(|_| QueueError::Closed)?
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.shared.is_closed() {
+            return Err(QueueError::Closed);
+        }
+        Ok(())
+    }
+
+    async fn settle(&self, receipt: &str, op: impl FnOnce(Lease) -> Settle) -> Result<()> {
+        let lease = parse_receipt(receipt)?;
+        let (done, rx) = oneshot::channel();
+        {
+            let tx = lock(&self.inner.settle_tx);
+            let tx = tx.as_ref().ok_or(QueueError::Closed)?;
+            tx.send(SettleReq {
+                op: op(lease),
+                done,
+            })
+            .map_err(|_| QueueError::Closed)?;
+        }
+        let matched = rx.await.map_err(|_| QueueError::Closed)??;
+        self.inner.forget(lease);
+        if matched {
+            Ok(())
+        } else {
+            Err(QueueError::UnknownReceipt(receipt.to_owned()))
+        }
+    }
+}
+
+impl<B: Backend> Inner<B> {
+    /// Errors of background work that raced `close` are expected: drop them.
+    fn ignore_if_closed(&self, e: QueueError) -> Result<()> {
+        if self.shared.is_closed() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    fn forget(&self, lease: Lease) {
+        let mut held = lock(&self.held);
+        if held.get(&lease.id) == Some(&lease.delivery) {
+            held.remove(&lease.id);
+        }
+    }
+
+    async fn reap(&self) -> Result<u64> {
+        let n = self.backend.reap().await?;
+        if n > 0 {
+            tracing::warn!(
+                jobs = n,
+                "{n} job(s) whose worker stopped renewing its lease are visible again (or dead when out of retries)"
+            );
+            self.shared.wake();
+            self.backend.notify_others().await?;
+        }
+        Ok(n)
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        let mut total = 0;
+        for (status, keep) in [
+            (JobStatus::Completed, self.retention.completed),
+            (JobStatus::Dead, self.retention.dead),
+        ] {
+            loop {
+                let n = self.backend.purge(status, keep, PURGE_BATCH).await?;
+                total += n;
+                if n < PURGE_BATCH as u64 || self.shared.is_closed() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        let leases: Vec<Lease> = lock(&self.held)
+            .iter()
+            .map(|(&id, &delivery)| Lease { id, delivery })
+            .collect();
+        if leases.is_empty() {
+            return Ok(());
+        }
+        self.backend.extend(&leases, self.lease_ms).await
+    }
+}
+
+/// `"<uuid>:<delivery>"`.
+fn parse_receipt(receipt: &str) -> Result<Lease> {
+    let unknown = || QueueError::UnknownReceipt(receipt.to_owned());
+    let (id, delivery) = receipt.rsplit_once(':').ok_or_else(unknown)?;
+    Ok(Lease {
+        id: Uuid::try_parse(id).map_err(|_| unknown())?,
+        delivery: delivery.parse().map_err(|_| unknown())?,
+    })
+}
+
+/// Heartbeat (a third of the lease), lease reaping and retention, until the provider goes.
+async fn maintenance<B: Backend>(inner: Weak<Inner<B>>) {
+    let Some(beat) = inner
+        .upgrade()
+        .map(|i| Duration::from_millis((i.lease_ms / 3).clamp(100, 10_000)))
+    else {
+        return;
+    };
+    let tick = beat.min(REAP_EVERY);
+    let mut last_beat = Instant::now();
+    let mut last_reap = Instant::now() - REAP_EVERY;
+    let mut last_purge = Instant::now() - PURGE_EVERY;
+    loop {
+        {
+            let Some(i) = inner.upgrade() else { return };
+            if i.shared.is_closed() {
+                return;
+            }
+            let now = Instant::now();
+            if now - last_beat >= beat {
+                last_beat = now;
+                if let Err(e) = i.heartbeat().await.or_else(|e| i.ignore_if_closed(e)) {
+                    tracing::warn!("queue heartbeat failed; retrying at the next tick: {e}");
+                }
+            }
+            if now - last_reap >= REAP_EVERY {
+                last_reap = now;
+                if let Err(e) = i.reap().await.map(drop).or_else(|e| i.ignore_if_closed(e)) {
+                    tracing::warn!("reclaiming expired leases failed: {e}");
+                }
+            }
+            if now - last_purge >= PURGE_EVERY {
+                last_purge = now;
+                if let Err(e) = i.purge().await.map(drop).or_else(|e| i.ignore_if_closed(e)) {
+                    tracing::warn!("purging finished jobs failed: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(tick).await;
+    }
+}
+
+/// Settles attempts in batches: whatever is queued while one statement runs goes in the next.
+async fn settle_loop<B: Backend>(
+    inner: Weak<Inner<B>>,
+    mut rx: mpsc::UnboundedReceiver<SettleReq>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < SETTLE_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let Some(i) = inner.upgrade() else {
+            for r in batch {
+                let _ = r.done.send(Err(QueueError::Closed));
+            }
+            return;
+        };
+        let (acks, fails): (Vec<SettleReq>, Vec<SettleReq>) = batch
+            .into_iter()
+            .partition(|r| matches!(r.op, Settle::Ack(..)));
+        if !acks.is_empty() {
+            let rows: Vec<(Lease, Option<&RawValue>)> = acks
+                .iter()
+                .filter_map(|r| match &r.op {
+                    Settle::Ack(l, res) => Some((*l, res.as_deref())),
+                    Settle::Fail(..) => None,
+                })
+                .collect();
+            let r = i.backend.complete(&rows).await;
+            reply(acks, r, |r| match &r.op {
+                Settle::Ack(l, _) | Settle::Fail(l, _) => *l,
+            });
+        }
+        if !fails.is_empty() {
+            let rows: Vec<(Lease, &str)> = fails
+                .iter()
+                .filter_map(|r| match &r.op {
+                    Settle::Fail(l, e) => Some((*l, e.as_str())),
+                    Settle::Ack(..) => None,
+                })
+                .collect();
+            let r = i.backend.fail(&rows).await;
+            reply(fails, r, |r| match &r.op {
+                Settle::Ack(l, _) | Settle::Fail(l, _) => *l,
+            });
+            // A retry may be due before an idle receiver's next look.
+            i.shared.wake();
+        }
+    }
+}
+
+fn reply(reqs: Vec<SettleReq>, r: Result<Vec<Lease>>, lease: impl Fn(&SettleReq) -> Lease) {
+    match r {
+        Ok(matched) => {
+            let matched: std::collections::HashSet<Lease> = matched.into_iter().collect();
+            for req in reqs {
+                let ok = matched.contains(&lease(&req));
+                let _ = req.done.send(Ok(ok));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for req in reqs {
+                let _ = req.done.send(Err(QueueError::Backend(msg.clone())));
+            }
+        }
+    }
+}
+
+/// The rows to insert for `jobs`, ids made here.
+fn inserts(jobs: Vec<NewJob>) -> Result<Vec<Insert>> {
+    jobs.into_iter()
+        .map(|j| {
+            let o = j.options.job_options();
+            let options = serde_json::to_string(&o).map_err(|e| {
+                QueueError::invalid(format!("job options are not serialisable: {e}"))
+            })?;
+            Ok(Insert {
+                id: Uuid::now_v7(),
+                job_type: j.job_type,
+                payload: j.payload,
+                options,
+                priority: i64::from(o.priority),
+                max_retries: i64::from(o.max_retries),
+                delay_ms: j
+                    .options
+                    .delay
+                    .filter(|&d| d > 0)
+                    .map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+                scheduled_for: j.options.scheduled_for,
+                deduplication_key: o.deduplication_key,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl<B: Backend> QueueProvider for DbQueue<B> {
+    fn name(&self) -> &'static str {
+        self.inner.backend.name()
+    }
+
+    async fn enqueue(&self, job: NewJob) -> Result<Job> {
+        let mut jobs = self.enqueue_bulk(vec![job]).await?;
+        jobs.pop()
+            .ok_or_else(|| QueueError::Backend("the database returned no job".into()))
+    }
+
+    async fn enqueue_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+        self.check_open()?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = inserts(jobs)?;
+        let b = &self.inner.backend;
+        let mut by_id: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
+        // A deduplicated row returns the unfinished job holding its key; if that job finished
+        // between the insert and the look-up, insert again.
+        let mut todo: Vec<&Insert> = rows.iter().collect();
+        let mut by_key: HashMap<String, Job> = HashMap::new();
+        for _ in 0..3 {
+            for j in b.insert(&todo).await? {
+                if let Ok(id) = Uuid::try_parse(&j.id) {
+                    by_id.insert(id, j);
+                }
+            }
+            let missing: Vec<&Insert> = todo
+                .into_iter()
+                .filter(|r| !by_id.contains_key(&r.id))
+                .collect();
+            let keys: Vec<String> = missing
+                .iter()
+                .filter_map(|r| r.deduplication_key.clone())
+                .filter(|k| !by_key.contains_key(k))
+                .collect();
+            if !keys.is_empty() {
+                for j in b.by_dedup_keys(&keys).await? {
+                    if let Some(k) = j.options.deduplication_key.clone() {
+                        by_key.insert(k, j);
+                    }
+                }
+            }
+            todo = missing
+                .into_iter()
+                .filter(|r| {
+                    !r.deduplication_key
+                        .as_ref()
+                        .is_some_and(|k| by_key.contains_key(k))
+                })
+                .collect();
+            if todo.is_empty() {
+                break;
+            }
+        }
+        if !todo.is_empty() {
+            return Err(QueueError::Backend(format!(
+                "{} job(s) were neither queued nor deduplicated (their deduplication keys kept changing hands); nothing else failed",
+                todo.len()
+            )));
+        }
+        self.inner.shared.wake();
+        rows.iter()
+            .map(|r| {
+                by_id
+                    .remove(&r.id)
+                    .or_else(|| {
+                        r.deduplication_key
+                            .as_ref()
+                            .and_then(|k| by_key.get(k).cloned())
+                    })
+                    .ok_or_else(|| QueueError::Backend("the database lost a queued job".into()))
+            })
+            .collect()
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedJob>> {
+        let deadline = Instant::now() + wait;
+        let b = &self.inner.backend;
+        loop {
+            let woken = self.inner.shared.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if max == 0 || self.inner.shared.is_closed() {
+                return Ok(Vec::new());
+            }
+            let claimed = match self.claim(max).await {
+                // Closed while claiming: the pool is gone, and so are the jobs it held.
+                Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
+                r => r?,
+            };
+            if !claimed.is_empty() {
+                let mut held = lock(&self.inner.held);
+                return Ok(claimed
+                    .into_iter()
+                    .map(|(job, delivery)| {
+                        if let Ok(id) = Uuid::try_parse(&job.id) {
+                            held.insert(id, delivery);
+                        }
+                        let receipt_handle = format!("{}:{delivery}", job.id);
+                        ReceivedJob {
+                            job,
+                            receipt_handle,
+                        }
+                    })
+                    .collect());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let mut until = deadline.min(now + b.fallback_poll());
+            let next = match b.next_due_ms().await {
+                Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
+                r => r?,
+            };
+            if let Some(ms) = next {
+                // Due rows another claimer holds are skipped: look again soon, not at once.
+                until = until.min(now + Duration::from_millis(ms.max(10) as u64));
+            }
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    async fn acknowledge(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
+        self.settle(receipt, |l| Settle::Ack(l, result)).await
+    }
+
+    async fn fail(&self, receipt: &str, error: &str) -> Result<()> {
+        self.settle(receipt, |l| Settle::Fail(l, error.to_owned()))
+            .await
+    }
+
+    async fn release(&self, receipt: &str) -> Result<()> {
+        let lease = parse_receipt(receipt)?;
+        let ok = self.inner.backend.release(lease).await?;
+        self.inner.forget(lease);
+        if !ok {
+            return Err(QueueError::UnknownReceipt(receipt.to_owned()));
+        }
+        self.inner.shared.wake();
+        self.inner.backend.notify_others().await
+    }
+
+    async fn set_progress(&self, receipt: &str, percent: f64) -> Result<()> {
+        let lease = parse_receipt(receipt)?;
+        if self.inner.backend.set_progress(lease, percent).await? {
+            Ok(())
+        } else {
+            Err(QueueError::UnknownReceipt(receipt.to_owned()))
+        }
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Option<Job>> {
+        match Uuid::try_parse(id) {
+            Ok(id) => self.inner.backend.get(id).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        self.inner.backend.stats().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.inner.shared.shut() {
+            return Ok(());
+        }
+        // Let queued settlements finish, then close the pool.
+        drop(lock(&self.inner.settle_tx).take());
+        let settler = lock(&self.inner.settler).take();
+        if let Some(s) = settler {
+            let _ = s.await;
+        }
+        self.inner.backend.close().await;
+        Ok(())
+    }
+}
+
+/// Columns every backend selects for a job, under these names, as text, integers and
+/// floats (times as epoch milliseconds, the status as callers see it).
+pub(crate) fn job_from_row<'r, R>(row: &'r R) -> Result<Job>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let get_s = |c: &'static str| row.try_get::<String, _>(c).map_err(db_err);
+    let get_os = |c: &'static str| row.try_get::<Option<String>, _>(c).map_err(db_err);
+    let get_oi = |c: &'static str| row.try_get::<Option<i64>, _>(c).map_err(db_err);
+    let status = match get_s("status")?.as_str() {
+        "pending" => JobStatus::Pending,
+        "scheduled" => JobStatus::Scheduled,
+        "processing" => JobStatus::Processing,
+        "completed" => JobStatus::Completed,
+        "failed" => JobStatus::Failed,
+        "dead" => JobStatus::Dead,
+        other => {
+            return Err(QueueError::Backend(format!(
+                "queue database: unknown job status {other:?}"
+            )))
+        }
+    };
+    let raw = |text: String, col: &str| {
+        RawValue::from_string(text).map_err(|e| {
+            QueueError::Backend(format!("queue database: column {col} is not JSON: {e}"))
+        })
+    };
+    let options: JobOptions = serde_json::from_str(&get_s("options")?).unwrap_or_default();
+    Ok(Job {
+        id: get_s("id")?,
+        job_type: get_s("type")?,
+        payload: raw(get_s("payload")?, "payload")?,
+        options,
+        status,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(db_err)?).unwrap_or(0),
+        created_at: row.try_get::<i64, _>("createdAt").map_err(db_err)?,
+        scheduled_for: get_oi("scheduledFor")?,
+        started_at: get_oi("startedAt")?,
+        completed_at: get_oi("completedAt")?,
+        last_error: get_os("lastError")?,
+        progress: row.try_get::<Option<f64>, _>("progress").map_err(db_err)?,
+        result: get_os("result")?.map(|t| raw(t, "result")).transpose()?,
+    })
+}
+
+/// A database error as the caller sees it.
+pub(crate) fn db_err(e: sqlx::Error) -> QueueError {
+    QueueError::Backend(format!("queue database error: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_round_trip_and_junk_is_unknown() {
+        let id = Uuid::now_v7();
+        let l = parse_receipt(&format!("{id}:7")).unwrap();
+        assert_eq!(l, Lease { id, delivery: 7 });
+        for bad in ["", "x:1", &format!("{id}"), &format!("{id}:x")] {
+            assert!(matches!(
+                parse_receipt(bad),
+                Err(QueueError::UnknownReceipt(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn visibility_timeout_is_bounded() {
+        assert_eq!(lease_ms(30).unwrap(), 30_000);
+        assert!(lease_ms(0)
+            .unwrap_err()
+            .to_string()
+            .contains("providerConfig.visibilityTimeout"));
+        assert!(lease_ms(MAX_VISIBILITY_SECONDS + 1).is_err());
+    }
+}

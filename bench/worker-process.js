@@ -4,8 +4,8 @@
 // loop with the producer. Protocol (IPC): parent sends { setup }, child answers 'ready'; parent
 // sends 'go', child starts the worker and then reports either { drained, seconds } once `n` no-op
 // jobs are handled and the database shows none left (mode 'drain'), or, in mode 'latency',
-// 'started', { handled } for each 'count', and { lat } (enqueue→handler-start ms, from
-// payload.t) when sent 'finish'.
+// 'started', { handled } for each 'count', and { starts: [payload.k, handler-start wall ms] }
+// when sent 'finish'.
 
 const { performance } = require('node:perf_hooks')
 
@@ -110,11 +110,11 @@ const next = (() => {
 async function main() {
   const { setup: cfg } = await next()
   let handled = 0
-  const lat = []
+  const starts = [] // [payload.k, handler-start wall ms]
   const onJob =
     cfg.mode === 'latency'
       ? (payload) => {
-          lat.push(wallNow() - payload.t)
+          starts.push([payload.k, wallNow()])
           handled++
         }
       : () => {
@@ -132,7 +132,7 @@ async function main() {
       if (m !== 'count') throw new Error(`unexpected message ${JSON.stringify(m)}`)
       process.send({ handled })
     }
-    process.send({ lat, handled })
+    process.send({ starts, handled })
   } else {
     global.gc?.()
     const t0 = performance.now()

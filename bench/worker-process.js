@@ -12,6 +12,8 @@ const { performance } = require('node:perf_hooks')
 /** Wall-clock ms with sub-ms resolution, comparable across processes on one host. */
 const wallNow = () => performance.timeOrigin + performance.now()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** process.send, resolved once the message is handed to the channel (a large one takes a while). */
+const send = (m) => new Promise((resolve, reject) => process.send(m, (e) => (e ? reject(e) : resolve())))
 
 // ---- the systems, worker side -------------------------------------------------------------
 // Each: async prepare(cfg, onJob) -> { start(), left() -> jobs not finished in the DB, stop() }.
@@ -132,7 +134,7 @@ async function main() {
       if (m !== 'count') throw new Error(`unexpected message ${JSON.stringify(m)}`)
       process.send({ handled })
     }
-    process.send({ starts, handled })
+    await send({ starts, handled })
   } else {
     global.gc?.()
     const t0 = performance.now()
@@ -150,7 +152,7 @@ async function main() {
       await sleep(2)
     }
     const seconds = (performance.now() - t0) / 1000
-    process.send({ drained: true, seconds, handled })
+    await send({ drained: true, seconds, handled })
   }
   await sys.stop()
   process.disconnect()

@@ -12,7 +12,8 @@
 // postgres://postgres@127.0.0.1:5432/test, restarted with pg_ctlcluster), SOAK_KILL_MS (2000),
 // SOAK_VISIBILITY (5: lease seconds), SOAK_CONCURRENCY (8 per process), SOAK_TIMEOUT_S (300).
 
-const { spawn, execFileSync } = require('node:child_process')
+const { spawn, execFile, execFileSync } = require('node:child_process')
+const { promisify } = require('node:util')
 const { performance } = require('node:perf_hooks')
 const fs = require('node:fs')
 const net = require('node:net')
@@ -86,10 +87,16 @@ const freePort = () =>
     s.on('error', reject)
   })
 
+const asRoot = () => process.getuid && process.getuid() === 0
 /** Run a PostgreSQL tool as the postgres user when we are root (the server refuses root). */
-function asPostgres(cmd, args, opts = {}) {
-  const [file, argv] = process.getuid && process.getuid() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
-  return execFileSync(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts }).toString()
+function asPostgres(cmd, args) {
+  const [file, argv] = asRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
+  return execFileSync(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] }).toString()
+}
+/** The same, without blocking this process (the producer and the killer go on meanwhile). */
+async function asPostgresAsync(cmd, args) {
+  const [file, argv] = asRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
+  await promisify(execFile)(file, argv)
 }
 
 /** A fresh cluster in a temp dir on a free loopback port: { url, restart(), stop() }. */
@@ -102,13 +109,14 @@ async function privateCluster() {
   const port = await freePort()
   asPostgres(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'])
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200`
-  const ctl = (...a) => asPostgres(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-o', opts, '-w', ...a])
+  const ctlArgs = (...a) => ['-D', data, '-l', path.join(dir, 'server.log'), '-o', opts, '-w', ...a]
+  const ctl = (...a) => asPostgres(path.join(bin, 'pg_ctl'), ctlArgs(...a))
   ctl('start')
   return {
     what: `a private PostgreSQL cluster on 127.0.0.1:${port} (${data})`,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     schema: 'public',
-    restart: () => ctl('-m', 'fast', 'restart'),
+    restart: () => asPostgresAsync(path.join(bin, 'pg_ctl'), ctlArgs('-m', 'fast', 'restart')),
     stop() {
       try {
         ctl('-m', 'fast', 'stop')
@@ -128,7 +136,7 @@ function mainCluster() {
     what: `the machine's cluster ${version}/main at ${url.replace(/:[^:@/]*@/, ':***@')}, schema ${schema}`,
     url,
     schema,
-    restart: () => execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    restart: () => promisify(execFile)('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart']),
     stop: () => execFileSync('psql', [url, '-qc', `drop schema if exists "${schema}" cascade`], { stdio: ['ignore', 'pipe', 'pipe'] }),
   }
 }
@@ -223,6 +231,7 @@ async function soak(kind) {
   const ids = new Map() // i -> job id
   let restart = null
   let kills = 0
+  let slowestEnqueueMs = 0
   let keep = true // the logs of a run that threw or failed stay for a look
   const t0 = Date.now()
   try {
@@ -238,7 +247,9 @@ async function soak(kind) {
           const ms = JOB_MS[0] + Math.floor(Math.random() * (JOB_MS[1] - JOB_MS[0]))
           items.push({ type: 'soak', payload: { i: j, ms }, options: { maxRetries: MAX_RETRIES, deduplicationKey: `soak-${j}` } })
         }
+        const t = Date.now()
         const jobs = await retrying(() => provider.enqueueBulk(items), retries.enqueue)
+        slowestEnqueueMs = Math.max(slowestEnqueueMs, Date.now() - t)
         jobs.forEach((job, k) => ids.set(i + k, job.id))
         await sleep(every)
       }
@@ -252,7 +263,7 @@ async function soak(kind) {
       (async () => {
         await sleep(RESTART_AT_S * 1000)
         const at = Date.now()
-        db.restart()
+        await db.restart()
         restart = { atS: (at - t0) / 1000, tookMs: Date.now() - at }
       })()
     await producing
@@ -354,7 +365,7 @@ async function soak(kind) {
       `  wall time ${wallS.toFixed(1)} s; handler attempts ${fmt(completedAttempts + interrupted)} (${fmt(completedAttempts)} finished, ${fmt(interrupted)} cut by a kill); log records ${fmt(records)}`,
       `  duplicates: ${fmt(duplicateJobs)} jobs whose handler finished more than once, ${fmt(extraCompletions)} extra completions: ${fmt(killedBeforeAck)} after the process was SIGKILLed between handler end and the completion write, ${fmt(otherDuplicates)} otherwise (e.g. a completion lost to the DB restart)`,
       `  jobs enqueued twice (a retried enqueueBulk whose first try had committed, and whose job had already finished): ${fmt(enqueuedTwice)}`,
-      `  producer/stats calls retried while the database was away: ${retries.enqueue.n} enqueueBulk, ${retries.stats.n} getStats`,
+      `  producer: slowest enqueueBulk of 25 took ${fmt(slowestEnqueueMs)} ms; calls that failed and were retried: ${retries.enqueue.n} enqueueBulk, ${retries.stats.n} getStats`,
       ...checks.map(([what, ok, detail]) => `  ${ok ? 'ok  ' : 'FAIL'} ${what}: ${detail}`),
     ]
     for (const o of badOverlaps.slice(0, 5)) lines.push(`    overlap job ${o.id}: attempt ${o.a.attempt} pid ${o.a.pid} ${o.a.start.toFixed(1)}–${o.a.end.toFixed(1)} (${o.a.how || 'finished'}) vs attempt ${o.b.attempt} pid ${o.b.pid} from ${o.b.start.toFixed(1)}`)

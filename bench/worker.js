@@ -323,14 +323,4 @@ async function run() {
 
 module.exports = { run, systems: { ours, plain, bullmq } }
 
-if (require.main === module) {
-  run()
-    .then((rows) => {
-      console.log('\n| benchmark | figure | unit | target |\n| --- | --- | --- | --- |')
-      for (const r of rows) console.log(`| ${r.name} | ${r.value} | ${r.unit || ''} | ${r.target || ''} |`)
-    })
-    .catch((e) => {
-      console.error(e)
-      process.exit(1)
-    })
-}
+if (require.main === module) require('./rows.js').runStandalone(run)

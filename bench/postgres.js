@@ -441,7 +441,7 @@ async function retention() {
           nextSample += RETENTION_SAMPLE_S
         }
       }
-      await sample()
+      if (performance.now() - t0 > (nextSample - RETENTION_SAMPLE_S + 1) * 1000) await sample() // the end, unless just sampled
       w.send('finish')
       await w.next()
     } finally {

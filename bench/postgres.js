@@ -5,15 +5,15 @@
 // database shows every job finished. Systems: graphile-worker, pg-boss and ours (postgres
 // provider), each in a fresh schema; then the machine's cap (a bare COPY of N rows into a table
 // shaped like our jobs table), enqueue→handler-start latency at 500 jobs/s offered, the same
-// drain on our sqlite provider, claim throughput with 1M vs 10k jobs queued, and the size of our
-// table under a sustained load with a short retention.
+// drain on our sqlite provider, an idle worker's CPU, claim throughput with 1M vs 10k jobs queued,
+// and the size of our table under a sustained load with a short retention.
 //
 // `node --expose-gc bench/index.js postgres` (or `node bench/postgres.js`). Environment:
 // BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_PG_N (20000),
 // BENCH_PG_RUNS (1: runs per system, median reported), BENCH_PG_BIG (1000000: the big queue of
 // the claim figure), BENCH_PG_LATENCY_MS (5000), BENCH_PG_RETENTION_S (180: the sustained-load
 // run whose table size is shown), BENCH_PG_ONLY (comma list of sections: drain, copy, latency,
-// sqlite, claim, retention). Our rows are skipped, saying why, while the build has no
+// idle, sqlite, claim, retention). Our rows are skipped, saying why, while the build has no
 // postgres/sqlite provider.
 
 const { fork } = require('node:child_process')
@@ -537,6 +537,30 @@ async function measureAll(later) {
         rows.push({ name: `postgres: of which enqueue resolved → handler start (the wake-up), ${tail}`, value: pcts(r.wake), unit: 'ms', target: '' })
       } finally {
         await dropSchema(schema)
+      }
+    }
+  }
+
+  if (section('idle')) {
+    for (const [sys, why] of [[oursPg, oursPgWhy], [oursSqlite, oursSqliteWhy]]) {
+      const kind = sys === oursPg ? 'postgres' : 'sqlite'
+      if (why !== null) {
+        skip(`${kind}: idle worker CPU`, why)
+        continue
+      }
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-bench-idle-'))
+      const where = sys === oursPg ? freshSchema('idle') : `sqlite:${path.join(dir, 'queue.db')}`
+      try {
+        // Default worker settings, as the memory provider's idle figure (bench/worker.js).
+        const w = await workerProcess({ ...sys.workerSetup(where), mode: 'idle' })
+        w.send('go')
+        const r = await w.next()
+        await w.close()
+        if (r.handled !== 0) throw new Error(`idle CPU: the worker handled ${r.handled} jobs on an empty queue`)
+        rows.push({ name: `${kind}: idle worker CPU, empty queue, default worker settings, 5 s after 1 s settling (whole worker process)`, value: r.cpu.toFixed(3), unit: '% of one core', target: '< 1' })
+      } finally {
+        if (sys === oursPg) await dropSchema(where)
+        fs.rmSync(dir, { recursive: true, force: true })
       }
     }
   }

@@ -5,7 +5,7 @@
 // sends 'go', child starts the worker and then reports either { drained, seconds } once `n` no-op
 // jobs are handled and the database shows none left (mode 'drain'), or, in mode 'latency',
 // 'started', { handled } for each 'count', and { starts: [payload.k, handler-start wall ms] }
-// when sent 'finish'.
+// when sent 'finish'; in mode 'idle', { cpu } (% of one core over 5 s, after 1 s settling).
 
 const { performance } = require('node:perf_hooks')
 
@@ -79,7 +79,7 @@ const systems = {
     const q = require('../index.js')
     q.registerJobHandler('noop', async (job) => onJob(job.payload))
     const provider = await q.createQueueProvider(cfg.provider)
-    const worker = new q.Worker({ provider, config: { concurrency: cfg.concurrency } })
+    const worker = new q.Worker({ provider, config: cfg.concurrency ? { concurrency: cfg.concurrency } : {} })
     let running
     return {
       async start() {
@@ -126,7 +126,16 @@ async function main() {
   process.send('ready')
   if ((await next()) !== 'go') throw new Error('expected go')
 
-  if (cfg.mode === 'latency') {
+  if (cfg.mode === 'idle') {
+    await sys.start()
+    await sleep(1000) // settle
+    const c0 = process.cpuUsage()
+    const t0 = performance.now()
+    await sleep(5000)
+    const c = process.cpuUsage(c0)
+    const cpu = ((c.user + c.system) / 1000 / (performance.now() - t0)) * 100
+    await send({ cpu, handled })
+  } else if (cfg.mode === 'latency') {
     await sys.start()
     await sleep(300) // settle: connections up, LISTEN in place
     process.send('started')

@@ -26,6 +26,22 @@ export interface EnqueueOptions {
   deduplicationKey?: string
   /** Lower = higher priority (default: 0). */
   priority?: number
+  /**
+   * postgres provider: enqueue inside this transaction, so a rollback leaves no job and the
+   * commit wakes the workers. A Prisma interactive-transaction client
+   * (`prisma.$transaction(async (tx) => …)`) or a node-postgres client after `BEGIN`.
+   */
+  tx?: QueueTransaction
+}
+
+/** A transaction `enqueue`/`enqueueBulk` can join: Prisma's interactive-transaction client or a node-postgres client. */
+export type QueueTransaction =
+  | { $queryRawUnsafe(query: string, ...values: any[]): Promise<unknown> }
+  | { query(text: string, values?: any[]): Promise<unknown> }
+
+export interface EnqueueBulkOptions {
+  /** postgres provider: enqueue every item inside this transaction (see `EnqueueOptions.tx`). */
+  tx?: QueueTransaction
 }
 
 export interface Job<T = unknown> {
@@ -70,7 +86,7 @@ export interface QueueProvider {
   readonly name: string
   enqueue<T>(type: string, payload: T, options?: EnqueueOptions): Promise<Job<T>>
   /** Many jobs in one call; all are validated before any is queued. */
-  enqueueBulk<T>(items: BulkItem<T>[]): Promise<Job<T>[]>
+  enqueueBulk<T>(items: BulkItem<T>[], options?: EnqueueBulkOptions): Promise<Job<T>[]>
   receive(maxMessages?: number, waitTimeSeconds?: number): Promise<ReceivedJob[]>
   acknowledge(receiptHandle: string, result?: unknown): Promise<void>
   fail(receiptHandle: string, error: Error | string): Promise<void>

@@ -161,6 +161,7 @@ class NativeQueueProvider {
 
   async enqueue(type, payload, options) {
     checkType(type)
+    if (options?.tx !== undefined) return (await this._enqueueInTx(options.tx, [{ type, payload, options }]))[0]
     const json = payloadJson(payload)
     const args = enqueueArgs(options)
     if (!this._sync) return parseJob(await this._native.enqueue(type, json, args))
@@ -168,7 +169,8 @@ class NativeQueueProvider {
   }
 
   /** Many jobs in one call: `items` is `[{ type, payload, options? }]`. All are checked first. */
-  async enqueueBulk(items) {
+  async enqueueBulk(items, bulkOptions) {
+    if (bulkOptions?.tx !== undefined) return this._enqueueInTx(bulkOptions.tx, items)
     const { flat, options } = bulkArgs(items)
     if (!this._sync) return parseJobs(await this._native.enqueueBulk(flat, options))
     const ids = this._native.enqueueBulkSync(flat, options)
@@ -179,6 +181,20 @@ class NativeQueueProvider {
       jobs[i] = this._newJob(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, it.options, now)
     }
     return jobs
+  }
+
+  /** Enqueue inside the caller's transaction (postgres): the SQL comes from Rust, `tx` runs it. */
+  async _enqueueInTx(tx, items) {
+    const run = txRunner(tx)
+    if (this.name !== 'postgres') throw new TypeError(`options.tx needs the postgres provider; this provider is ${this.name}`)
+    const { flat, options } = bulkArgs(items)
+    const [sql, param] = this._native.txEnqueueSql(flat, options)
+    const jobs = JSON.parse(await run(sql, param))
+    if (jobs.length !== items.length) {
+      throw new Error(`${items.length - jobs.length} deduplicated job(s) are held by a transaction not yet committed; nothing was queued by this call once its transaction rolls back`)
+    }
+    for (const j of jobs) if (j.scheduledFor === null) delete j.scheduledFor
+    return jobs.map(toJob)
   }
 
   /** The job the memory provider just queued, built here rather than sent back as JSON. */
@@ -241,6 +257,25 @@ class NativeQueueProvider {
   async close() {
     await this._native.close()
   }
+}
+
+/** How to run one statement with one parameter on a caller's transaction, by its kind. */
+function txRunner(tx) {
+  if (tx !== null && typeof tx === 'object') {
+    if (typeof tx.$queryRawUnsafe === 'function') {
+      if (typeof tx.$transaction === 'function') {
+        throw new TypeError('options.tx must be the client prisma.$transaction(async (tx) => …) passes, not the PrismaClient itself')
+      }
+      return async (sql, param) => (await tx.$queryRawUnsafe(sql, param))[0].jobs
+    }
+    if (typeof tx.query === 'function') {
+      if (typeof tx.totalCount === 'number') {
+        throw new TypeError('options.tx must be a node-postgres client inside BEGIN … COMMIT, not a Pool (pool.connect() gives one)')
+      }
+      return async (sql, param) => (await tx.query(sql, [param])).rows[0].jobs
+    }
+  }
+  throw new TypeError(`options.tx must be a Prisma interactive-transaction client or a node-postgres client, got ${describe(tx)}`)
 }
 
 const PROVIDER_TYPES = ['memory', 'sqs', 'postgres', 'sqlite']

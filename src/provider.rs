@@ -127,6 +127,8 @@ fn result_raw(result_json: Option<String>) -> Result<Option<Box<RawValue>>> {
 pub struct NativeProvider {
     inner: SharedProvider,
     memory: Option<Arc<MemoryQueue>>,
+    /// The postgres provider, for enqueues inside a caller's transaction.
+    postgres: Option<Arc<PostgresQueue>>,
 }
 
 /// Create a provider from a `providerConfig` given as JSON text.
@@ -140,6 +142,7 @@ pub async fn create_provider(config_json: String) -> Result<NativeProvider> {
             NativeProvider {
                 inner: q.clone(),
                 memory: Some(q),
+                postgres: None,
             }
         }
         ProviderConfig::Sqs(c) => {
@@ -147,15 +150,21 @@ pub async fn create_provider(config_json: String) -> Result<NativeProvider> {
             NativeProvider {
                 inner: p,
                 memory: None,
+                postgres: None,
             }
         }
-        ProviderConfig::Postgres(c) => NativeProvider {
-            inner: PostgresQueue::connect(c).await.map_err(napi_err)?,
-            memory: None,
-        },
+        ProviderConfig::Postgres(c) => {
+            let p = PostgresQueue::connect(c).await.map_err(napi_err)?;
+            NativeProvider {
+                inner: p.clone(),
+                memory: None,
+                postgres: Some(p),
+            }
+        }
         ProviderConfig::Sqlite(c) => NativeProvider {
             inner: SqliteQueue::connect(c).await.map_err(napi_err)?,
             memory: None,
+            postgres: None,
         },
     })
 }
@@ -169,6 +178,7 @@ pub fn create_memory_provider(max_history_size: u32) -> NativeProvider {
     NativeProvider {
         inner: q.clone(),
         memory: Some(q),
+        postgres: None,
     }
 }
 
@@ -319,6 +329,28 @@ impl NativeProvider {
     #[napi]
     pub async fn close(&self) -> Result<()> {
         self.inner.close().await.map_err(napi_err)
+    }
+
+    /// Postgres only: `[sql, param]` that enqueue these jobs (see [`bulk_jobs`]) when run on the
+    /// caller's connection inside its transaction; the one row's `jobs` is the jobs as JSON.
+    #[napi]
+    pub fn tx_enqueue_sql(
+        &self,
+        flat_json: String,
+        options_json: Option<String>,
+    ) -> Result<Vec<String>> {
+        let pg = self.postgres.as_ref().ok_or_else(|| {
+            Error::new(
+                Status::InvalidArg,
+                format!(
+                    "options.tx needs the postgres provider; this provider is {}",
+                    self.inner.name()
+                ),
+            )
+        })?;
+        let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
+        let (sql, param) = pg.transactional_enqueue(jobs).map_err(napi_err)?;
+        Ok(vec![sql, param])
     }
 
     /// Longest delay the provider holds itself, in ms; `null` when unbounded.

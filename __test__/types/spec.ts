@@ -438,7 +438,24 @@ registerJobHandler<{ n: number }, number>('typed:result', async (job) => String(
 // @ts-expect-error scheduler.enabled is required
 const noEnabled: QueueSchedulerConfig = { pollInterval: 1000 }
 
+// The durable providers and enqueue inside a transaction (issue 12).
+const durable: QueueConfig = {
+  enabled: true,
+  providerConfig: { type: 'postgres', schema: 'jobs', visibilityTimeout: 60, retention: { completed: 3_600_000 } },
+}
+const embedded: QueueProviderConfig = { type: 'sqlite', databaseUrl: 'sqlite:./jobs.db', autoMigrate: false }
+async function inTransaction(provider: QueueProvider, client: { query(text: string, values?: any[]): Promise<unknown> }) {
+  const job: Job<{ orderId: number }> = await provider.enqueue('order:confirm', { orderId: 1 }, { tx: client, priority: 1 })
+  await provider.enqueueBulk([{ type: 'order:mail', payload: { orderId: job.payload.orderId } }], { tx: client })
+}
+// @ts-expect-error schema is a string
+const badSchema: QueueProviderConfig = { type: 'postgres', schema: 1 }
+
 void [
+  durable,
+  embedded,
+  inTransaction,
+  badSchema,
   quickStartEnqueue,
   fullMemory,
   development,

@@ -28,6 +28,8 @@ use uuid::Uuid;
 
 /// Largest visibility timeout accepted, in seconds (12 h, as on SQS).
 pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+/// Jobs inserted in one statement at most by the enqueue batcher; a bulk this big goes alone.
+const ENQUEUE_BATCH: usize = 1000;
 /// Receipts settled in one statement at most.
 const SETTLE_BATCH: usize = 1000;
 /// Rows one retention statement deletes at most.
@@ -45,6 +47,7 @@ pub struct Insert {
     pub payload: Box<RawValue>,
     /// [`JobOptions`] as JSON text.
     pub options: String,
+    pub job_options: JobOptions,
     pub priority: i64,
     pub max_retries: i64,
     /// Relative delay in ms (the database adds it to its clock).
@@ -52,6 +55,34 @@ pub struct Insert {
     /// Absolute due time in epoch ms (`scheduledFor`); wins over `delay_ms`.
     pub scheduled_for: Option<i64>,
     pub deduplication_key: Option<String>,
+}
+
+/// What the database decided for an inserted row; the rest of the job is what was sent.
+pub struct Inserted {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub created_at: i64,
+    pub scheduled_for: Option<i64>,
+}
+
+impl Insert {
+    fn job(&self, d: Inserted) -> Job {
+        Job {
+            id: self.id.hyphenated().to_string(),
+            job_type: self.job_type.clone(),
+            payload: self.payload.clone(),
+            options: self.job_options.clone(),
+            status: d.status,
+            attempts: 0,
+            created_at: d.created_at,
+            scheduled_for: d.scheduled_for,
+            started_at: None,
+            completed_at: None,
+            last_error: None,
+            progress: None,
+            result: None,
+        }
+    }
 }
 
 /// One attempt to settle: the job and the delivery its receipt names.
@@ -70,8 +101,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Check the database answers.
     async fn ping(&self) -> Result<()>;
     /// Insert; rows whose deduplication key is taken by an unfinished job are skipped.
-    /// Returns the inserted jobs, in any order.
-    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>>;
+    /// Returns what the database decided for the inserted rows, in any order.
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>>;
     /// The unfinished jobs holding these deduplication keys.
     async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>>;
     /// Lease up to `max` due jobs for `lease_ms`, skipping rows other claimers hold; in
@@ -102,6 +133,10 @@ pub trait Backend: Send + Sync + 'static {
     fn listen(&self, _wake: Weak<Shared>) {}
     /// Longest sleep of an idle receiver between looks at the table.
     fn fallback_poll(&self) -> Duration;
+    /// Enqueue statements worth running at once (1 where the database has one writer).
+    fn enqueue_concurrency(&self) -> usize {
+        1
+    }
     async fn close(&self);
 }
 
@@ -172,8 +207,15 @@ struct SettleReq {
     done: oneshot::Sender<Result<bool>>,
 }
 
+/// Enqueues made while one insert runs go together in the next (one statement, one commit).
+struct EnqueueReq {
+    rows: Vec<Insert>,
+    done: oneshot::Sender<Result<Vec<Job>>>,
+}
+
 struct Inner<B: Backend> {
     backend: B,
+    enqueue_tx: Mutex<Option<mpsc::UnboundedSender<EnqueueReq>>>,
     shared: Arc<Shared>,
     lease_ms: u64,
     retention: RetentionConfig,
@@ -181,6 +223,7 @@ struct Inner<B: Backend> {
     held: Mutex<HashMap<Uuid, i64>>,
     settle_tx: Mutex<Option<mpsc::UnboundedSender<SettleReq>>>,
     settler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    enqueuer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A durable queue provider over a [`Backend`].
@@ -216,6 +259,38 @@ impl PostgresQueue {
     }
 }
 
+impl PostgresQueue {
+    /// Enqueue inside a caller's transaction: the statement to run on the caller's connection
+    /// with its one parameter (JSON text). Its one row's `jobs` column is the jobs as JSON, in
+    /// order; a rolled-back transaction leaves no job, a committed one wakes the workers.
+    pub fn transactional_enqueue(&self, jobs: Vec<NewJob>) -> Result<(String, String)> {
+        self.check_open()?;
+        let rows = inserts(jobs)?;
+        let param: Vec<serde_json::Value> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                serde_json::json!({
+                    "jid": r.id.hyphenated().to_string(),
+                    "jtype": r.job_type,
+                    "jpayload": r.payload.get(),
+                    "joptions": r.options,
+                    "jprio": r.priority,
+                    "jretries": r.max_retries,
+                    "jdelay": r.delay_ms,
+                    "jsched": r.scheduled_for,
+                    "jkey": r.deduplication_key,
+                    "jord": i,
+                })
+            })
+            .collect();
+        Ok((
+            self.inner.backend.tx_insert_sql().to_owned(),
+            serde_json::Value::Array(param).to_string(),
+        ))
+    }
+}
+
 impl SqliteQueue {
     /// Open the file (creating it), migrate when `autoMigrate`, and start.
     pub async fn connect(config: SqliteConfig) -> Result<Arc<SqliteQueue>> {
@@ -238,8 +313,10 @@ impl<B: Backend> DbQueue<B> {
             backend.ping().await?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let (etx, erx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             backend,
+            enqueue_tx: Mutex::new(Some(etx)),
             shared: Arc::new(Shared {
                 wake: Notify::new(),
                 stop: Notify::new(),
@@ -250,10 +327,12 @@ impl<B: Backend> DbQueue<B> {
             held: Mutex::new(HashMap::new()),
             settle_tx: Mutex::new(Some(tx)),
             settler: Mutex::new(None),
+            enqueuer: Mutex::new(None),
         });
         inner.backend.listen(Arc::downgrade(&inner.shared));
         let settler = tokio::spawn(settle_loop(Arc::downgrade(&inner), rx));
         *lock(&inner.settler) = Some(settler);
+        *lock(&inner.enqueuer) = Some(tokio::spawn(enqueue_loop(Arc::downgrade(&inner), erx)));
         tokio::spawn(maintenance(Arc::downgrade(&inner)));
         Ok(Arc::new(DbQueue { inner }))
     }
@@ -316,9 +395,11 @@ impl<B: Backend> DbQueue<B> {
             })
             .map_err(|_| QueueError::Closed)?;
         }
-        let matched = rx.await.map_err(|_| QueueError::Closed)??;
+        let outcome = rx.await.map_err(|_| QueueError::Closed).and_then(|r| r);
+        // Whatever the database said, this attempt is over here: stop renewing its lease (if
+        // the write was lost, the job runs again once the lease ends).
         self.inner.forget(lease);
-        if matched {
+        if outcome? {
             Ok(())
         } else {
             Err(QueueError::UnknownReceipt(receipt.to_owned()))
@@ -327,6 +408,69 @@ impl<B: Backend> DbQueue<B> {
 }
 
 impl<B: Backend> Inner<B> {
+    /// Insert `rows`; returns their jobs in order (for a deduplicated row, the unfinished job
+    /// holding its key; if that job finished between the insert and the look-up, insert again).
+    async fn insert_all(&self, rows: &[&Insert]) -> Result<Vec<Job>> {
+        let b = &self.backend;
+        let mut by_id: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
+        let mut todo: Vec<&Insert> = rows.to_vec();
+        let mut by_key: HashMap<String, Job> = HashMap::new();
+        for _ in 0..3 {
+            let sent: HashMap<Uuid, &Insert> = todo.iter().map(|r| (r.id, *r)).collect();
+            for d in b.insert(&todo).await? {
+                if let Some(r) = sent.get(&d.id) {
+                    by_id.insert(d.id, r.job(d));
+                }
+            }
+            let missing: Vec<&Insert> = todo
+                .into_iter()
+                .filter(|r| !by_id.contains_key(&r.id))
+                .collect();
+            let keys: Vec<String> = missing
+                .iter()
+                .filter_map(|r| r.deduplication_key.clone())
+                .filter(|k| !by_key.contains_key(k))
+                .collect();
+            if !keys.is_empty() {
+                for j in b.by_dedup_keys(&keys).await? {
+                    if let Some(k) = j.options.deduplication_key.clone() {
+                        by_key.insert(k, j);
+                    }
+                }
+            }
+            todo = missing
+                .into_iter()
+                .filter(|r| {
+                    !r.deduplication_key
+                        .as_ref()
+                        .is_some_and(|k| by_key.contains_key(k))
+                })
+                .collect();
+            if todo.is_empty() {
+                break;
+            }
+        }
+        if !todo.is_empty() {
+            return Err(QueueError::Backend(format!(
+                "{} job(s) were neither queued nor deduplicated (their deduplication keys kept changing hands); nothing else failed",
+                todo.len()
+            )));
+        }
+        self.shared.wake();
+        rows.iter()
+            .map(|r| {
+                by_id
+                    .remove(&r.id)
+                    .or_else(|| {
+                        r.deduplication_key
+                            .as_ref()
+                            .and_then(|k| by_key.get(k).cloned())
+                    })
+                    .ok_or_else(|| QueueError::Backend("the database lost a queued job".into()))
+            })
+            .collect()
+    }
+
     /// Errors of background work that raced `close` are expected: drop them.
     fn ignore_if_closed(&self, e: QueueError) -> Result<()> {
         if self.shared.is_closed() {
@@ -438,6 +582,80 @@ async fn maintenance<B: Backend>(inner: Weak<Inner<B>>) {
     }
 }
 
+/// Inserts enqueues in batches, [`Backend::enqueue_concurrency`] at once; when a merged batch fails,
+/// each request is tried alone, so one caller's bad job fails only that caller.
+async fn enqueue_loop<B: Backend>(
+    inner: Weak<Inner<B>>,
+    mut rx: mpsc::UnboundedReceiver<EnqueueReq>,
+) {
+    let Some(width) = inner
+        .upgrade()
+        .map(|i| i.backend.enqueue_concurrency().max(1))
+    else {
+        return;
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(width));
+    let mut running = tokio::task::JoinSet::new();
+    while let Some(first) = rx.recv().await {
+        // Wait for a free slot first: what arrives meanwhile joins this batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let mut n = first.rows.len();
+        let mut batch = vec![first];
+        while n < ENQUEUE_BATCH {
+            match rx.try_recv() {
+                Ok(r) => {
+                    n += r.rows.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(i) = inner.upgrade() else {
+            for r in batch {
+                let _ = r.done.send(Err(QueueError::Closed));
+            }
+            break;
+        };
+        running.spawn(async move {
+            insert_batch(&i, batch).await;
+            drop(slot);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// One batch of enqueues in one statement; when it fails, each request alone.
+async fn insert_batch<B: Backend>(i: &Inner<B>, batch: Vec<EnqueueReq>) {
+    if batch.len() == 1 {
+        for r in batch {
+            let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
+            let _ = r.done.send(out);
+        }
+        return;
+    }
+    let rows: Vec<&Insert> = batch.iter().flat_map(|r| r.rows.iter()).collect();
+    let merged = i.insert_all(&rows).await;
+    drop(rows);
+    match merged {
+        Ok(jobs) => {
+            let mut jobs = jobs.into_iter();
+            for r in batch {
+                let mine: Vec<Job> = jobs.by_ref().take(r.rows.len()).collect();
+                let _ = r.done.send(Ok(mine));
+            }
+        }
+        Err(_) => {
+            for r in batch {
+                let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
+                let _ = r.done.send(out);
+            }
+        }
+    }
+}
+
 /// Settles attempts in batches: whatever is queued while one statement runs goes in the next.
 async fn settle_loop<B: Backend>(
     inner: Weak<Inner<B>>,
@@ -522,6 +740,7 @@ fn inserts(jobs: Vec<NewJob>) -> Result<Vec<Insert>> {
                 job_type: j.job_type,
                 payload: j.payload,
                 options,
+                job_options: o.clone(),
                 priority: i64::from(o.priority),
                 max_retries: i64::from(o.max_retries),
                 delay_ms: j
@@ -554,65 +773,20 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
             return Ok(Vec::new());
         }
         let rows = inserts(jobs)?;
-        let b = &self.inner.backend;
-        let mut by_id: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
-        // A deduplicated row returns the unfinished job holding its key; if that job finished
-        // between the insert and the look-up, insert again.
-        let mut todo: Vec<&Insert> = rows.iter().collect();
-        let mut by_key: HashMap<String, Job> = HashMap::new();
-        for _ in 0..3 {
-            for j in b.insert(&todo).await? {
-                if let Ok(id) = Uuid::try_parse(&j.id) {
-                    by_id.insert(id, j);
-                }
-            }
-            let missing: Vec<&Insert> = todo
-                .into_iter()
-                .filter(|r| !by_id.contains_key(&r.id))
-                .collect();
-            let keys: Vec<String> = missing
-                .iter()
-                .filter_map(|r| r.deduplication_key.clone())
-                .filter(|k| !by_key.contains_key(k))
-                .collect();
-            if !keys.is_empty() {
-                for j in b.by_dedup_keys(&keys).await? {
-                    if let Some(k) = j.options.deduplication_key.clone() {
-                        by_key.insert(k, j);
-                    }
-                }
-            }
-            todo = missing
-                .into_iter()
-                .filter(|r| {
-                    !r.deduplication_key
-                        .as_ref()
-                        .is_some_and(|k| by_key.contains_key(k))
-                })
-                .collect();
-            if todo.is_empty() {
-                break;
-            }
+        if rows.len() >= ENQUEUE_BATCH {
+            return self
+                .inner
+                .insert_all(&rows.iter().collect::<Vec<_>>())
+                .await;
         }
-        if !todo.is_empty() {
-            return Err(QueueError::Backend(format!(
-                "{} job(s) were neither queued nor deduplicated (their deduplication keys kept changing hands); nothing else failed",
-                todo.len()
-            )));
+        let (done, rx) = oneshot::channel();
+        {
+            let tx = lock(&self.inner.enqueue_tx);
+            let tx = tx.as_ref().ok_or(QueueError::Closed)?;
+            tx.send(EnqueueReq { rows, done })
+                .map_err(|_| QueueError::Closed)?;
         }
-        self.inner.shared.wake();
-        rows.iter()
-            .map(|r| {
-                by_id
-                    .remove(&r.id)
-                    .or_else(|| {
-                        r.deduplication_key
-                            .as_ref()
-                            .and_then(|k| by_key.get(k).cloned())
-                    })
-                    .ok_or_else(|| QueueError::Backend("the database lost a queued job".into()))
-            })
-            .collect()
+        rx.await.map_err(|_| QueueError::Closed)?
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedJob>> {
@@ -677,9 +851,9 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
 
     async fn release(&self, receipt: &str) -> Result<()> {
         let lease = parse_receipt(receipt)?;
-        let ok = self.inner.backend.release(lease).await?;
+        let released = self.inner.backend.release(lease).await;
         self.inner.forget(lease);
-        if !ok {
+        if !released? {
             return Err(QueueError::UnknownReceipt(receipt.to_owned()));
         }
         self.inner.shared.wake();
@@ -710,11 +884,15 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
         if self.inner.shared.shut() {
             return Ok(());
         }
-        // Let queued settlements finish, then close the pool.
+        // Let queued enqueues and settlements finish, then close the pool.
+        drop(lock(&self.inner.enqueue_tx).take());
         drop(lock(&self.inner.settle_tx).take());
-        let settler = lock(&self.inner.settler).take();
-        if let Some(s) = settler {
-            let _ = s.await;
+        let tasks = [
+            lock(&self.inner.enqueuer).take(),
+            lock(&self.inner.settler).take(),
+        ];
+        for t in tasks.into_iter().flatten() {
+            let _ = t.await;
         }
         self.inner.backend.close().await;
         Ok(())
@@ -734,19 +912,7 @@ where
     let get_s = |c: &'static str| row.try_get::<String, _>(c).map_err(db_err);
     let get_os = |c: &'static str| row.try_get::<Option<String>, _>(c).map_err(db_err);
     let get_oi = |c: &'static str| row.try_get::<Option<i64>, _>(c).map_err(db_err);
-    let status = match get_s("status")?.as_str() {
-        "pending" => JobStatus::Pending,
-        "scheduled" => JobStatus::Scheduled,
-        "processing" => JobStatus::Processing,
-        "completed" => JobStatus::Completed,
-        "failed" => JobStatus::Failed,
-        "dead" => JobStatus::Dead,
-        other => {
-            return Err(QueueError::Backend(format!(
-                "queue database: unknown job status {other:?}"
-            )))
-        }
-    };
+    let status = parse_status(&get_s("status")?)?;
     let raw = |text: String, col: &str| {
         RawValue::from_string(text).map_err(|e| {
             QueueError::Backend(format!("queue database: column {col} is not JSON: {e}"))
@@ -767,6 +933,40 @@ where
         last_error: get_os("lastError")?,
         progress: row.try_get::<Option<f64>, _>("progress").map_err(db_err)?,
         result: get_os("result")?.map(|t| raw(t, "result")).transpose()?,
+    })
+}
+
+fn parse_status(s: &str) -> Result<JobStatus> {
+    Ok(match s {
+        "pending" => JobStatus::Pending,
+        "scheduled" => JobStatus::Scheduled,
+        "processing" => JobStatus::Processing,
+        "completed" => JobStatus::Completed,
+        "failed" => JobStatus::Failed,
+        "dead" => JobStatus::Dead,
+        other => {
+            return Err(QueueError::Backend(format!(
+                "queue database: unknown job status {other:?}"
+            )))
+        }
+    })
+}
+
+/// The columns `id`, `status`, `createdAt`, `scheduledFor` of an inserted row.
+pub(crate) fn inserted_from_row<'r, R>(row: &'r R) -> Result<Inserted>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let id: String = row.try_get("id").map_err(db_err)?;
+    Ok(Inserted {
+        id: Uuid::try_parse(&id)
+            .map_err(|e| QueueError::Backend(format!("queue database: bad id {id:?}: {e}")))?,
+        status: parse_status(&row.try_get::<String, _>("status").map_err(db_err)?)?,
+        created_at: row.try_get("createdAt").map_err(db_err)?,
+        scheduled_for: row.try_get("scheduledFor").map_err(db_err)?,
     })
 }
 

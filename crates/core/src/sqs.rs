@@ -18,6 +18,7 @@ use crate::job::{
 use crate::provider::{DelaySink, QueueProvider};
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls;
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_sqs::error::{BoxError, ProvideErrorMetadata, SdkError};
@@ -27,7 +28,6 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use aws_smithy_http_client::tls;
 use cache::JobCache;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
@@ -256,9 +256,7 @@ impl SqsProvider {
     pub async fn connect(cfg: SqsConfig) -> Result<Arc<SqsProvider>> {
         validate(&cfg)?;
         let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
             .build_https();
         let shared = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https)

@@ -1,7 +1,10 @@
 //! The `QueueJob` statements on PostgreSQL: claims with `FOR UPDATE SKIP LOCKED`, batches as
 //! `unnest` arrays, times from `now()`, and wake-ups through LISTEN/NOTIFY.
 
-use super::{backoff_table, db_err, job_from_row, Backend, Insert, Lease, Shared};
+use super::{
+    backoff_table, db_err, inserted_from_row, job_from_row, Backend, Insert, Inserted, Lease,
+    Shared,
+};
 use crate::config::PostgresConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobStatus, QueueStats};
@@ -22,6 +25,8 @@ const MIGRATION_LOCK: i64 = 7_283_641_093;
 const CHANNEL: &str = "chaaskit_queue";
 /// An idle receiver looks at the table at least this often, in case a notification was lost.
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How long a call waits for a connection before it fails (the database is down).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Epoch milliseconds of a `timestamptz` expression.
 fn ms(expr: &str) -> String {
@@ -61,13 +66,63 @@ struct Sql {
     purge: String,
     get: String,
     stats: String,
+    tx_insert: String,
+}
+
+/// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
+/// table aliased `p`.
+fn job_json(p: &str) -> String {
+    format!(
+        r#"json_build_object('id', {p}."id"::text, 'type', {p}."type", 'payload', {p}."payload", 'options', {p}."options",
+        'status', CASE WHEN {p}."status" IN ('scheduled', 'failed') AND {p}."runAt" <= now() THEN 'pending' ELSE {p}."status" END,
+        'attempts', {p}."attempts", 'createdAt', {created}, 'scheduledFor', {sched})"#,
+        created = ms(&format!(r#"{p}."createdAt""#)),
+        sched = ms(&format!(r#"{p}."scheduledFor""#)),
+    )
 }
 
 impl Sql {
     fn new(t: &str) -> Sql {
         let c = cols("");
         let cj = cols("j.");
+        let inserted = format!(
+            r#""id"::text AS "id", CASE WHEN "status" = 'scheduled' AND "runAt" <= now() THEN 'pending' ELSE "status" END AS "status",
+            {} AS "createdAt", {} AS "scheduledFor""#,
+            ms(r#""createdAt""#),
+            ms(r#""scheduledFor""#)
+        );
         Sql {
+            // The insert on a caller's connection, inside its transaction: one JSON text
+            // parameter (any client binds that), one row back whose "jobs" is the jobs as JSON,
+            // in input order (an existing unfinished job for a deduplicated item).
+            tx_insert: format!(
+                r#"WITH u AS (
+                    SELECT * FROM json_to_recordset($1::json) AS x(jid uuid, jtype text, jpayload text, joptions text,
+                        jprio int8, jretries int8, jdelay int8, jsched int8, jkey text, jord int8)),
+                ins AS (
+                    INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "deduplicationKey")
+                    SELECT u.jid, u.jtype, u.jpayload::json, u.joptions::json,
+                        CASE WHEN r.at > now() THEN 'scheduled' ELSE 'pending' END, u.jprio, u.jretries,
+                        GREATEST(r.at, now()), CASE WHEN r.at > now() THEN r.at END, u.jkey
+                    FROM u CROSS JOIN LATERAL (SELECT COALESCE(to_timestamp(u.jsched / 1000.0),
+                        now() + COALESCE(u.jdelay, 0) * interval '1 millisecond') AS at) r
+                    ORDER BY u.jord
+                    ON CONFLICT DO NOTHING
+                    RETURNING *),
+                out AS (
+                    SELECT u.jord, {ji} AS j FROM u JOIN ins i ON i."id" = u.jid
+                    UNION ALL
+                    SELECT u.jord, {je} FROM u JOIN {t} e ON e."deduplicationKey" = u.jkey
+                        AND e."status" NOT IN ('completed', 'dead')
+                    WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins."id" = u.jid)
+                    UNION ALL
+                    SELECT u.jord, {jd} FROM u JOIN ins d ON d."deduplicationKey" = u.jkey
+                    WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins."id" = u.jid))
+                SELECT COALESCE(json_agg(j ORDER BY jord), '[]'::json)::text AS "jobs" FROM out"#,
+                ji = job_json("i"),
+                je = job_json("e"),
+                jd = job_json("d"),
+            ),
             insert: format!(
                 r#"INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "deduplicationKey")
                 SELECT u.jid, u.jtype, u.jpayload::json, u.joptions::json,
@@ -79,7 +134,7 @@ impl Sql {
                     now() + COALESCE(u.jdelay, 0) * interval '1 millisecond') AS at) r
                 ORDER BY u.jord
                 ON CONFLICT DO NOTHING
-                RETURNING {c}"#
+                RETURNING {inserted}"#
             ),
             by_keys: format!(
                 r#"SELECT {c} FROM {t} WHERE "deduplicationKey" = ANY($1) AND "status" NOT IN ('completed', 'dead')"#
@@ -160,7 +215,10 @@ fn quote_ident(name: &str) -> String {
 
 /// The jobs table on PostgreSQL.
 pub struct PostgresBackend {
+    /// Enqueues and reads: every commit durable.
     pool: PgPool,
+    /// Claims, settlements, leases, retention: asynchronous commit.
+    work: PgPool,
     schema: String,
     sql: Sql,
     url: String,
@@ -199,17 +257,25 @@ impl PostgresBackend {
                 "providerConfig.databaseUrl {shown:?} is not valid: {e}"
             ))
         })?;
+        let unreachable =
+            |e| QueueError::Backend(format!("cannot reach the queue database {shown}: {e}"));
         let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
+            .max_connections(8)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(opts.clone())
             .await
-            .map_err(|e| {
-                QueueError::Backend(format!("cannot reach the queue database {shown}: {e}"))
-            })?;
+            .map_err(unreachable)?;
+        // The worker's bookkeeping commits without waiting for the WAL flush (a flush costs
+        // milliseconds per commit): a database crash may forget its last moments, and then a
+        // claimed or finished job simply runs again, as after any crash. Enqueues stay durable.
+        let work = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(opts.options([("synchronous_commit", "off")]));
         let table = format!("{}.\"QueueJob\"", quote_ident(schema));
         Ok(PostgresBackend {
             pool,
+            work,
             schema: schema.to_owned(),
             sql: Sql::new(&table),
             url: shown,
@@ -218,6 +284,11 @@ impl PostgresBackend {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The statement of [`crate::durable::PostgresQueue::transactional_enqueue`].
+    pub fn tx_insert_sql(&self) -> &str {
+        &self.sql.tx_insert
     }
 
     /// The schema-qualified table name.
@@ -270,7 +341,7 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
-    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>> {
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
         let n = jobs.len();
         let (mut ids, mut types, mut payloads, mut options) = (
             Vec::with_capacity(n),
@@ -309,7 +380,7 @@ impl Backend for PostgresBackend {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("enqueueing"))?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(inserted_from_row).collect()
     }
 
     async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>> {
@@ -325,7 +396,7 @@ impl Backend for PostgresBackend {
         let rows = sqlx::query(&self.sql.claim)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(lease_ms as f64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.work)
             .await
             .map_err(self.err("claiming jobs"))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -344,7 +415,7 @@ impl Backend for PostgresBackend {
 
     async fn next_due_ms(&self) -> Result<Option<i64>> {
         let row = sqlx::query(&self.sql.next_due)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.work)
             .await
             .map_err(self.err("looking for due jobs"))?;
         row.try_get("ms").map_err(db_err)
@@ -367,7 +438,7 @@ impl Backend for PostgresBackend {
                     .map(|(_, r)| r.map(RawValue::get))
                     .collect::<Vec<_>>(),
             )
-            .fetch_all(&self.pool)
+            .fetch_all(&self.work)
             .await
             .map_err(self.err("acknowledging"))?;
         leases(&rows)
@@ -386,7 +457,7 @@ impl Backend for PostgresBackend {
             .bind(sorted.iter().map(|(l, _)| l.delivery).collect::<Vec<_>>())
             .bind(sorted.iter().map(|(_, e)| *e).collect::<Vec<_>>())
             .bind(backoff_table())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.work)
             .await
             .map_err(self.err("failing"))?;
         leases(&rows)
@@ -396,7 +467,7 @@ impl Backend for PostgresBackend {
         let r = sqlx::query(&self.sql.release)
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("releasing"))?;
         Ok(r.rows_affected() == 1)
@@ -407,7 +478,7 @@ impl Backend for PostgresBackend {
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
             .bind(percent)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("storing progress"))?;
         Ok(r.rows_affected() == 1)
@@ -423,7 +494,7 @@ impl Backend for PostgresBackend {
             )
             .bind(leases.iter().map(|l| l.delivery).collect::<Vec<_>>())
             .bind(lease_ms as f64)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("renewing leases"))?;
         Ok(())
@@ -431,7 +502,7 @@ impl Backend for PostgresBackend {
 
     async fn reap(&self) -> Result<u64> {
         let r = sqlx::query(&self.sql.reap)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("reclaiming expired leases"))?;
         Ok(r.rows_affected())
@@ -442,7 +513,7 @@ impl Backend for PostgresBackend {
             .bind(status.as_str())
             .bind(older_than_ms as f64)
             .bind(limit)
-            .execute(&self.pool)
+            .execute(&self.work)
             .await
             .map_err(self.err("purging finished jobs"))?;
         Ok(r.rows_affected())
@@ -555,7 +626,13 @@ impl Backend for PostgresBackend {
         FALLBACK_POLL
     }
 
+    /// Each enqueue waits for its commit's WAL flush; several in flight share flushes.
+    fn enqueue_concurrency(&self) -> usize {
+        4
+    }
+
     async fn close(&self) {
+        self.work.close().await;
         self.pool.close().await;
     }
 }

@@ -1,7 +1,9 @@
 //! The `QueueJob` statements on SQLite: each claim is one `UPDATE … RETURNING` (SQLite has one
 //! writer at a time), batches cross as one JSON array read with `json_each`.
 
-use super::{backoff_table, db_err, job_from_row, Backend, Insert, Lease};
+use super::{
+    backoff_table, db_err, inserted_from_row, job_from_row, Backend, Insert, Inserted, Lease,
+};
 use crate::config::SqliteConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobStatus, QueueStats};
@@ -66,7 +68,8 @@ impl Sql {
                       FROM json_each($1))
                 WHERE true ORDER BY k
                 ON CONFLICT DO NOTHING
-                RETURNING {c}"#
+                RETURNING "id", CASE WHEN "status" = 'scheduled' AND "runAt" <= {NOW} THEN 'pending' ELSE "status" END AS "status",
+                    "createdAt", "scheduledFor""#
             ),
             by_keys: format!(
                 r#"SELECT {c} FROM {t} WHERE "deduplicationKey" IN (SELECT value FROM json_each($1))
@@ -75,7 +78,7 @@ impl Sql {
             claim: format!(
                 r#"UPDATE {t} SET "status" = 'processing', "attempts" = "attempts" + 1,
                     "deliveries" = "deliveries" + 1, "startedAt" = {NOW}, "lockedUntil" = {NOW} + $2
-                WHERE "id" IN (SELECT "id" FROM {t}
+                WHERE "seq" IN (SELECT "seq" FROM {t}
                     WHERE "status" IN ('pending', 'scheduled', 'failed') AND "runAt" <= {NOW}
                     ORDER BY "priority", "runAt", "seq" LIMIT $1)
                 RETURNING {c}"#
@@ -137,6 +140,9 @@ impl Sql {
 /// The jobs table in an SQLite file.
 pub struct SqliteBackend {
     pool: SqlitePool,
+    /// SQLite has one writer: this process's writes take turns here rather than in SQLite's
+    /// busy handler, which sleeps.
+    write: tokio::sync::Mutex<()>,
     sql: Sql,
     url: String,
 }
@@ -169,6 +175,7 @@ impl SqliteBackend {
         let pool = SqliteStore::connect_lazy(&url)?.pool().clone();
         let b = SqliteBackend {
             pool,
+            write: tokio::sync::Mutex::new(()),
             sql: Sql::new(),
             url,
         };
@@ -230,7 +237,8 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Job>> {
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = jobs
             .iter()
             .map(|j| {
@@ -252,7 +260,7 @@ impl Backend for SqliteBackend {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("enqueueing"))?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(inserted_from_row).collect()
     }
 
     async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>> {
@@ -265,6 +273,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn claim(&self, max: usize, lease_ms: u64) -> Result<Vec<(Job, i64)>> {
+        let _turn = self.write.lock().await;
         let rows = sqlx::query(&self.sql.claim)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(i64::try_from(lease_ms).unwrap_or(i64::MAX))
@@ -294,6 +303,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn complete(&self, done: &[(Lease, Option<&RawValue>)]) -> Result<Vec<Lease>> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = done
             .iter()
             .map(|(l, r)| {
@@ -313,6 +323,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn fail(&self, failed: &[(Lease, &str)]) -> Result<Vec<Lease>> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = failed
             .iter()
             .map(|(l, e)| json!([l.id.hyphenated().to_string(), l.delivery, e]))
@@ -327,6 +338,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn release(&self, lease: Lease) -> Result<bool> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.release)
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
@@ -337,6 +349,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn set_progress(&self, lease: Lease, percent: f64) -> Result<bool> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.progress)
             .bind(lease.id.hyphenated().to_string())
             .bind(lease.delivery)
@@ -348,6 +361,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn extend(&self, leases: &[Lease], lease_ms: u64) -> Result<()> {
+        let _turn = self.write.lock().await;
         let rows: Vec<Value> = leases.iter().map(lease_json).collect();
         sqlx::query(&self.sql.extend)
             .bind(Value::Array(rows).to_string())
@@ -359,6 +373,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn reap(&self) -> Result<u64> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.reap)
             .execute(&self.pool)
             .await
@@ -367,6 +382,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn purge(&self, status: JobStatus, older_than_ms: u64, limit: i64) -> Result<u64> {
+        let _turn = self.write.lock().await;
         let r = sqlx::query(&self.sql.purge)
             .bind(status.as_str())
             .bind(i64::try_from(older_than_ms).unwrap_or(i64::MAX))

@@ -1,9 +1,11 @@
 'use strict'
-// `npm run bench`: the memory provider, worker, scheduler, SQS and durable-provider benchmarks (bench/memory.js,
-// bench/worker.js, bench/scheduler.js, bench/sqs.js, bench/durable.js), or one of them:
-// `node --expose-gc bench/index.js memory|worker|scheduler|sqs|durable`. Prints one table.
+// `npm run bench`: the memory provider, worker, scheduler, SQS and PostgreSQL benchmarks
+// (bench/memory.js, bench/worker.js, bench/scheduler.js, bench/sqs.js, bench/postgres.js), or one
+// of them: `node --expose-gc bench/index.js memory|worker|scheduler|sqs|postgres`. Prints one table.
 
-const PARTS = ['memory', 'worker', 'scheduler', 'sqs', 'durable']
+const { printRows } = require('./rows.js')
+
+const PARTS = ['memory', 'worker', 'scheduler', 'sqs', 'postgres']
 
 async function main() {
   const only = process.argv[2]
@@ -12,8 +14,7 @@ async function main() {
   for (const part of PARTS) {
     if (!only || only === part) rows.push(...(await require(`./${part}.js`).run()))
   }
-  console.log('\n| benchmark | figure | unit | target |\n| --- | --- | --- | --- |')
-  for (const r of rows) console.log(`| ${r.name} | ${r.value} | ${r.unit || ''} | ${r.target || ''} |`)
+  printRows(rows)
 }
 
 main().catch((e) => {

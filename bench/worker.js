@@ -15,6 +15,7 @@ const { performance } = require('node:perf_hooks')
 const net = require('node:net')
 const q = require('../index.js')
 const { PlainQueue, PlainWorker } = require('./plain-queue.js')
+const { pace, percentile } = require('./timing.js')
 
 const N = Number(process.env.BENCH_WORKER_N || 100000)
 const BULLMQ_N = Number(process.env.BENCH_BULLMQ_N || N)
@@ -35,35 +36,6 @@ async function until(done, timeoutMs, what) {
     if (performance.now() > give) throw new Error(`timed out waiting for ${what}`)
     await sleep(1)
   }
-}
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
-}
-
-/**
- * Calls `enqueueOne()` `rate` times a second for `durationMs`, paced on the monotonic clock: a
- * 1 ms interval timer enqueues every job due by now (so a late tick catches up, and the offered
- * rate stays `rate` on average). Returns how many were sent and over how long.
- */
-function pace(rate, durationMs, enqueueOne) {
-  const total = Math.round((rate * durationMs) / 1000)
-  return new Promise((resolve) => {
-    const start = performance.now()
-    let sent = 0
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1)
-      while (sent < due) {
-        enqueueOne()
-        sent++
-      }
-      if (sent >= total) {
-        clearInterval(timer)
-        resolve({ sent, seconds: (performance.now() - start) / 1000 })
-      }
-    }, 1)
-  })
 }
 
 // ---- the three systems -------------------------------------------------------------------
@@ -351,14 +323,4 @@ async function run() {
 
 module.exports = { run, systems: { ours, plain, bullmq } }
 
-if (require.main === module) {
-  run()
-    .then((rows) => {
-      console.log('\n| benchmark | figure | unit | target |\n| --- | --- | --- | --- |')
-      for (const r of rows) console.log(`| ${r.name} | ${r.value} | ${r.unit || ''} | ${r.target || ''} |`)
-    })
-    .catch((e) => {
-      console.error(e)
-      process.exit(1)
-    })
-}
+if (require.main === module) require('./rows.js').runStandalone(run)

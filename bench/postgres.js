@@ -1,0 +1,636 @@
+'use strict'
+// Database-backed queues side by side (issue #12), in one run on this machine's PostgreSQL, the
+// same shape for every system: N no-op jobs bulk-enqueued in batches of 1,000 (timed in this
+// process), then ONE worker process (bench/worker-process.js) at concurrency 24 until the
+// database shows every job finished. Systems: graphile-worker, pg-boss and ours (postgres
+// provider), each in a fresh schema; then the machine's cap (a bare COPY of N rows into a table
+// shaped like our jobs table), enqueue→handler-start latency at 500 jobs/s offered, the same
+// drain on our sqlite provider, an idle worker's CPU, claim throughput with 1M vs 10k jobs queued,
+// and the size of our table under a sustained load with a short retention.
+//
+// `node --expose-gc bench/index.js postgres` (or `node bench/postgres.js`). Environment:
+// BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_PG_N (20000),
+// BENCH_PG_RUNS (1: runs per system, median reported), BENCH_PG_BIG (1000000: the big queue of
+// the claim figure), BENCH_PG_LATENCY_MS (5000), BENCH_PG_RETENTION_S (180: the sustained-load
+// run whose table size is shown), BENCH_PG_ONLY (comma list of sections: drain, copy, latency,
+// idle, sqlite, claim, retention). Our rows are skipped, saying why, while the build has no
+// postgres/sqlite provider.
+
+const { fork } = require('node:child_process')
+const { performance } = require('node:perf_hooks')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { pipeline } = require('node:stream/promises')
+const { Readable } = require('node:stream')
+const { pace, percentile } = require('./timing.js')
+
+const DATABASE_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const N = Number(process.env.BENCH_PG_N || 20000)
+const RUNS = Number(process.env.BENCH_PG_RUNS || 1)
+const BIG = Number(process.env.BENCH_PG_BIG || 1000000)
+const SMALL = 10000
+const CLAIM_BATCH = 100
+const CLAIM_ROUND = 1000
+const CLAIM_ROUNDS = 5
+const BATCH = 1000
+const CONCURRENCY = 24
+const LATENCY_RATE = 500
+const LATENCY_MS = Number(process.env.BENCH_PG_LATENCY_MS || 5000)
+const ONLY = process.env.BENCH_PG_ONLY ? process.env.BENCH_PG_ONLY.split(',') : null
+const DRAIN_TIMEOUT_MS = 600_000
+const RETENTION_RATE = 1000 // jobs/s offered while the table size is sampled
+const RETENTION_S = Number(process.env.BENCH_PG_RETENTION_S || 180) // three purge cycles
+const RETENTION_KEEP_MS = 5000 // completed jobs kept 5 s (the purge itself runs every minute)
+const RETENTION_SAMPLE_S = 10
+
+const fmt = (n) => Math.round(n).toLocaleString('en-US')
+const ratio = (a, b) => (a / b).toFixed(2) + '×'
+const wallNow = () => performance.timeOrigin + performance.now()
+const section = (s) => !ONLY || ONLY.includes(s)
+const median = (xs) => xs.slice().sort((a, b) => a - b)[(xs.length - 1) >> 1]
+let schemaN = 0
+const pkgVersion = (name) => JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'node_modules', name, 'package.json'), 'utf8')).version
+const freshSchema = (sys) => `chaaskit_bench_${sys}_${process.pid}_${schemaN++}`
+
+// ---- PostgreSQL helpers ----------------------------------------------------------------------
+
+async function pgClient() {
+  const { Client } = require('pg')
+  const c = new Client({ connectionString: DATABASE_URL })
+  await c.connect()
+  return c
+}
+
+async function dropSchema(schema) {
+  const c = await pgClient()
+  try {
+    await c.query(`drop schema if exists "${schema}" cascade`)
+  } finally {
+    await c.end()
+  }
+}
+
+// ---- the worker process -------------------------------------------------------------------------
+
+/** A forked bench/worker-process.js, set up with `setup` and waiting for 'go'. */
+async function workerProcess(setup) {
+  const child = fork(path.join(__dirname, 'worker-process.js'), [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const inbox = []
+  const waiters = []
+  let exit = null
+  const deliver = (m) => (waiters.length ? waiters.shift()(m) : inbox.push(m))
+  child.on('message', deliver)
+  // 'close', not 'exit': messages still in the channel are delivered before it.
+  child.on('close', (code, signal) => {
+    exit = { code, signal }
+    while (waiters.length) waiters.shift()({ error: `worker process exited (${signal || code})` })
+  })
+  const next = () =>
+    new Promise((resolve, reject) => {
+      const take = (m) => (m && m.error ? reject(new Error(`${setup.system} worker process: ${m.error}`)) : resolve(m))
+      if (inbox.length) take(inbox.shift())
+      else if (exit) take({ error: `worker process exited (${exit.signal || exit.code})` })
+      else waiters.push(take)
+    })
+  const exited = new Promise((r) => (exit ? r() : child.once('close', r)))
+  child.send({ setup })
+  if ((await next()) !== 'ready') throw new Error('worker process: expected ready')
+  return {
+    next,
+    send: (m) => child.send(m),
+    async close() {
+      const t = setTimeout(() => child.kill('SIGKILL'), 30_000)
+      await exited
+      clearTimeout(t)
+    },
+  }
+}
+
+/** 'go', then the seconds until `n` jobs are handled and none is left unfinished. */
+async function drainInChild(setup) {
+  const w = await workerProcess({ mode: 'drain', concurrency: CONCURRENCY, timeoutMs: DRAIN_TIMEOUT_MS, ...setup })
+  try {
+    w.send('go')
+    const r = await w.next()
+    if (!r.drained) throw new Error(`worker process: unexpected ${JSON.stringify(r)}`)
+    return r.seconds
+  } finally {
+    await w.close()
+  }
+}
+
+// ---- the systems, producer side ------------------------------------------------------------------
+// Each: label, async prepare(schema) -> producer { enqueue(n) (batches of BATCH), enqueueOne(payload), close() },
+// and workerSetup(schema) for the worker process.
+
+const noopBatch = (n, make) => Array.from({ length: n }, make)
+
+const graphile = {
+  key: 'graphile',
+  label: () => `graphile-worker ${pkgVersion('graphile-worker')}`,
+  how: '`addJobs` × 1,000, then `run({ concurrency: 24 })`, logging off',
+  async prepare(schema) {
+    const { makeWorkerUtils, Logger } = require('graphile-worker')
+    const utils = await makeWorkerUtils({ connectionString: DATABASE_URL, schema, logger: new Logger(() => () => {}) })
+    await utils.migrate()
+    return {
+      async enqueue(n) {
+        for (let i = 0; i < n; i += BATCH) await utils.addJobs(noopBatch(Math.min(BATCH, n - i), () => ({ identifier: 'noop', payload: {} })))
+      },
+      enqueueOne: (payload) => utils.addJob('noop', payload),
+      close: () => utils.release(),
+    }
+  },
+  oneBy: '`addJob`',
+  workerSetup: (schema) => ({ system: 'graphile', databaseUrl: DATABASE_URL, schema }),
+}
+
+const pgboss = {
+  key: 'pgboss',
+  label: () => `pg-boss ${pkgVersion('pg-boss')}`,
+  how: '`insert` × 1,000, then `work` with `batchSize: 24`, `pollingIntervalSeconds: 0.5`',
+  async prepare(schema) {
+    const { PgBoss } = await import('pg-boss')
+    const boss = new PgBoss({ connectionString: DATABASE_URL, schema, supervise: false, schedule: false })
+    boss.on('error', (e) => console.error(`*** pg-boss producer: ${e.message}`))
+    await boss.start()
+    await boss.createQueue('noop')
+    return {
+      async enqueue(n) {
+        for (let i = 0; i < n; i += BATCH) await boss.insert('noop', noopBatch(Math.min(BATCH, n - i), () => ({ data: {} })))
+      },
+      enqueueOne: (payload) => boss.send('noop', payload),
+      close: () => boss.stop({ graceful: false }),
+    }
+  },
+  oneBy: '`send`',
+  workerSetup: (schema) => ({ system: 'pgboss', databaseUrl: DATABASE_URL, schema }),
+}
+
+/** Ours on `type` ('postgres' | 'sqlite'): providerConfig for a fresh schema / file. */
+function oursOn(type) {
+  const config = (where, extra = {}) => ({ ...(type === 'postgres' ? { type, databaseUrl: DATABASE_URL, schema: where } : { type, databaseUrl: where }), ...extra })
+  return {
+    key: `ours-${type}`,
+    label: () => `@chaaskit/queue ${require('../package.json').version} (${type} provider)`,
+    how: '`enqueueBulk` × 1,000, then `Worker` at `concurrency: 24`',
+    config,
+    async prepare(where, extra) {
+      const q = require('../index.js')
+      const provider = await q.createQueueProvider(config(where, extra))
+      return {
+        provider,
+        async enqueue(n, payload = {}) {
+          for (let i = 0; i < n; i += BATCH) await provider.enqueueBulk(noopBatch(Math.min(BATCH, n - i), () => ({ type: 'noop', payload })))
+        },
+        enqueueOne: (payload) => provider.enqueue('noop', payload),
+        close: () => provider.close(),
+      }
+    },
+    oneBy: '`enqueue`',
+    workerSetup: (where, extra) => ({ system: 'ours', provider: config(where, extra) }),
+  }
+}
+const oursPg = oursOn('postgres')
+const oursSqlite = oursOn('sqlite')
+
+/** null when this build has a `type` provider that reaches its database, else why not. */
+async function oursMissing(type) {
+  let q
+  try {
+    q = require('../index.js')
+  } catch (e) {
+    return `the addon is not built (${e.message.split('\n')[0]}); run npm run build`
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-bench-probe-'))
+  const schema = freshSchema('probe')
+  try {
+    const p = await q.createQueueProvider(type === 'postgres' ? oursPg.config(schema) : oursSqlite.config(`sqlite:${path.join(dir, 'probe.db')}`))
+    await p.close()
+    return null
+  } catch (e) {
+    if (/Unknown queue provider type/.test(e.message)) return `this build has no '${type}' provider yet`
+    throw e
+  } finally {
+    if (type === 'postgres') await dropSchema(schema)
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Enqueue N jobs (timed) into a fresh schema/file, then drain them in one worker process. */
+async function enqueueThenDrain(sys, where, cleanup) {
+  try {
+    const producer = await sys.prepare(where)
+    let enqueueS
+    let rows = null
+    try {
+      global.gc?.()
+      const t = performance.now()
+      await producer.enqueue(N)
+      enqueueS = (performance.now() - t) / 1000
+      if (sys === oursPg) rows = await dumpJobsTable(where)
+    } finally {
+      await producer.close()
+    }
+    const drainS = await drainInChild(sys.workerSetup(where))
+    return { enqueue: N / enqueueS, processed: N / drainS, rows }
+  } finally {
+    await cleanup()
+  }
+}
+
+// ---- the machine's cap: a bare COPY ------------------------------------------------------------
+
+/**
+ * The table of our schema holding the jobs just enqueued (the one with N rows), and those rows as
+ * COPY text, so the cap is measured on exactly our table shape and row contents. (LIKE … INCLUDING
+ * ALL copies columns, defaults, identity, constraints and indexes, not triggers: the clone has
+ * no NOTIFY trigger, which fires once per statement anyway.)
+ */
+async function dumpJobsTable(schema) {
+  const c = await pgClient()
+  try {
+    const tables = await c.query(`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind in ('r', 'p')`, [schema])
+    for (const { relname } of tables.rows) {
+      const count = (await c.query(`select count(*)::int as n from "${schema}"."${relname}"`)).rows[0].n
+      if (count !== N) continue
+      // Every column but those the database generates (an identity "seq"), as an INSERT gives them.
+      const attrs = await c.query(
+        `select attname from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attidentity = '' and attgenerated = '' order by attnum`,
+        [`"${schema}"."${relname}"`],
+      )
+      const cols = `(${attrs.rows.map((r) => `"${r.attname}"`).join(', ')})`
+      const { to } = require('pg-copy-streams')
+      const chunks = []
+      await pipeline(c.query(to(`copy "${schema}"."${relname}" ${cols} to stdout`)), async function* (src) {
+        for await (const chunk of src) chunks.push(chunk)
+      })
+      return { schema, table: relname, cols, data: Buffer.concat(chunks) }
+    }
+    throw new Error(`no table in schema ${schema} holds the ${N} jobs just enqueued (tables: ${tables.rows.map((r) => r.relname).join(', ')})`)
+  } finally {
+    await c.end()
+  }
+}
+
+/** A stand-in for our jobs table while the provider does not exist: the usual columns and index. */
+const STAND_IN = `create table "%s".jobs (
+  id uuid primary key, type text not null, payload jsonb not null, options jsonb not null,
+  status text not null, priority integer not null, attempts integer not null,
+  run_at timestamptz not null default now(), created_at timestamptz not null default now(),
+  dedup_key text)`
+const STAND_IN_INDEX = `create index on "%s".jobs (priority, run_at) where status = 'pending'`
+
+/** rows/s of one `COPY … FROM STDIN` of N rows into an empty clone of our jobs table (or a stand-in). */
+async function copyCap(source) {
+  const schema = freshSchema('copy')
+  const c = await pgClient()
+  const { from } = require('pg-copy-streams')
+  try {
+    await c.query(`create schema "${schema}"`)
+    let data
+    let cols = ''
+    if (source) {
+      // Same columns, defaults, constraints and indexes as ours (LIKE … INCLUDING ALL).
+      await c.query(`create table "${schema}".jobs (like "${source.schema}"."${source.table}" including all)`)
+      data = source.data
+      cols = ` ${source.cols}`
+    } else {
+      await c.query(STAND_IN.replace('%s', schema))
+      await c.query(STAND_IN_INDEX.replace('%s', schema))
+      cols = ' (id, type, payload, options, status, priority, attempts)'
+      const line = () => `${crypto.randomUUID()}\tnoop\t{}\t{"maxRetries":3,"timeout":30000,"priority":0}\tpending\t0\t0\n`
+      data = Buffer.from(Array.from({ length: N }, line).join(''))
+    }
+    global.gc?.()
+    const t = performance.now()
+    await pipeline(Readable.from([data]), c.query(from(`copy "${schema}".jobs${cols} from stdin`)))
+    const s = (performance.now() - t) / 1000
+    const n = (await c.query(`select count(*)::int as n from "${schema}".jobs`)).rows[0].n
+    if (n !== N) throw new Error(`COPY loaded ${n} rows, expected ${N}`)
+    return N / s
+  } finally {
+    await c.query(`drop schema if exists "${schema}" cascade`).catch(() => {})
+    await c.end()
+  }
+}
+
+// ---- latency ---------------------------------------------------------------------------------------
+
+/**
+ * Enqueue one job at a time at LATENCY_RATE/s into a started worker process. Returns, sorted, the
+ * ms from the enqueue call to handler start (`lat`) and from the enqueue's promise resolving
+ * (the commit acknowledged to the producer) to handler start (`wake`).
+ */
+async function latency(sys, where, enqueueOne) {
+  const w = await workerProcess({ ...sys.workerSetup(where), mode: 'latency', concurrency: CONCURRENCY })
+  try {
+    w.send('go')
+    if ((await w.next()) !== 'started') throw new Error('worker process: expected started')
+    const errors = []
+    const called = []
+    const committed = []
+    const r = await pace(LATENCY_RATE, LATENCY_MS, () => {
+      const k = called.length
+      called.push(wallNow())
+      enqueueOne({ t: called[k], k }).then(
+        () => (committed[k] = wallNow()),
+        (e) => errors.push(e),
+      )
+    })
+    // Let the last jobs land (up to 10 s), then collect.
+    for (const give = Date.now() + 10_000; Date.now() < give; ) {
+      w.send('count')
+      if ((await w.next()).handled >= r.sent) break
+      await new Promise((res) => setTimeout(res, 20))
+    }
+    if (errors.length) throw errors[0]
+    w.send('finish')
+    const { starts } = await w.next()
+    const lat = starts.map(([k, at]) => at - called[k]).sort((a, b) => a - b)
+    const wake = starts.filter(([k]) => committed[k] !== undefined).map(([k, at]) => at - committed[k]).sort((a, b) => a - b)
+    const enq = []
+    committed.forEach((at, k) => enq.push(at - called[k])) // forEach skips the unresolved
+    enq.sort((a, b) => a - b)
+    return { lat, wake, enq, sent: r.sent, seconds: r.seconds }
+  } finally {
+    await w.close()
+  }
+}
+
+// ---- claim throughput -------------------------------------------------------------------------------
+
+/**
+ * Claims/s of `receive(CLAIM_BATCH, 0)` with `queued` jobs queued (fresh schema): CLAIM_ROUNDS
+ * timed rounds of CLAIM_ROUND claims after one warm-up round; between rounds (untimed) the claimed
+ * jobs are acknowledged and as many new ones enqueued, so every round sees the same depth.
+ * Median round.
+ */
+async function claimRate(queued) {
+  const schema = freshSchema('claim')
+  try {
+    const q = require('../index.js')
+    const p = await q.createQueueProvider(oursPg.config(schema))
+    const fill = async (n) => {
+      for (let i = 0; i < n; i += 10000) await p.enqueueBulk(noopBatch(Math.min(10000, n - i), () => ({ type: 'noop', payload: {} })))
+    }
+    try {
+      await fill(queued)
+      const rates = []
+      for (let round = 0; round <= CLAIM_ROUNDS; round++) {
+        global.gc?.()
+        const got = []
+        const t = performance.now()
+        while (got.length < CLAIM_ROUND) {
+          const jobs = await p.receive(Math.min(CLAIM_BATCH, CLAIM_ROUND - got.length), 0)
+          if (jobs.length === 0) throw new Error(`receive returned nothing after ${got.length} claims with ${queued} queued`)
+          got.push(...jobs)
+        }
+        if (round > 0) rates.push(CLAIM_ROUND / ((performance.now() - t) / 1000))
+        await Promise.all(got.map((j) => p.acknowledge(j.receiptHandle)))
+        await fill(CLAIM_ROUND)
+      }
+      return { median: median(rates), rates }
+    } finally {
+      await p.close()
+    }
+  } finally {
+    await dropSchema(schema)
+  }
+}
+
+// ---- retention ------------------------------------------------------------------------------------
+
+/**
+ * RETENTION_RATE jobs/s (bulks of 100 every 100 ms) for RETENTION_S through one worker process,
+ * completed jobs kept RETENTION_KEEP_MS; every RETENTION_SAMPLE_S the jobs table's rows and total
+ * size (heap + indexes + TOAST).
+ */
+async function retention() {
+  const schema = freshSchema('retention')
+  const extra = { retention: { completed: RETENTION_KEEP_MS } }
+  const samples = []
+  try {
+    const producer = await oursPg.prepare(schema, extra)
+    const w = await workerProcess({ ...oursPg.workerSetup(schema, extra), mode: 'latency', concurrency: CONCURRENCY })
+    const c = await pgClient()
+    try {
+      w.send('go')
+      if ((await w.next()) !== 'started') throw new Error('worker process: expected started')
+      const t0 = performance.now()
+      let table = null
+      const sample = async () => {
+        table ??= (await c.query(`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind = 'r' order by c.relname`, [schema])).rows.map((r) => r.relname).find((t) => /job/i.test(t))
+        const rel = `"${schema}"."${table}"`
+        const r = await c.query(`select count(*)::int as n, pg_total_relation_size($1::regclass)::int8 as bytes from ${rel}`, [rel])
+        const st = await c.query(`select n_dead_tup::int8 as dead, (vacuum_count + autovacuum_count)::int as vacuums from pg_stat_user_tables where relid = $1::regclass`, [rel])
+        samples.push({ s: (performance.now() - t0) / 1000, rows: r.rows[0].n, bytes: Number(r.rows[0].bytes), dead: Number(st.rows[0]?.dead ?? NaN), vacuums: st.rows[0]?.vacuums ?? NaN })
+      }
+      let nextSample = RETENTION_SAMPLE_S
+      const bulk = RETENTION_RATE / 10
+      for (let i = 0; ; i++) {
+        const due = t0 + i * 100
+        const now = performance.now()
+        if (now < due) await new Promise((r) => setTimeout(r, due - now))
+        if ((performance.now() - t0) / 1000 >= RETENTION_S) break
+        await producer.enqueue(bulk, { t: wallNow() })
+        if ((performance.now() - t0) / 1000 >= nextSample) {
+          await sample()
+          nextSample += RETENTION_SAMPLE_S
+        }
+      }
+      if (performance.now() - t0 > (nextSample - RETENTION_SAMPLE_S + 1) * 1000) await sample() // the end, unless just sampled
+      w.send('finish')
+      await w.next()
+    } finally {
+      await c.end()
+      await w.close()
+      await producer.close()
+    }
+    return samples
+  } finally {
+    await dropSchema(schema)
+  }
+}
+
+// ---- run ------------------------------------------------------------------------------------------
+
+/** Every section; `later` collects schemas to drop once all are done. */
+async function measureAll(later) {
+  const rows = []
+  const table = []
+  const skip = (what, why) => {
+    console.error(`*** postgres bench: ${what} skipped: ${why}`)
+    rows.push({ name: `${what} (skipped: ${why})`, value: '—', unit: '', target: '' })
+  }
+  const c = await pgClient().catch((e) => {
+    throw new Error(`the postgres bench needs PostgreSQL at ${DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}: ${e.message}`)
+  })
+  const pgVersion = (await c.query('show server_version')).rows[0].server_version
+  await c.end()
+  const oursPgWhy = await oursMissing('postgres')
+  const oursSqliteWhy = await oursMissing('sqlite')
+
+  let source = null
+  const results = new Map()
+  if (section('drain')) {
+    const systems = [graphile, pgboss]
+    if (oursPgWhy === null) systems.push(oursPg)
+    for (const sys of systems) {
+      const runs = []
+      for (let i = 0; i < RUNS; i++) {
+        const schema = freshSchema(sys.key.replace('-', '_'))
+        // Our schema stays until the COPY cap has cloned its jobs table.
+        const cleanup = sys === oursPg ? async () => later.push(schema) : () => dropSchema(schema)
+        const r = await enqueueThenDrain(sys, schema, cleanup)
+        if (r.rows) source = r.rows
+        runs.push(r)
+        console.error(`  ${sys.label()}: ${fmt(r.enqueue)} enqueued/s, ${fmt(r.processed)} processed/s`)
+      }
+      const res = { enqueue: median(runs.map((r) => r.enqueue)), processed: median(runs.map((r) => r.processed)) }
+      results.set(sys, res)
+      const how = RUNS > 1 ? `, median of ${RUNS}` : ''
+      rows.push({ name: `postgres: bulk enqueue, ${fmt(N)} no-op jobs in batches of ${fmt(BATCH)}${how}: ${sys.label()} (${sys.how})`, value: fmt(res.enqueue), unit: 'jobs/s', target: '' })
+      rows.push({ name: `postgres: one worker process, concurrency ${CONCURRENCY}, end-to-end until all ${fmt(N)} done${how}: ${sys.label()}`, value: fmt(res.processed), unit: 'jobs/s', target: '' })
+      table.push([sys.label(), sys.how, fmt(res.enqueue), fmt(res.processed)])
+    }
+    if (oursPgWhy !== null) skip('postgres: @chaaskit/queue (postgres provider)', oursPgWhy)
+    const o = results.get(oursPg)
+    if (o) {
+      const gw = results.get(graphile)
+      const bestPeer = Math.max(results.get(graphile).enqueue, results.get(pgboss).enqueue)
+      rows.push({ name: 'postgres: end-to-end, ours / graphile-worker (same run)', value: ratio(o.processed, gw.processed), unit: '', target: '≥ 3×' })
+      rows.push({ name: 'postgres: bulk enqueue, ours / the better peer (same run)', value: ratio(o.enqueue, bestPeer), unit: '', target: '≥ 2×, or within 20% of the COPY cap' })
+    }
+  }
+
+  if (section('copy')) {
+    const cap = await copyCap(source)
+    const on = source ? `our jobs table (${source.table}, LIKE … INCLUDING ALL, the rows our enqueueBulk wrote)` : 'a stand-in jobs table (our provider is absent)'
+    rows.push({ name: `postgres: bare COPY of ${fmt(N)} rows into ${on}: the machine's cap`, value: fmt(cap), unit: 'rows/s', target: '' })
+    table.push(['bare `COPY … FROM STDIN` (cap)', `${fmt(N)} rows, one statement`, fmt(cap), '—'])
+    const o = results.get(oursPg)
+    if (o && source) rows.push({ name: 'postgres: bulk enqueue, ours / the COPY cap', value: `${((o.enqueue / cap) * 100).toFixed(0)}%`, unit: '', target: '≥ 80% when the cap is below 2× the better peer' })
+  }
+
+  if (section('latency')) {
+    const targets = [[graphile, null]]
+    if (oursPgWhy === null) targets.push([oursPg, '≤ 2 / ≤ 10 / —'])
+    else skip('postgres: enqueue → handler-start latency, ours', oursPgWhy)
+    for (const [sys, target] of targets) {
+      const schema = freshSchema(`lat_${sys.key.replace('-', '_')}`)
+      try {
+        const producer = await sys.prepare(schema)
+        let r
+        try {
+          r = await latency(sys, schema, producer.enqueueOne)
+        } finally {
+          await producer.close()
+        }
+        const pcts = (xs) => (xs.length ? `${percentile(xs, 50).toFixed(2)} / ${percentile(xs, 99).toFixed(2)} / ${xs[xs.length - 1].toFixed(2)}` : 'no job handled')
+        const offered = `${fmt(r.sent / r.seconds)} jobs/s offered for ${r.seconds.toFixed(1)} s, one ${sys.oneBy} each, ${fmt(r.lat.length)}/${fmt(r.sent)} handled`
+        const tail = `one worker process at concurrency ${CONCURRENCY}, p50 / p99 / max: ${sys.label()}`
+        rows.push({ name: `postgres: enqueue call → handler start, ${offered}, ${tail}`, value: pcts(r.lat), unit: 'ms', target: target || '' })
+        rows.push({ name: `postgres: of which enqueue call → its promise resolved (the commit, seen by the producer), ${tail}`, value: pcts(r.enq), unit: 'ms', target: '' })
+        rows.push({ name: `postgres: of which enqueue resolved → handler start (the wake-up), ${tail}`, value: pcts(r.wake), unit: 'ms', target: '' })
+      } finally {
+        await dropSchema(schema)
+      }
+    }
+  }
+
+  if (section('idle')) {
+    for (const [sys, why] of [[oursPg, oursPgWhy], [oursSqlite, oursSqliteWhy]]) {
+      const kind = sys === oursPg ? 'postgres' : 'sqlite'
+      if (why !== null) {
+        skip(`${kind}: idle worker CPU`, why)
+        continue
+      }
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-bench-idle-'))
+      const where = sys === oursPg ? freshSchema('idle') : `sqlite:${path.join(dir, 'queue.db')}`
+      try {
+        // Default worker settings, as the memory provider's idle figure (bench/worker.js).
+        const w = await workerProcess({ ...sys.workerSetup(where), mode: 'idle' })
+        w.send('go')
+        const r = await w.next()
+        await w.close()
+        if (r.handled !== 0) throw new Error(`idle CPU: the worker handled ${r.handled} jobs on an empty queue`)
+        rows.push({ name: `${kind}: idle worker CPU, empty queue, default worker settings, 5 s after 1 s settling (whole worker process)`, value: r.cpu.toFixed(3), unit: '% of one core', target: '< 1' })
+      } finally {
+        if (sys === oursPg) await dropSchema(where)
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  }
+
+  if (section('sqlite')) {
+    if (oursSqliteWhy !== null) skip('sqlite: end-to-end, ours', oursSqliteWhy)
+    else {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-bench-sqlite-'))
+      const url = `sqlite:${path.join(dir, 'queue.db')}`
+      const r = await enqueueThenDrain(oursSqlite, url, async () => fs.rmSync(dir, { recursive: true, force: true }))
+      rows.push({ name: `sqlite: bulk enqueue, ${fmt(N)} no-op jobs in batches of ${fmt(BATCH)}: ${oursSqlite.label()}`, value: fmt(r.enqueue), unit: 'jobs/s', target: '' })
+      rows.push({ name: `sqlite: one worker process, concurrency ${CONCURRENCY}, end-to-end until all ${fmt(N)} done: ${oursSqlite.label()}`, value: fmt(r.processed), unit: 'jobs/s', target: '≥ 20,000' })
+      table.push([oursSqlite.label(), oursSqlite.how, fmt(r.enqueue), fmt(r.processed)])
+    }
+  }
+
+  if (section('claim')) {
+    if (oursPgWhy !== null) skip('postgres: claim throughput 1M vs 10k queued', oursPgWhy)
+    else {
+      const small = await claimRate(SMALL)
+      const big = await claimRate(BIG)
+      const how = `rounds of ${fmt(CLAIM_ROUND)} claims by receive(${CLAIM_BATCH}, 0), depth restored between rounds, median of ${CLAIM_ROUNDS}`
+      for (const [n, r] of [[SMALL, small], [BIG, big]]) {
+        rows.push({ name: `postgres: claim throughput, ${how} (${r.rates.map(fmt).join(', ')}), ${fmt(n)} jobs queued`, value: fmt(r.median), unit: 'claims/s', target: '' })
+      }
+      rows.push({ name: `postgres: claim throughput, ${fmt(BIG)} queued / ${fmt(SMALL)} queued`, value: (big.median / small.median).toFixed(2), unit: '', target: '≥ 0.80' })
+    }
+  }
+
+  if (section('retention')) {
+    if (oursPgWhy !== null) skip('postgres: table size under sustained load', oursPgWhy)
+    else {
+      const samples = await retention()
+      const c = await pgClient()
+      const autovacuum = (await c.query('show autovacuum')).rows[0].autovacuum
+      await c.end()
+      const mb = (b) => (b / 1048576).toFixed(1)
+      const at = samples.map((x) => `${x.s.toFixed(0)} s: ${fmt(x.rows)} rows, ${mb(x.bytes)} MB, ${fmt(x.dead)} dead, ${x.vacuums} vacuums`).join('; ')
+      // Bounded: the last third of the run peaks no higher than the middle third (the first
+      // third is the table filling up before the first purge and the first autovacuum).
+      const third = (k) => samples.filter((x) => x.s > (k * RETENTION_S) / 3 && x.s <= ((k + 1) * RETENTION_S) / 3 + 1)
+      const peak = (xs) => Math.max(...xs.map((x) => x.bytes))
+      rows.push({
+        name: `postgres: jobs table under ${fmt(RETENTION_RATE)} jobs/s offered for ${RETENTION_S} s, one worker process, completed kept ${RETENTION_KEEP_MS / 1000} s (purged every 60 s), server autovacuum = ${autovacuum}: rows, total size (heap + indexes), dead tuples and vacuums so far, every ${RETENTION_SAMPLE_S} s`,
+        value: at,
+        unit: '',
+        target: 'bounded',
+      })
+      rows.push({ name: 'postgres: jobs table, peak total size in the last third of that run / peak in the middle third', value: (peak(third(2)) / peak(third(1))).toFixed(2), unit: '', target: '≤ 1.1 (bounded)' })
+    }
+  }
+
+  if (table.length) console.log(`\nDatabase-backed queues, side by side (PostgreSQL ${pgVersion} on 127.0.0.1, ${os.cpus().length} cores; ${fmt(N)} no-op jobs; one worker process at concurrency ${CONCURRENCY}):\n`)
+  if (table.length) {
+    console.log('| system | how | enqueue jobs/s | processed jobs/s (end-to-end) |')
+    console.log('| --- | --- | --- | --- |')
+    for (const r of table) console.log(`| ${r.join(' | ')} |`)
+  }
+  return rows
+}
+
+async function run() {
+  const later = [] // schemas kept for a later section, dropped at the end
+  try {
+    return await measureAll(later)
+  } finally {
+    for (const schema of later) await dropSchema(schema)
+  }
+}
+
+module.exports = { run }
+
+if (require.main === module) require('./rows.js').runStandalone(run)

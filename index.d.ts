@@ -59,7 +59,7 @@ export interface Job<T = unknown> {
   lastError?: string
   /** Last value passed to `ctx.progress`. */
   progress?: number
-  /** What the handler returned (memory provider). */
+  /** What the handler returned (memory, postgres and sqlite providers). */
   result?: unknown
 }
 

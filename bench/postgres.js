@@ -152,14 +152,17 @@ const pgboss = {
   label: () => `pg-boss ${pkgVersion('pg-boss')}`,
   how: '`insert` × 1,000, then `work` with `batchSize: 24`, `pollingIntervalSeconds: 0.5`',
   async prepare(schema) {
-    const { PgBoss } = await import('pg-boss')
+    const m = await import('pg-boss')
+    const PgBoss = m.PgBoss || m.default // a named export from 11 on, the default before
     const boss = new PgBoss({ connectionString: DATABASE_URL, schema, supervise: false, schedule: false })
+    // insert(name, jobs) from 11 on; insert(jobs with a name each) in 10.
+    const insert = Number(pkgVersion('pg-boss').split('.')[0]) >= 11 ? (jobs) => boss.insert('noop', jobs) : (jobs) => boss.insert(jobs.map((j) => ({ name: 'noop', ...j })))
     boss.on('error', (e) => console.error(`*** pg-boss producer: ${e.message}`))
     await boss.start()
     await boss.createQueue('noop')
     return {
       async enqueue(n) {
-        for (let i = 0; i < n; i += BATCH) await boss.insert('noop', noopBatch(Math.min(BATCH, n - i), () => ({ data: {} })))
+        for (let i = 0; i < n; i += BATCH) await insert(noopBatch(Math.min(BATCH, n - i), () => ({ data: {} })))
       },
       enqueueOne: (payload) => boss.send('noop', payload),
       close: () => boss.stop({ graceful: false }),

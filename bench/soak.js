@@ -5,10 +5,10 @@
 // a per-process log; at the end the logs and getJob decide: every job completed, none lost, no
 // two attempts of one job overlapping in time while its lease held; duplicates are counted.
 //
-// `node bench/soak.js [postgres|sqlite|both]` (default both) prints a summary per run and exits 1
-// unless every run passed. Environment: SOAK_JOBS (3000), SOAK_PG: `private` (default: a
-// throwaway PostgreSQL cluster of this machine's installation on a free port, so the restart
-// disturbs no one else) or `main` (the machine's cluster at SOAK_DATABASE_URL, default
+// `node bench/soak.js [postgres|sqlite|both] [jobs]` (default both, 3000 jobs) prints a summary
+// per run and exits 1 unless every run passed. Environment: SOAK_JOBS (the jobs), SOAK_PG:
+// `private` (default: a throwaway PostgreSQL cluster of this machine's installation on a free
+// port, so the restart disturbs no one else) or `main` (the machine's cluster at SOAK_DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/test, restarted with pg_ctlcluster), SOAK_KILL_MS (2000),
 // SOAK_VISIBILITY (5: lease seconds), SOAK_CONCURRENCY (8 per process), SOAK_TIMEOUT_S (300).
 
@@ -22,7 +22,7 @@ const path = require('node:path')
 
 const ROOT = path.join(__dirname, '..')
 const BIN = path.join(ROOT, 'bin', 'queue-worker.js')
-const JOBS = Number(process.env.SOAK_JOBS || 3000)
+const JOBS = Number(process.argv[3] || process.env.SOAK_JOBS || 3000)
 const PROCESSES = 3
 const KILL_MS = Number(process.env.SOAK_KILL_MS || 2000)
 const VISIBILITY_S = Number(process.env.SOAK_VISIBILITY || 5)
@@ -382,7 +382,9 @@ async function soak(kind) {
 
 async function main() {
   const which = process.argv[2] || 'both'
-  if (!['postgres', 'sqlite', 'both'].includes(which)) throw new Error(`usage: node bench/soak.js [postgres|sqlite|both], got ${JSON.stringify(which)}`)
+  if (!['postgres', 'sqlite', 'both'].includes(which) || !(JOBS >= 1)) {
+    throw new Error(`usage: node bench/soak.js [postgres|sqlite|both] [jobs], got ${JSON.stringify(process.argv.slice(2))}`)
+  }
   const kinds = which === 'both' ? ['postgres', 'sqlite'] : [which]
   let ok = true
   for (const kind of kinds) {

@@ -52,7 +52,8 @@ const systems = {
   },
 
   async pgboss(cfg, onJob) {
-    const { PgBoss } = await import('pg-boss')
+    const m = await import('pg-boss')
+    const PgBoss = m.PgBoss || m.default // a named export from 11 on, the default before
     const boss = new PgBoss({ connectionString: cfg.databaseUrl, schema: cfg.schema })
     boss.on('error', (e) => console.error(`*** pg-boss worker: ${e.message}`))
     await boss.start()

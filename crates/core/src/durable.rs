@@ -162,6 +162,7 @@ fn stats_from(rows: impl Iterator<Item = Result<(String, i64)>>) -> Result<Queue
             "completed" => s.completed += n,
             "failed" => s.failed += n,
             "dead" => s.dead += n,
+            "cancelled" => s.cancelled += n,
             _ => {}
         }
     }
@@ -881,19 +882,10 @@ where
     let get_s = |c: &'static str| row.try_get::<String, _>(c).map_err(db_err);
     let get_os = |c: &'static str| row.try_get::<Option<String>, _>(c).map_err(db_err);
     let get_oi = |c: &'static str| row.try_get::<Option<i64>, _>(c).map_err(db_err);
-    let status = match get_s("status")?.as_str() {
-        "pending" => JobStatus::Pending,
-        "scheduled" => JobStatus::Scheduled,
-        "processing" => JobStatus::Processing,
-        "completed" => JobStatus::Completed,
-        "failed" => JobStatus::Failed,
-        "dead" => JobStatus::Dead,
-        other => {
-            return Err(QueueError::Backend(format!(
-                "queue database: unknown job status {other:?}"
-            )))
-        }
-    };
+    let status = get_s("status")?;
+    let status = JobStatus::parse(&status).ok_or_else(|| {
+        QueueError::Backend(format!("queue database: unknown job status {status:?}"))
+    })?;
     let raw = |text: String, col: &str| {
         RawValue::from_string(text).map_err(|e| {
             QueueError::Backend(format!("queue database: column {col} is not JSON: {e}"))

@@ -357,8 +357,8 @@ contract(
 
 // ---- admin API ------------------------------------------------------------------------
 
-/** Providers whose admin API is not built yet, or cannot be (SQS), and say so. */
-const ADMIN_UNSUPPORTED = new Set(['sqs', 'postgres', 'sqlite'])
+/** Providers that cannot do the admin API (SQS), and say so. */
+const ADMIN_UNSUPPORTED = new Set(['sqs'])
 
 /** Each admin call on a provider without it rejects naming the provider and the operation. */
 async function assertAdminUnsupported(p) {
@@ -464,8 +464,20 @@ contract('cancelJob: pending, scheduled and running jobs end cancelled and never
   assert.deepEqual((await p.listJobs({ status: 'cancelled' })).jobs.map((j) => j.id), [later.id, pending.id, running.id])
 })
 
-contract('pause and resume by type and for everything; a Worker stops taking paused jobs', async (p, { kind }) => {
+contract('pause and resume by type and for everything, across processes; a Worker stops taking paused jobs', async (p, { kind, open }) => {
   if (ADMIN_UNSUPPORTED.has(kind)) return assertAdminUnsupported(p)
+  if (kind !== 'memory') {
+    // Another process on the same queue honours the pause, and can lift it.
+    const other = await open()
+    await p.pause('z')
+    const z = await p.enqueue('z', 0)
+    assert.deepEqual(await other.receive(5, 0), [])
+    assert.deepEqual(await other.paused(), ['z'])
+    await other.resume('z')
+    const [got] = await p.receive(5, 5)
+    assert.equal(got?.id, z.id)
+    await p.acknowledge(got.receiptHandle)
+  }
   const a = await p.enqueue('a', 1)
   const b = await p.enqueue('b', 2)
   await p.pause('a')

@@ -125,6 +125,11 @@ export interface QueueProvider {
   resume(type?: string): Promise<void>
   /** What is paused: type names, and `null` when everything is. */
   paused(): Promise<Array<string | null>>
+  /**
+   * SQS: move every message of the dead-letter queue (`deadLetterQueueUrl`) back to the queue;
+   * resolves to how many moved. Other providers reject, naming themselves.
+   */
+  redriveDeadLetters(): Promise<number>
   close(): Promise<void>
 }
 

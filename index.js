@@ -263,6 +263,11 @@ class NativeQueueProvider {
     return this._native.paused()
   }
 
+  /** SQS: move every message of the dead-letter queue back to the queue; returns how many. */
+  async redriveDeadLetters() {
+    return this._native.redriveDeadLetters()
+  }
+
   async close() {
     await this._native.close()
   }

@@ -388,6 +388,7 @@ async function listAll(p, options) {
 
 contract('listJobs: newest first, keyset pages, status and type filters, checked options', async (p, { kind }) => {
   if (ADMIN_UNSUPPORTED.has(kind)) return assertAdminUnsupported(p)
+  await assert.rejects(p.redriveDeadLetters(), new RegExp(`^Error: redriveDeadLetters is not supported by the ${kind} provider$`))
   const jobs = []
   for (let i = 0; i < 7; i++) jobs.push(await p.enqueue(i % 2 ? 'odd' : 'even', { i }))
   const newest = jobs.map((j) => j.id).reverse()

@@ -638,6 +638,15 @@ impl NativeProvider {
         .await
     }
 
+    /// SQS: move the dead-letter queue's messages back; how many.
+    #[napi]
+    pub async fn redrive_dead_letters(&self) -> Result<f64> {
+        guarded("redriveDeadLetters", async {
+            Ok(self.inner.redrive_dead_letters().await.map_err(napi_err)? as f64)
+        })
+        .await
+    }
+
     #[napi]
     pub async fn close(&self) -> Result<()> {
         guarded("close", async {

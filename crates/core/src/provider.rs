@@ -80,6 +80,11 @@ pub trait QueueProvider: Send + Sync + 'static {
         Err(unsupported(self.name(), "paused"))
     }
 
+    /// Move the dead-letter queue's messages back to the queue (SQS); returns how many.
+    async fn redrive_dead_letters(&self) -> Result<u64> {
+        Err(unsupported(self.name(), "redriveDeadLetters"))
+    }
+
     /// Whether a `receive` may be dropped before it resolves without stranding jobs. When it
     /// may not (SQS: a long poll goes on at the server and hides what it takes for the
     /// visibility timeout), the worker lets its receive finish at stop and gives back what it

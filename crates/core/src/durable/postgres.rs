@@ -163,7 +163,10 @@ impl Sql {
                 r#"WITH c AS (
                     SELECT q."id" FROM {t} q
                     WHERE q."status" IN ('pending', 'scheduled', 'failed') AND q."runAt" <= now()
-                        AND NOT EXISTS (SELECT 1 FROM {tp} x WHERE x."type" IN ('', q."type"))
+                        -- Pauses: each subquery runs once per claim (a one-time filter, a hashed set), and
+                        -- the claim still walks its index (a correlated NOT EXISTS made it a hash anti-join).
+                        AND NOT EXISTS (SELECT 1 FROM {tp} WHERE "type" = '')
+                        AND q."type" NOT IN (SELECT "type" FROM {tp})
                     ORDER BY q."priority", q."runAt", q."seq" LIMIT $1 FOR UPDATE OF q SKIP LOCKED)
                 UPDATE {t} j SET "status" = 'processing', "attempts" = j."attempts" + 1,
                     "deliveries" = j."deliveries" + 1, "startedAt" = now(),

@@ -109,7 +109,9 @@ impl Sql {
                     "deliveries" = "deliveries" + 1, "startedAt" = {NOW}, "lockedUntil" = {NOW} + $2
                 WHERE "seq" IN (SELECT q."seq" FROM {t} q
                     WHERE q."status" IN ('pending', 'scheduled', 'failed') AND q."runAt" <= {NOW}
-                        AND NOT EXISTS (SELECT 1 FROM "QueueJobPause" x WHERE x."type" IN ('', q."type"))
+                        -- Pauses: both subqueries run once per claim (no correlation), not per row.
+                        AND NOT EXISTS (SELECT 1 FROM {tp} WHERE "type" = '')
+                        AND q."type" NOT IN (SELECT "type" FROM {tp})
                     ORDER BY q."priority", q."runAt", q."seq" LIMIT $1)
                 RETURNING {c}"#
             ),

@@ -1,6 +1,6 @@
 // Types of @chaaskit/queue: the public API, compatible with the old JavaScript queue.
 
-export type JobStatus = 'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead'
+export type JobStatus = 'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'
 
 /** Options stored with a job. */
 export interface JobOptions {
@@ -74,6 +74,24 @@ export interface QueueStats {
   failed: number
   dead: number
   scheduled: number
+  cancelled: number
+}
+
+/** What `listJobs` lists. */
+export interface ListJobsOptions {
+  status?: JobStatus
+  type?: string
+  /** Jobs per page, 1 to 1000 (default 50). */
+  limit?: number
+  /** The `nextCursor` of the page before; absent or null for the first page. */
+  cursor?: string | null
+}
+
+/** One page of `listJobs`, newest first. */
+export interface JobPage<T = unknown> {
+  jobs: Job<T>[]
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null
 }
 
 export interface BulkItem<T = unknown> {
@@ -92,6 +110,26 @@ export interface QueueProvider {
   fail(receiptHandle: string, error: Error | string): Promise<void>
   getJob(jobId: string): Promise<Job | null>
   getStats(): Promise<QueueStats>
+  /**
+   * Admin API. A provider that cannot do one (SQS: list, retry, cancel, pause) rejects with an
+   * error naming itself and the operation.
+   */
+  listJobs<T = unknown>(options?: ListJobsOptions): Promise<JobPage<T>>
+  /** A dead or failed job back to pending, visible now, its attempts kept; false when it is neither. */
+  retryJob(jobId: string): Promise<boolean>
+  /** A pending, scheduled, failed or running job becomes `cancelled`; false when it is none of these. */
+  cancelJob(jobId: string): Promise<boolean>
+  /** Workers stop taking jobs of `type` (of every type without one); running jobs finish. */
+  pause(type?: string): Promise<void>
+  /** Undo `pause(type)`; without a type, undo every pause. */
+  resume(type?: string): Promise<void>
+  /** What is paused: type names, and `null` when everything is. */
+  paused(): Promise<Array<string | null>>
+  /**
+   * SQS: move every message of the dead-letter queue (`deadLetterQueueUrl`) back to the queue;
+   * resolves to how many moved. Other providers reject, naming themselves.
+   */
+  redriveDeadLetters(): Promise<number>
   close(): Promise<void>
 }
 

@@ -226,9 +226,73 @@ class NativeQueueProvider {
     return this._native.getStats()
   }
 
+  /** Jobs newest first, `limit` at a time; pass the page's `nextCursor` as `cursor` for the next. */
+  async listJobs(options) {
+    let page
+    try {
+      page = await this._native.listJobs(listJobsArgs(options))
+    } catch (e) {
+      throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e // limit or cursor, checked in Rust
+    }
+    page.jobs = page.jobs.map(fromNative)
+    if (page.nextCursor === undefined) page.nextCursor = null
+    return page
+  }
+
+  /** A dead or failed job back to pending, now; false when it is neither. */
+  async retryJob(jobId) {
+    return this._native.retryJob(checkType(jobId, 'jobId'))
+  }
+
+  /** A pending, scheduled, failed or running job to `cancelled`; false when it is none of these. */
+  async cancelJob(jobId) {
+    return this._native.cancelJob(checkType(jobId, 'jobId'))
+  }
+
+  /** Workers stop taking jobs of `type` (of every type without one); running jobs finish. */
+  async pause(type) {
+    await this._native.pause(type === undefined ? undefined : checkType(type))
+  }
+
+  async resume(type) {
+    await this._native.resume(type === undefined ? undefined : checkType(type))
+  }
+
+  /** What is paused: type names, and `null` when everything is. */
+  async paused() {
+    return this._native.paused()
+  }
+
+  /** SQS: move every message of the dead-letter queue back to the queue; returns how many. */
+  async redriveDeadLetters() {
+    return this._native.redriveDeadLetters()
+  }
+
   async close() {
     await this._native.close()
   }
+}
+
+/** `ListJobsOptions` checked, in the native form. */
+function listJobsArgs(options) {
+  if (options === undefined || options === null) return undefined
+  if (typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
+  const out = {}
+  if (options.status !== undefined) {
+    if (!JOB_STATUSES.includes(options.status)) {
+      throw new TypeError(`options.status must be one of ${JOB_STATUSES.map((s) => `'${s}'`).join(', ')}, got ${describe(options.status)}`)
+    }
+    out.status = options.status
+  }
+  if (options.type !== undefined) out.type = checkType(options.type, 'options.type')
+  if (options.limit !== undefined) {
+    if (!Number.isInteger(options.limit) || options.limit < 1) {
+      throw new RangeError(`options.limit must be a positive integer, got ${describe(options.limit)}`)
+    }
+    out.limit = Math.min(options.limit, 4294967295)
+  }
+  if (options.cursor !== undefined && options.cursor !== null) out.cursor = checkType(options.cursor, 'options.cursor')
+  return out
 }
 
 /** How to run one statement with one parameter on a caller's transaction, by its kind. */

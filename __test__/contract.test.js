@@ -312,7 +312,7 @@ contract(
     await p.acknowledge(r.receiptHandle)
     await p.receive(1, 5)
     const s = await p.getStats()
-    assert.deepEqual(s, { pending: 1, processing: 1, completed: 1, failed: 0, dead: 0, scheduled: 1 })
+    assert.deepEqual(s, { pending: 1, processing: 1, completed: 1, failed: 0, dead: 0, scheduled: 1, cancelled: 0 })
   },
   { notFor: { sqs: 'SQS counts are approximate and it keeps no completed jobs' } },
 )
@@ -356,6 +356,161 @@ contract(
     },
   },
 )
+
+// ---- admin API ------------------------------------------------------------------------
+
+/** Providers that cannot do the admin API (SQS), and say so. */
+const ADMIN_UNSUPPORTED = new Set(['sqs'])
+
+/** Each admin call on a provider without it rejects naming the provider and the operation. */
+async function assertAdminUnsupported(p) {
+  for (const [op, call] of [
+    ['listJobs', () => p.listJobs()],
+    ['retryJob', () => p.retryJob(randomUUID())],
+    ['cancelJob', () => p.cancelJob(randomUUID())],
+    ['pause', () => p.pause('t')],
+    ['resume', () => p.resume()],
+    ['paused', () => p.paused()],
+  ]) {
+    await assert.rejects(call(), new RegExp(`^Error: ${op} is not supported by the ${p.name} provider$`))
+  }
+}
+
+/** Every job of a listing, page by page. */
+async function listAll(p, options) {
+  const pages = []
+  let cursor = null
+  do {
+    const page = await p.listJobs({ ...options, cursor })
+    pages.push(page.jobs)
+    cursor = page.nextCursor
+  } while (cursor !== null)
+  return pages
+}
+
+contract('listJobs: newest first, keyset pages, status and type filters, checked options', async (p, { kind }) => {
+  if (ADMIN_UNSUPPORTED.has(kind)) return assertAdminUnsupported(p)
+  await assert.rejects(p.redriveDeadLetters(), new RegExp(`^Error: redriveDeadLetters is not supported by the ${kind} provider$`))
+  const jobs = []
+  for (let i = 0; i < 7; i++) jobs.push(await p.enqueue(i % 2 ? 'odd' : 'even', { i }))
+  const newest = jobs.map((j) => j.id).reverse()
+  const pages = await listAll(p, { limit: 3 })
+  assert.deepEqual(pages.map((pg) => pg.length), [3, 3, 1])
+  assert.deepEqual(pages.flat().map((j) => j.id), newest)
+  assert.deepEqual(pages[0][0].payload, { i: 6 })
+  assert.ok(pages[0][0].createdAt instanceof Date)
+  // A job enqueued after the first page does not shift the later pages.
+  const first = await p.listJobs({ limit: 3 })
+  await p.enqueue('even', { i: 7 })
+  const second = await p.listJobs({ limit: 3, cursor: first.nextCursor })
+  assert.deepEqual(second.jobs.map((j) => j.id), newest.slice(3, 6))
+  const odd = (await listAll(p, { type: 'odd', limit: 2 })).flat()
+  assert.deepEqual(odd.map((j) => j.payload.i), [5, 3, 1])
+  const [r] = await p.receive(1, 5)
+  const running = await p.listJobs({ status: 'processing' })
+  assert.deepEqual(running.jobs.map((j) => j.id), [r.id])
+  assert.equal(running.nextCursor, null)
+  assert.deepEqual((await p.listJobs({ status: 'cancelled' })).jobs, [])
+  await assert.rejects(p.listJobs({ status: 'done' }), (e) => e instanceof TypeError && /options\.status must be one of 'pending'.*'cancelled', got "done"/.test(e.message))
+  await assert.rejects(p.listJobs({ type: 5 }), (e) => e instanceof TypeError && /options\.type/.test(e.message))
+  await assert.rejects(p.listJobs({ limit: 0 }), (e) => e instanceof RangeError && /options\.limit must be a positive integer, got 0/.test(e.message))
+  await assert.rejects(p.listJobs({ limit: 1001 }), (e) => e instanceof RangeError && /limit must be an integer from 1 to 1000, got 1001/.test(e.message))
+  await assert.rejects(p.listJobs({ cursor: 'junk' }), (e) => e instanceof RangeError && /cursor must be a nextCursor returned by listJobs, got "junk"/.test(e.message))
+  await assert.rejects(p.listJobs('x'), TypeError)
+})
+
+contract('retryJob: a dead job is pending again with its attempts; others are not retried', async (p, { kind }) => {
+  if (ADMIN_UNSUPPORTED.has(kind)) return assertAdminUnsupported(p)
+  const job = await p.enqueue('t', 1, { maxRetries: 0 })
+  assert.equal(await p.retryJob(job.id), false, 'a pending job is not retried')
+  assert.equal(await p.retryJob(randomUUID()), false)
+  await assert.rejects(p.retryJob(''), (e) => e instanceof TypeError && /jobId/.test(e.message))
+  const [r] = await p.receive(1, 5)
+  await p.fail(r.receiptHandle, new Error('boom'))
+  await until('dead', async () => (await p.getJob(job.id)).status === 'dead')
+  assert.equal(await p.retryJob(job.id), true)
+  const back = await p.getJob(job.id)
+  assert.equal(back.status, 'pending')
+  assert.equal(back.attempts, 1)
+  assert.equal((await p.getStats()).dead, 0)
+  const [again] = await p.receive(1, 5)
+  assert.equal(again.id, job.id)
+  assert.equal(again.attempts, 2)
+  await p.acknowledge(again.receiptHandle, 'ok')
+  assert.equal((await p.getJob(job.id)).status, 'completed')
+})
+
+contract('cancelJob: pending, scheduled and running jobs end cancelled and never run', async (p, { kind }) => {
+  if (ADMIN_UNSUPPORTED.has(kind)) return assertAdminUnsupported(p)
+  const running = await p.enqueue('t', 'running')
+  const [r] = await p.receive(1, 5)
+  assert.equal(r.id, running.id)
+  const pending = await p.enqueue('t', 'pending')
+  const later = await p.enqueue('t', 'later', { delay: 60_000 })
+  for (const j of [pending, later, running]) assert.equal(await p.cancelJob(j.id), true, j.payload)
+  assert.equal(await p.cancelJob(pending.id), false, 'already cancelled')
+  // The running attempt's outcome is discarded when it settles.
+  await p.acknowledge(r.receiptHandle, 'late')
+  for (const j of [pending, later, running]) {
+    const got = await p.getJob(j.id)
+    assert.equal(got.status, 'cancelled', j.payload)
+    assert.ok(got.completedAt instanceof Date)
+  }
+  assert.equal((await p.getJob(running.id)).result, undefined)
+  const s = await p.getStats()
+  assert.deepEqual([s.cancelled, s.pending, s.scheduled, s.processing, s.completed], [3, 0, 0, 0, 0])
+  assert.deepEqual(await p.receive(5, 0), [])
+  const done = await p.enqueue('t', 'done')
+  const [d] = await p.receive(1, 5)
+  await p.acknowledge(d.receiptHandle)
+  assert.equal(await p.cancelJob(done.id), false, 'a completed job is not cancelled')
+  assert.deepEqual((await p.listJobs({ status: 'cancelled' })).jobs.map((j) => j.id), [later.id, pending.id, running.id])
+})
+
+contract('pause and resume by type and for everything, across processes; a Worker stops taking paused jobs', async (p, { kind, open }) => {
+  if (ADMIN_UNSUPPORTED.has(kind)) return assertAdminUnsupported(p)
+  if (kind !== 'memory') {
+    // Another process on the same queue honours the pause, and can lift it.
+    const other = await open()
+    await p.pause('z')
+    const z = await p.enqueue('z', 0)
+    assert.deepEqual(await other.receive(5, 0), [])
+    assert.deepEqual(await other.paused(), ['z'])
+    await other.resume('z')
+    const [got] = await p.receive(5, 5)
+    assert.equal(got?.id, z.id)
+    await p.acknowledge(got.receiptHandle)
+  }
+  const a = await p.enqueue('a', 1)
+  const b = await p.enqueue('b', 2)
+  await p.pause('a')
+  assert.deepEqual(await p.paused(), ['a'])
+  assert.deepEqual((await p.receive(5, 0)).map((j) => j.id), [b.id])
+  await p.pause()
+  assert.deepEqual(await p.paused(), [null, 'a'])
+  await p.enqueue('c', 3)
+  assert.deepEqual(await p.receive(5, 0), [])
+  await p.resume('a')
+  assert.deepEqual(await p.receive(5, 0), [], 'everything is still paused')
+  await p.resume()
+  assert.deepEqual(await p.paused(), [])
+  await assert.rejects(p.pause(''), (e) => e instanceof TypeError && /type must be a non-empty string/.test(e.message))
+  const ran = []
+  queue.registerJobHandler('a', async (job) => ran.push(job.id))
+  queue.registerJobHandler('c', async (job) => ran.push(job.id))
+  await p.pause('c')
+  const w = new queue.Worker({ provider: p, config: { concurrency: 2, pollInterval: 20 } })
+  w.start()
+  try {
+    await until('a ran', async () => ran.includes(a.id))
+    await sleep(200)
+    assert.deepEqual(ran, [a.id], 'the paused type waits')
+    await p.resume('c')
+    await until('c ran', async () => ran.length === 2, 5000)
+  } finally {
+    await w.stop()
+  }
+})
 
 test('postgres/sqlite: a bad providerConfig names the field; a database that is down names the URL without its password', async (t) => {
   await assert.rejects(

@@ -579,3 +579,42 @@ sqsTest('receive(2 ** 32 - 1) is clamped: a bounded number of requests, every jo
     await proxy.close()
   }
 })
+
+sqsTest('redriveDeadLetters moves the dead-letter queue back to the queue, and the jobs run again', async () => {
+  const url = await createQueue(sqs, 'redrive')
+  const dlq = await createQueue(sqs, 'redrive-dlq')
+  const p = await provider(url, { deadLetterQueueUrl: dlq })
+  try {
+    const jobs = []
+    for (let i = 0; i < 12; i++) jobs.push(await p.enqueue('t', { i }, { maxRetries: 0 }))
+    for (;;) {
+      const got = await p.receive(10, 1)
+      if (got.length === 0) break
+      for (const r of got) await p.fail(r.receiptHandle, new Error('boom'))
+    }
+    await waitFor('12 dead letters', async () => (await counts(dlq)).visible === 12, 15_000)
+    assert.equal(await p.redriveDeadLetters(), 12)
+    const c = await counts(dlq)
+    assert.equal(c.visible + c.invisible, 0, 'the dead-letter queue is empty')
+    const back = []
+    for (;;) {
+      const got = await p.receive(10, 1)
+      if (got.length === 0) break
+      for (const r of got) {
+        back.push(r)
+        await p.acknowledge(r.receiptHandle)
+      }
+    }
+    assert.deepEqual(back.map((j) => j.id).sort(), jobs.map((j) => j.id).sort())
+    assert.deepEqual(back.map((j) => j.payload.i).sort((a, b) => a - b), jobs.map((_, i) => i))
+    assert.equal(await p.redriveDeadLetters(), 0)
+    const plain = await provider(await createQueue(sqs, 'no-dlq'))
+    try {
+      await assert.rejects(plain.redriveDeadLetters(), /redriveDeadLetters needs the sqs provider's deadLetterQueueUrl/)
+    } finally {
+      await plain.close()
+    }
+  } finally {
+    await p.close()
+  }
+})

@@ -16,7 +16,7 @@ use chaaskit_queue_core::job::{
 };
 use chaaskit_queue_core::memory::{JobView, MemoryQueue};
 use chaaskit_queue_core::sqs::SqsProvider;
-use chaaskit_queue_core::{Immediate, SharedProvider};
+use chaaskit_queue_core::{Immediate, JobFilter, JobPage, SharedProvider};
 use chrono::{DateTime, Utc};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -71,7 +71,9 @@ pub struct JobObject {
     pub job_type: String,
     pub payload: String,
     pub options: JobOptionsObject,
-    #[napi(ts_type = "'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead'")]
+    #[napi(
+        ts_type = "'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'"
+    )]
     pub status: String,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
@@ -124,6 +126,7 @@ pub struct QueueStatsObject {
     pub failed: f64,
     pub dead: f64,
     pub scheduled: f64,
+    pub cancelled: f64,
 }
 
 impl From<QueueStats> for QueueStatsObject {
@@ -135,6 +138,57 @@ impl From<QueueStats> for QueueStatsObject {
             failed: s.failed as f64,
             dead: s.dead as f64,
             scheduled: s.scheduled as f64,
+            cancelled: s.cancelled as f64,
+        }
+    }
+}
+
+/// `ListJobsOptions`, checked by `index.js` (the core checks `limit` and `cursor` again).
+#[napi(object)]
+pub struct ListJobsArgs {
+    #[napi(
+        ts_type = "'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'"
+    )]
+    pub status: Option<String>,
+    #[napi(js_name = "type")]
+    pub job_type: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn job_filter(a: Option<ListJobsArgs>) -> Result<JobFilter> {
+    let Some(a) = a else {
+        return Ok(JobFilter::default());
+    };
+    let status = match a.status {
+        None => None,
+        Some(s) => Some(JobStatus::parse(&s).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArg,
+                format!("status must be one of the JobStatus values, got {s:?}"),
+            )
+        })?),
+    };
+    Ok(JobFilter {
+        status,
+        job_type: a.job_type,
+        limit: a.limit.map(|n| n as usize),
+        cursor: a.cursor,
+    })
+}
+
+/// `JobPage`: one page of `listJobs`.
+#[napi(object)]
+pub struct JobPageObject {
+    pub jobs: Vec<JobObject>,
+    pub next_cursor: Option<String>,
+}
+
+impl From<JobPage> for JobPageObject {
+    fn from(p: JobPage) -> Self {
+        JobPageObject {
+            jobs: p.jobs.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
         }
     }
 }
@@ -147,7 +201,7 @@ pub const ENQUEUED_SLOTS: usize = 6;
 
 /// The job statuses, in the order the memory enqueue's `out` numbers them.
 #[napi(
-    ts_return_type = "Array<'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead'>"
+    ts_return_type = "Array<'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'>"
 )]
 pub fn job_statuses() -> Vec<&'static str> {
     STATUSES.iter().map(|s| s.as_str()).collect()
@@ -159,14 +213,7 @@ pub fn enqueued_slots() -> u32 {
     ENQUEUED_SLOTS as u32
 }
 
-const STATUSES: [JobStatus; 6] = [
-    JobStatus::Pending,
-    JobStatus::Scheduled,
-    JobStatus::Processing,
-    JobStatus::Completed,
-    JobStatus::Failed,
-    JobStatus::Dead,
-];
+const STATUSES: [JobStatus; 7] = JobStatus::ALL;
 
 fn write_enqueued(v: &JobView<'_>, out: &mut [f64]) {
     let (max_retries, timeout, priority) = v.options();
@@ -532,6 +579,72 @@ impl NativeProvider {
     #[napi(catch_unwind)]
     pub fn get_stats_sync(&self) -> Result<QueueStatsObject> {
         Ok(self.mem()?.stats_now().into())
+    }
+
+    #[napi]
+    pub async fn list_jobs(&self, options: Option<ListJobsArgs>) -> Result<JobPageObject> {
+        guarded("listJobs", async {
+            let filter = job_filter(options)?;
+            Ok(self.inner.list_jobs(filter).await.map_err(napi_err)?.into())
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn retry_job(&self, id: String) -> Result<bool> {
+        guarded("retryJob", async {
+            self.inner.retry_job(&id).await.map_err(napi_err)
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn cancel_job(&self, id: String) -> Result<bool> {
+        guarded("cancelJob", async {
+            self.inner.cancel_job(&id).await.map_err(napi_err)
+        })
+        .await
+    }
+
+    /// Pause jobs of `job_type`, or everything when it is absent.
+    #[napi]
+    pub async fn pause(&self, job_type: Option<String>) -> Result<()> {
+        guarded("pause", async {
+            self.inner
+                .pause(job_type.as_deref())
+                .await
+                .map_err(napi_err)
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn resume(&self, job_type: Option<String>) -> Result<()> {
+        guarded("resume", async {
+            self.inner
+                .resume(job_type.as_deref())
+                .await
+                .map_err(napi_err)
+        })
+        .await
+    }
+
+    /// What is paused: `null` stands for everything.
+    #[napi(ts_return_type = "Promise<Array<string | null>>")]
+    pub async fn paused(&self) -> Result<Vec<Option<String>>> {
+        guarded("paused", async {
+            self.inner.paused().await.map_err(napi_err)
+        })
+        .await
+    }
+
+    /// SQS: move the dead-letter queue's messages back; how many.
+    #[napi]
+    pub async fn redrive_dead_letters(&self) -> Result<f64> {
+        guarded("redriveDeadLetters", async {
+            Ok(self.inner.redrive_dead_letters().await.map_err(napi_err)? as f64)
+        })
+        .await
     }
 
     #[napi]

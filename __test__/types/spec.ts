@@ -460,7 +460,30 @@ async function inTransaction(provider: QueueProvider, client: { query(text: stri
 // @ts-expect-error schema is a string
 const badSchema: QueueProviderConfig = { type: 'postgres', schema: 1 }
 
+// The admin API (issue 13 §4) on any provider.
+async function adminApi(provider: QueueProvider): Promise<void> {
+  const options: queuePackage.ListJobsOptions = { status: 'dead', type: 'email:send', limit: 100, cursor: null }
+  const page: queuePackage.JobPage<{ to: string }> = await provider.listJobs<{ to: string }>(options)
+  const to: string = page.jobs[0].payload.to
+  const next: string | null = page.nextCursor
+  await provider.listJobs({ cursor: next })
+  const retried: boolean = await provider.retryJob(page.jobs[0].id)
+  const cancelled: boolean = await provider.cancelJob(page.jobs[0].id)
+  await provider.pause('email:send')
+  await provider.pause()
+  await provider.resume('email:send')
+  await provider.resume()
+  const paused: Array<string | null> = await provider.paused()
+  const moved: number = await provider.redriveDeadLetters()
+  const status: JobStatus = 'cancelled'
+  const counted: number = (await provider.getStats()).cancelled
+  // @ts-expect-error 'done' is not a JobStatus
+  await provider.listJobs({ status: 'done' })
+  void [to, retried, cancelled, paused, moved, status, counted]
+}
+
 void [
+  adminApi,
   durable,
   embedded,
   inTransaction,

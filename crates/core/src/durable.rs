@@ -11,6 +11,7 @@ mod sqlite;
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
+use crate::admin::{Cursor, JobFilter, JobPage};
 use crate::config::{PostgresConfig, RetentionConfig, SqliteConfig};
 use crate::error::{QueueError, Result};
 use crate::job::{retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStats, ReceivedJob};
@@ -127,6 +128,25 @@ pub trait Backend: Send + Sync + 'static {
     async fn purge(&self, status: JobStatus, older_than_ms: u64, limit: i64) -> Result<u64>;
     async fn get(&self, id: Uuid) -> Result<Option<Job>>;
     async fn stats(&self) -> Result<QueueStats>;
+    /// Up to `limit` jobs of `status` and `job_type` (any when `None`), newest first by
+    /// (`createdAt`, id), after `after`.
+    async fn list(
+        &self,
+        status: Option<JobStatus>,
+        job_type: Option<&str>,
+        after: Option<(i64, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<Job>>;
+    /// A dead or failed job pending now, attempts kept; whether it was one.
+    async fn retry(&self, id: Uuid) -> Result<bool>;
+    /// A pending, scheduled, failed or processing job `cancelled`; whether it was one.
+    async fn cancel(&self, id: Uuid) -> Result<bool>;
+    /// Pause `key` (a job type; `""` for every type), or resume it when `paused` is false.
+    async fn set_paused(&self, key: &str, paused: bool) -> Result<()>;
+    /// Resume everything.
+    async fn resume_all(&self) -> Result<()>;
+    /// The paused keys, sorted.
+    async fn paused(&self) -> Result<Vec<String>>;
     /// Tell other processes' idle receivers that jobs are visible (a no-op where they poll).
     async fn notify_others(&self) -> Result<()>;
     /// Deliver wake-ups from other processes to `wake` until `closed` (LISTEN on PostgreSQL).
@@ -191,6 +211,7 @@ fn stats_from(rows: impl Iterator<Item = Result<(String, i64)>>) -> Result<Queue
             "completed" => s.completed += n,
             "failed" => s.failed += n,
             "dead" => s.dead += n,
+            "cancelled" => s.cancelled += n,
             _ => {}
         }
     }
@@ -399,11 +420,18 @@ impl<B: Backend> DbQueue<B> {
         // Whatever the database said, this attempt is over here: stop renewing its lease (if
         // the write was lost, the job runs again once the lease ends).
         self.inner.forget(lease);
-        if outcome? {
+        if outcome? || self.was_cancelled(lease).await? {
             Ok(())
         } else {
             Err(QueueError::UnknownReceipt(receipt.to_owned()))
         }
+    }
+
+    /// Whether the job of an attempt that settled nothing was cancelled (its outcome is then
+    /// discarded, not an error).
+    async fn was_cancelled(&self, lease: Lease) -> Result<bool> {
+        let job = self.inner.backend.get(lease.id).await?;
+        Ok(job.is_some_and(|j| j.status == JobStatus::Cancelled))
     }
 }
 
@@ -854,6 +882,9 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
         let released = self.inner.backend.release(lease).await;
         self.inner.forget(lease);
         if !released? {
+            if self.was_cancelled(lease).await? {
+                return Ok(());
+            }
             return Err(QueueError::UnknownReceipt(receipt.to_owned()));
         }
         self.inner.shared.wake();
@@ -878,6 +909,79 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
 
     async fn stats(&self) -> Result<QueueStats> {
         self.inner.backend.stats().await
+    }
+
+    async fn list_jobs(&self, filter: JobFilter) -> Result<JobPage> {
+        let limit = filter.limit()?;
+        let after = match filter.position()? {
+            None => None,
+            Some(c) => Some((
+                c.created_at,
+                Uuid::try_parse(&c.id).map_err(|_| {
+                    QueueError::invalid(format!(
+                        "cursor must be a nextCursor returned by listJobs, got {:?}",
+                        filter.cursor.as_deref().unwrap_or_default()
+                    ))
+                })?,
+            )),
+        };
+        let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+        let mut jobs = self
+            .inner
+            .backend
+            .list(filter.status, filter.job_type.as_deref(), after, want)
+            .await?;
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        let next_cursor = if more {
+            jobs.last().map(|j| Cursor::after(j).encode())
+        } else {
+            None
+        };
+        Ok(JobPage { jobs, next_cursor })
+    }
+
+    async fn retry_job(&self, id: &str) -> Result<bool> {
+        let Ok(id) = Uuid::try_parse(id) else {
+            return Ok(false);
+        };
+        let retried = self.inner.backend.retry(id).await?;
+        if retried {
+            self.inner.shared.wake();
+            self.inner.backend.notify_others().await?;
+        }
+        Ok(retried)
+    }
+
+    async fn cancel_job(&self, id: &str) -> Result<bool> {
+        match Uuid::try_parse(id) {
+            Ok(id) => self.inner.backend.cancel(id).await,
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn pause(&self, job_type: Option<&str>) -> Result<()> {
+        self.inner
+            .backend
+            .set_paused(job_type.unwrap_or(""), true)
+            .await
+    }
+
+    async fn resume(&self, job_type: Option<&str>) -> Result<()> {
+        match job_type {
+            Some(t) => self.inner.backend.set_paused(t, false).await?,
+            None => self.inner.backend.resume_all().await?,
+        }
+        self.inner.shared.wake();
+        self.inner.backend.notify_others().await
+    }
+
+    async fn paused(&self) -> Result<Vec<Option<String>>> {
+        let keys = self.inner.backend.paused().await?;
+        Ok(keys
+            .into_iter()
+            .map(|k| (!k.is_empty()).then_some(k))
+            .collect())
     }
 
     async fn close(&self) -> Result<()> {
@@ -936,22 +1040,6 @@ where
     })
 }
 
-fn parse_status(s: &str) -> Result<JobStatus> {
-    Ok(match s {
-        "pending" => JobStatus::Pending,
-        "scheduled" => JobStatus::Scheduled,
-        "processing" => JobStatus::Processing,
-        "completed" => JobStatus::Completed,
-        "failed" => JobStatus::Failed,
-        "dead" => JobStatus::Dead,
-        other => {
-            return Err(QueueError::Backend(format!(
-                "queue database: unknown job status {other:?}"
-            )))
-        }
-    })
-}
-
 /// The columns `id`, `status`, `createdAt`, `scheduledFor` of an inserted row.
 pub(crate) fn inserted_from_row<'r, R>(row: &'r R) -> Result<Inserted>
 where
@@ -973,6 +1061,12 @@ where
 /// A database error as the caller sees it.
 pub(crate) fn db_err(e: sqlx::Error) -> QueueError {
     QueueError::Backend(format!("queue database error: {e}"))
+}
+
+/// A `status` column read back, refused when the database holds a status we never write.
+fn parse_status(s: &str) -> Result<JobStatus> {
+    JobStatus::parse(s)
+        .ok_or_else(|| QueueError::Backend(format!("queue database: unknown job status {s:?}")))
 }
 
 #[cfg(test)]

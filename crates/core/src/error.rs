@@ -19,6 +19,10 @@ pub enum QueueError {
     /// The backend (SQS, the network) failed.
     #[error("{0}")]
     Backend(String),
+    /// This provider cannot do this operation (an admin call SQS does not allow). The
+    /// message names the provider and the operation.
+    #[error("{0}")]
+    Unsupported(String),
     /// The scheduler's database failed.
     #[error("{0}")]
     Store(String),

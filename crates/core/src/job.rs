@@ -39,6 +39,8 @@ pub enum JobStatus {
     Failed,
     /// Out of retries.
     Dead,
+    /// Cancelled by an admin (`cancelJob`): never runs again.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -50,12 +52,32 @@ impl JobStatus {
             JobStatus::Completed => "completed",
             JobStatus::Failed => "failed",
             JobStatus::Dead => "dead",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 
-    /// Completed and dead jobs are finished: they never run again.
+    /// Completed, dead and cancelled jobs are finished: they never run again.
     pub fn is_finished(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Dead)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Dead | JobStatus::Cancelled
+        )
+    }
+
+    /// Every status, in a fixed order.
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Pending,
+        JobStatus::Scheduled,
+        JobStatus::Processing,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Dead,
+        JobStatus::Cancelled,
+    ];
+
+    /// The status named `s` (`"pending"`, …), if any.
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -200,6 +222,7 @@ pub struct QueueStats {
     pub failed: u64,
     pub dead: u64,
     pub scheduled: u64,
+    pub cancelled: u64,
 }
 
 /// Backoff before retry number `attempts` (the attempt that just failed was number

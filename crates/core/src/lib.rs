@@ -1,6 +1,7 @@
 //! The queue core of `@chaaskit/queue`: providers, the worker pool and the scheduler, with
 //! no dependency on napi, so `cargo test` covers all of it.
 
+pub mod admin;
 pub mod config;
 pub mod durable;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod sqs;
 pub mod store;
 pub mod worker;
 
+pub use admin::{JobFilter, JobPage};
 pub use error::{QueueError, Result};
 pub use job::{
     EnqueueOptions, Job, JobOptions, JobStatus, Millis, NewJob, QueueStats, ReceivedJob,

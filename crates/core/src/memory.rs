@@ -1,6 +1,7 @@
 //! The in-memory provider: a priority queue with delayed jobs, receipt handles and history.
 //! Every operation is O(log n) in the jobs held; receivers wake on enqueue, delays need no timers.
 
+use crate::admin::{Cursor, JobFilter, JobPage};
 use crate::config::MemoryConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{
@@ -142,6 +143,10 @@ struct State {
     max_history: usize,
     types: HashSet<Arc<str>>,
     stats: QueueStats,
+    /// `pause()` of everything: nothing is handed out.
+    paused_all: bool,
+    /// Types paused one by one: their jobs stay queued until resumed.
+    paused_types: HashSet<Arc<str>>,
 }
 
 impl State {
@@ -154,6 +159,7 @@ impl State {
             JobStatus::Completed => &mut s.completed,
             JobStatus::Failed => &mut s.failed,
             JobStatus::Dead => &mut s.dead,
+            JobStatus::Cancelled => &mut s.cancelled,
         }
     }
 
@@ -230,6 +236,8 @@ impl MemoryQueue {
                 max_history: config.max_history_size,
                 types: HashSet::new(),
                 stats: QueueStats::default(),
+                paused_all: false,
+                paused_types: HashSet::new(),
             }),
             wake: Notify::new(),
             id_tag,
@@ -373,16 +381,50 @@ impl MemoryQueue {
         Ok(out)
     }
 
-    /// The processing entry a receipt handle names, if that attempt is still open.
-    fn open_attempt<'a>(&self, st: &'a mut State, receipt: &str) -> Result<(u64, &'a mut Entry)> {
+    /// The processing entry a receipt handle names, if that attempt is still open; `None`
+    /// when the job was cancelled during that attempt (whose outcome is then discarded).
+    fn open_attempt<'a>(
+        &self,
+        st: &'a mut State,
+        receipt: &str,
+    ) -> Result<Option<(u64, &'a mut Entry)>> {
         let unknown = || QueueError::UnknownReceipt(receipt.to_owned());
         let (seq, delivery) = self.parse_receipt(receipt).ok_or_else(unknown)?;
         match st.jobs.get_mut(&seq) {
             Some(e) if e.status == JobStatus::Processing && e.deliveries == delivery => {
-                Ok((seq, &mut **e))
+                Ok(Some((seq, &mut **e)))
             }
+            Some(e) if e.status == JobStatus::Cancelled && e.deliveries == delivery => Ok(None),
             _ => Err(unknown()),
         }
+    }
+
+    /// Take `seq` out of the visible or the delayed set, whichever holds it.
+    fn unqueue(st: &mut State, seq: u64) {
+        let Some(e) = st.jobs.get(&seq) else {
+            return;
+        };
+        let (p, at, status) = (e.priority, e.visible_at, e.status);
+        match status {
+            JobStatus::Pending => {
+                st.ready.remove(&(p, seq));
+            }
+            JobStatus::Scheduled | JobStatus::Failed => {
+                st.delayed.remove(&(at, seq));
+            }
+            _ => {}
+        }
+    }
+
+    fn is_paused(st: &State, job_type: &str) -> bool {
+        st.paused_all || st.paused_types.contains(job_type)
+    }
+
+    /// Whether the visible job at `key` is of a type not paused.
+    fn takeable(&self, st: &State, key: &(u32, u64)) -> bool {
+        st.jobs
+            .get(&key.1)
+            .is_some_and(|e| !Self::is_paused(st, &e.job_type))
     }
 }
 
@@ -409,8 +451,30 @@ impl Immediate for MemoryQueue {
         }
         st.promote(now);
         let mut out = Vec::with_capacity(max.min(st.ready.len()));
+        if st.paused_all {
+            return (out, None);
+        }
+        // Jobs of paused types stay in `ready`, in their place, and are stepped over.
+        let mut skip_to = None;
         while out.len() < max {
-            let Some((_, seq)) = st.ready.pop_first() else {
+            let next = if st.paused_types.is_empty() {
+                st.ready.pop_first()
+            } else {
+                let found = match skip_to {
+                    None => st.ready.iter().find(|k| self.takeable(&st, k)).copied(),
+                    Some(from) => st
+                        .ready
+                        .range(from..)
+                        .find(|k| self.takeable(&st, k))
+                        .copied(),
+                };
+                if let Some(k) = found {
+                    st.ready.remove(&k);
+                    skip_to = Some(k);
+                }
+                found
+            };
+            let Some((_, seq)) = next else {
                 break;
             };
             st.set_status(seq, JobStatus::Processing);
@@ -434,7 +498,9 @@ impl Immediate for MemoryQueue {
 
     fn acknowledge_now(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
         let mut st = self.lock();
-        let (seq, e) = self.open_attempt(&mut st, receipt)?;
+        let Some((seq, e)) = self.open_attempt(&mut st, receipt)? else {
+            return Ok(());
+        };
         let x = e.extra();
         x.completed_at = Some(now_ms());
         x.result = result;
@@ -447,7 +513,9 @@ impl Immediate for MemoryQueue {
         let now = now_ms();
         let retry = {
             let mut st = self.lock();
-            let (seq, e) = self.open_attempt(&mut st, receipt)?;
+            let Some((seq, e)) = self.open_attempt(&mut st, receipt)? else {
+                return Ok(());
+            };
             e.extra().last_error = Some(error.into());
             let opts = JobOptions {
                 max_retries: e.max_retries,
@@ -476,7 +544,9 @@ impl Immediate for MemoryQueue {
     fn release_now(&self, receipt: &str) -> Result<()> {
         {
             let mut st = self.lock();
-            let (seq, e) = self.open_attempt(&mut st, receipt)?;
+            let Some((seq, e)) = self.open_attempt(&mut st, receipt)? else {
+                return Ok(());
+            };
             e.attempts = e.attempts.saturating_sub(1);
             let p = e.priority;
             st.set_status(seq, JobStatus::Pending);
@@ -488,8 +558,9 @@ impl Immediate for MemoryQueue {
 
     fn set_progress_now(&self, receipt: &str, percent: f64) -> Result<()> {
         let mut st = self.lock();
-        let (_, e) = self.open_attempt(&mut st, receipt)?;
-        e.extra().progress = Some(percent);
+        if let Some((_, e)) = self.open_attempt(&mut st, receipt)? {
+            e.extra().progress = Some(percent);
+        }
         Ok(())
     }
 
@@ -517,6 +588,146 @@ impl Immediate for MemoryQueue {
 
     fn wake(&self) -> &Notify {
         &self.wake
+    }
+
+    fn list_jobs_now(&self, filter: JobFilter) -> Result<JobPage> {
+        let limit = filter.limit()?;
+        // Newest first is highest sequence first (sequence follows `createdAt`); a cursor
+        // from another queue starts nowhere.
+        let before = match filter.position()? {
+            None => u64::MAX,
+            Some(c) => self.seq_of(&c.id).unwrap_or(0),
+        };
+        let st = self.lock();
+        let matches = |e: &Entry| {
+            filter.status.is_none_or(|s| e.status == s)
+                && filter.job_type.as_deref().is_none_or(|t| &*e.job_type == t)
+        };
+        // The `limit + 1` highest matching sequence numbers below the cursor, in one pass.
+        let mut top = std::collections::BinaryHeap::with_capacity(limit + 2);
+        for (&seq, e) in st.jobs.iter() {
+            if seq < before && matches(e) {
+                top.push(std::cmp::Reverse(seq));
+                if top.len() > limit + 1 {
+                    top.pop();
+                }
+            }
+        }
+        let mut seqs: Vec<u64> = top.into_iter().map(|r| r.0).collect();
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        let more = seqs.len() > limit;
+        seqs.truncate(limit);
+        let jobs: Vec<Job> = seqs
+            .iter()
+            .filter_map(|seq| st.jobs.get(seq).map(|e| self.snapshot(*seq, e)))
+            .collect();
+        let next_cursor = if more {
+            jobs.last().map(|j| Cursor::after(j).encode())
+        } else {
+            None
+        };
+        Ok(JobPage { jobs, next_cursor })
+    }
+
+    fn retry_job_now(&self, id: &str) -> bool {
+        let Some(seq) = self.seq_of(id) else {
+            return false;
+        };
+        {
+            let mut st = self.lock();
+            let Some(status) = st.jobs.get(&seq).map(|e| e.status) else {
+                return false;
+            };
+            match status {
+                JobStatus::Failed => Self::unqueue(&mut st, seq),
+                JobStatus::Dead => {
+                    if let Some(i) = st.history.iter().rposition(|&s| s == seq) {
+                        st.history.remove(i);
+                    }
+                }
+                _ => return false,
+            }
+            let Some(e) = st.jobs.get_mut(&seq) else {
+                return false;
+            };
+            e.visible_at = 0;
+            let p = e.priority;
+            let key = e.extra.as_deref_mut().and_then(|x| {
+                x.completed_at = None;
+                x.deduplication_key.clone()
+            });
+            if let Some(key) = key {
+                st.dedup.entry(key).or_insert(seq);
+            }
+            st.set_status(seq, JobStatus::Pending);
+            st.ready.insert((p, seq));
+        }
+        self.wake.notify_waiters();
+        true
+    }
+
+    fn cancel_job_now(&self, id: &str) -> bool {
+        let Some(seq) = self.seq_of(id) else {
+            return false;
+        };
+        let mut st = self.lock();
+        match st.jobs.get(&seq).map(|e| e.status) {
+            Some(
+                JobStatus::Pending
+                | JobStatus::Scheduled
+                | JobStatus::Failed
+                | JobStatus::Processing,
+            ) => {}
+            _ => return false,
+        }
+        Self::unqueue(&mut st, seq);
+        if let Some(e) = st.jobs.get_mut(&seq) {
+            e.extra().completed_at = Some(now_ms());
+        }
+        st.set_status(seq, JobStatus::Cancelled);
+        st.finish(seq);
+        true
+    }
+
+    fn pause_now(&self, job_type: Option<&str>) {
+        let mut st = self.lock();
+        match job_type {
+            None => st.paused_all = true,
+            Some(t) => {
+                let t = st.intern(t);
+                st.paused_types.insert(t);
+            }
+        }
+    }
+
+    fn resume_now(&self, job_type: Option<&str>) {
+        {
+            let mut st = self.lock();
+            match job_type {
+                None => {
+                    st.paused_all = false;
+                    st.paused_types.clear();
+                }
+                Some(t) => {
+                    st.paused_types.remove(t);
+                }
+            }
+        }
+        self.wake.notify_waiters();
+    }
+
+    fn paused_now(&self) -> Vec<Option<String>> {
+        let st = self.lock();
+        let mut out: Vec<Option<String>> = st
+            .paused_types
+            .iter()
+            .map(|t| Some(t.to_string()))
+            .collect();
+        out.sort();
+        if st.paused_all {
+            out.insert(0, None);
+        }
+        out
     }
 }
 
@@ -659,5 +870,130 @@ mod tests {
             q.enqueue_now(job("a", Default::default())),
             Err(QueueError::Closed)
         ));
+    }
+
+    fn page(q: &MemoryQueue, f: JobFilter) -> (Vec<String>, Option<String>) {
+        let p = q.list_jobs_now(f).unwrap();
+        (p.jobs.into_iter().map(|j| j.id).collect(), p.next_cursor)
+    }
+
+    #[test]
+    fn list_jobs_pages_newest_first_and_filters() {
+        let q = q(100);
+        let ids: Vec<String> = (0..5)
+            .map(|i| {
+                let t = if i % 2 == 0 { "even" } else { "odd" };
+                q.enqueue_now(job(t, Default::default())).unwrap().id
+            })
+            .collect();
+        let f = |limit, cursor| JobFilter {
+            limit: Some(limit),
+            cursor,
+            ..Default::default()
+        };
+        let (a, c1) = page(&q, f(2, None));
+        assert_eq!(a, vec![ids[4].clone(), ids[3].clone()]);
+        let (b, c2) = page(&q, f(2, c1));
+        assert_eq!(b, vec![ids[2].clone(), ids[1].clone()]);
+        let (c, c3) = page(&q, f(2, c2));
+        assert_eq!(c, vec![ids[0].clone()]);
+        assert!(c3.is_none());
+        let (odd, _) = page(
+            &q,
+            JobFilter {
+                job_type: Some("odd".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(odd, vec![ids[3].clone(), ids[1].clone()]);
+        let r = q.try_receive(1).pop().unwrap();
+        let (running, _) = page(
+            &q,
+            JobFilter {
+                status: Some(JobStatus::Processing),
+                ..Default::default()
+            },
+        );
+        assert_eq!(running, vec![r.job.id]);
+        assert!(q.list_jobs_now(f(0, None)).is_err());
+        assert!(q.list_jobs_now(f(1, Some("junk".into()))).is_err());
+    }
+
+    #[test]
+    fn retry_brings_a_dead_job_back_with_its_attempts() {
+        let q = q(10);
+        let o = EnqueueOptions {
+            max_retries: Some(0),
+            ..Default::default()
+        };
+        let j = q.enqueue_now(job("a", o)).unwrap();
+        assert!(!q.retry_job_now(&j.id), "a pending job is not retried");
+        let r = q.try_receive(1).pop().unwrap();
+        q.fail_now(&r.receipt_handle, "boom").unwrap();
+        assert_eq!(q.stats_now().dead, 1);
+        assert!(q.retry_job_now(&j.id));
+        let s = q.get_job_now(&j.id).unwrap();
+        assert_eq!((s.status, s.attempts), (JobStatus::Pending, 1));
+        assert_eq!((q.stats_now().dead, q.stats_now().pending), (0, 1));
+        let r = q.try_receive(1).pop().unwrap();
+        assert_eq!(r.job.id, j.id);
+        assert_eq!(r.job.attempts, 2);
+    }
+
+    #[test]
+    fn cancel_pending_and_running_jobs() {
+        let q = q(10);
+        let a = q.enqueue_now(job("a", Default::default())).unwrap();
+        let b = q.enqueue_now(job("b", Default::default())).unwrap();
+        let r = q.try_receive(1).pop().unwrap();
+        assert_eq!(r.job.id, a.id);
+        assert!(q.cancel_job_now(&b.id));
+        assert!(q.cancel_job_now(&a.id));
+        assert!(!q.cancel_job_now(&a.id), "already cancelled");
+        // The running attempt's outcome is discarded.
+        q.acknowledge_now(&r.receipt_handle, None).unwrap();
+        assert_eq!(q.get_job_now(&a.id).unwrap().status, JobStatus::Cancelled);
+        assert_eq!(q.get_job_now(&b.id).unwrap().status, JobStatus::Cancelled);
+        let s = q.stats_now();
+        assert_eq!(
+            (s.cancelled, s.pending, s.processing, s.completed),
+            (2, 0, 0, 0)
+        );
+        assert!(q.try_receive(5).is_empty());
+    }
+
+    #[test]
+    fn pause_by_type_and_all_then_resume() {
+        let q = q(10);
+        let a = q.enqueue_now(job("a", Default::default())).unwrap();
+        let b = q.enqueue_now(job("b", Default::default())).unwrap();
+        q.pause_now(Some("a"));
+        assert_eq!(q.paused_now(), vec![Some("a".to_owned())]);
+        let got: Vec<String> = q.try_receive(5).into_iter().map(|r| r.job.id).collect();
+        assert_eq!(got, vec![b.id]);
+        q.pause_now(None);
+        q.enqueue_now(job("c", Default::default())).unwrap();
+        assert!(q.try_receive(5).is_empty());
+        q.resume_now(Some("a"));
+        assert!(q.try_receive(5).is_empty(), "everything is still paused");
+        q.resume_now(None);
+        assert!(q.paused_now().is_empty());
+        let got: Vec<String> = q.try_receive(5).into_iter().map(|r| r.job.id).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], a.id);
+    }
+
+    #[tokio::test]
+    async fn resume_wakes_a_waiting_receiver() {
+        let q = q(10);
+        q.pause_now(None);
+        q.enqueue_now(job("a", Default::default())).unwrap();
+        let q2 = q.clone();
+        let h = tokio::spawn(async move { q2.receive(1, Duration::from_secs(10)).await });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!h.is_finished());
+        q.resume_now(None);
+        let got = tokio::time::timeout(Duration::from_secs(2), h).await;
+        assert_eq!(got.unwrap().unwrap().unwrap().len(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! The contract every queue backend implements, and the hook through which a running
 //! scheduler takes delays longer than a backend can hold.
 
+use crate::admin::{unsupported, JobFilter, JobPage};
 use crate::error::Result;
 use crate::job::{now_ms, Job, Millis, NewJob, QueueStats, ReceivedJob};
 use async_trait::async_trait;
@@ -44,6 +45,45 @@ pub trait QueueProvider: Send + Sync + 'static {
 
     /// Stop: waiting receivers get `[]`, later enqueues fail with `Closed`.
     async fn close(&self) -> Result<()>;
+
+    /// Jobs matching `filter`, newest first (by `createdAt`, then id), one page at a time.
+    async fn list_jobs(&self, _filter: JobFilter) -> Result<JobPage> {
+        Err(unsupported(self.name(), "listJobs"))
+    }
+
+    /// A dead or failed job becomes pending, visible now, its attempts kept. `false` when
+    /// no such job is dead or failed.
+    async fn retry_job(&self, _id: &str) -> Result<bool> {
+        Err(unsupported(self.name(), "retryJob"))
+    }
+
+    /// A pending, scheduled, failed or processing job becomes `cancelled` and never runs
+    /// again; a running attempt's result is discarded when it settles. `false` when no such
+    /// job is in one of those states.
+    async fn cancel_job(&self, _id: &str) -> Result<bool> {
+        Err(unsupported(self.name(), "cancelJob"))
+    }
+
+    /// Receivers stop taking jobs of `job_type` (of every type with `None`); running jobs
+    /// finish.
+    async fn pause(&self, _job_type: Option<&str>) -> Result<()> {
+        Err(unsupported(self.name(), "pause"))
+    }
+
+    /// Undo [`QueueProvider::pause`] of `job_type` (`None`: of everything, every type included).
+    async fn resume(&self, _job_type: Option<&str>) -> Result<()> {
+        Err(unsupported(self.name(), "resume"))
+    }
+
+    /// What is paused: `None` stands for everything.
+    async fn paused(&self) -> Result<Vec<Option<String>>> {
+        Err(unsupported(self.name(), "paused"))
+    }
+
+    /// Move the dead-letter queue's messages back to the queue (SQS); returns how many.
+    async fn redrive_dead_letters(&self) -> Result<u64> {
+        Err(unsupported(self.name(), "redriveDeadLetters"))
+    }
 
     /// Whether a `receive` may be dropped before it resolves without stranding jobs. When it
     /// may not (SQS: a long poll goes on at the server and hides what it takes for the
@@ -93,6 +133,12 @@ pub trait Immediate: Send + Sync + 'static {
     fn get_job_now(&self, id: &str) -> Option<Job>;
     fn stats_now(&self) -> QueueStats;
     fn close_now(&self);
+    fn list_jobs_now(&self, filter: JobFilter) -> Result<JobPage>;
+    fn retry_job_now(&self, id: &str) -> bool;
+    fn cancel_job_now(&self, id: &str) -> bool;
+    fn pause_now(&self, job_type: Option<&str>);
+    fn resume_now(&self, job_type: Option<&str>);
+    fn paused_now(&self) -> Vec<Option<String>>;
 }
 
 /// Every [`Immediate`] provider is a [`QueueProvider`]: each operation at once, and a receive
@@ -158,6 +204,26 @@ impl<T: Immediate> QueueProvider for T {
     async fn close(&self) -> Result<()> {
         self.close_now();
         Ok(())
+    }
+    async fn list_jobs(&self, filter: JobFilter) -> Result<JobPage> {
+        self.list_jobs_now(filter)
+    }
+    async fn retry_job(&self, id: &str) -> Result<bool> {
+        Ok(self.retry_job_now(id))
+    }
+    async fn cancel_job(&self, id: &str) -> Result<bool> {
+        Ok(self.cancel_job_now(id))
+    }
+    async fn pause(&self, job_type: Option<&str>) -> Result<()> {
+        self.pause_now(job_type);
+        Ok(())
+    }
+    async fn resume(&self, job_type: Option<&str>) -> Result<()> {
+        self.resume_now(job_type);
+        Ok(())
+    }
+    async fn paused(&self) -> Result<Vec<Option<String>>> {
+        Ok(self.paused_now())
     }
     fn immediate(&self) -> Option<&dyn Immediate> {
         Some(self)

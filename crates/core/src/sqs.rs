@@ -223,6 +223,10 @@ impl QueueProvider for SqsProvider {
         "sqs"
     }
 
+    async fn redrive_dead_letters(&self) -> Result<u64> {
+        dead_letter::redrive(&self.inner).await
+    }
+
     async fn enqueue(&self, job: NewJob) -> Result<Job> {
         send::enqueue(&self.inner, job).await
     }

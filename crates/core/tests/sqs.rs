@@ -490,7 +490,7 @@ async fn size_and_delay_limits() {
     let c = client(m).await;
     let q = create_queue(&c, &unique("limits")).await;
     let p = SqsProvider::connect(SqsConfig {
-        max_message_bytes: 1000,
+        max_message_bytes: 1024,
         ..cfg(m, &q, None, 30)
     })
     .await
@@ -502,7 +502,7 @@ async fn size_and_delay_limits() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("bytes") && e.contains("1000") && e.contains("maxMessageBytes"),
+        e.contains("bytes") && e.contains("1024") && e.contains("maxMessageBytes"),
         "{e}"
     );
     let e = p

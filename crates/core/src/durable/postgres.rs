@@ -19,6 +19,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const MIGRATION: &str = include_str!("../../../../migrations/postgres/0002_queue.sql");
+const ADMIN_MIGRATION: &str = include_str!("../../../../migrations/postgres/0003_admin.sql");
 /// Key of the migration lock (the scheduler migration's, so the two never interleave).
 const MIGRATION_LOCK: i64 = 7_283_641_093;
 /// The NOTIFY channel; the payload is the schema whose table changed.
@@ -67,6 +68,13 @@ struct Sql {
     get: String,
     stats: String,
     tx_insert: String,
+    list: String,
+    retry: String,
+    cancel: String,
+    pause: String,
+    unpause: String,
+    unpause_all: String,
+    paused: String,
 }
 
 /// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
@@ -82,7 +90,7 @@ fn job_json(p: &str) -> String {
 }
 
 impl Sql {
-    fn new(t: &str) -> Sql {
+    fn new(t: &str, tp: &str) -> Sql {
         let c = cols("");
         let cj = cols("j.");
         let inserted = format!(
@@ -92,6 +100,27 @@ impl Sql {
             ms(r#""scheduledFor""#)
         );
         Sql {
+            // $3/$4: the cursor's (createdAt in epoch ms, id), or NULL for the first page.
+            list: format!(
+                r#"SELECT {c} FROM {t}
+                WHERE ($1::text IS NULL OR "status" = $1) AND ($2::text IS NULL OR "type" = $2)
+                    AND ($3::int8 IS NULL OR ("createdAt", "id") < (timestamptz 'epoch' + $3 * interval '1 millisecond', $4::uuid))
+                ORDER BY "createdAt" DESC, "id" DESC LIMIT $5"#
+            ),
+            // A dead job gives up its deduplication key for good: another job may hold it now.
+            retry: format!(
+                r#"UPDATE {t} SET "status" = 'pending', "runAt" = now(), "completedAt" = NULL, "lockedUntil" = NULL,
+                    "deduplicationKey" = CASE WHEN "status" = 'dead' THEN NULL ELSE "deduplicationKey" END
+                WHERE "id" = $1::uuid AND "status" IN ('dead', 'failed')"#
+            ),
+            cancel: format!(
+                r#"UPDATE {t} SET "status" = 'cancelled', "completedAt" = now(), "lockedUntil" = NULL, "deduplicationKey" = NULL
+                WHERE "id" = $1::uuid AND "status" IN ('pending', 'scheduled', 'failed', 'processing')"#
+            ),
+            pause: format!(r#"INSERT INTO {tp} ("type") VALUES ($1) ON CONFLICT DO NOTHING"#),
+            unpause: format!(r#"DELETE FROM {tp} WHERE "type" = $1"#),
+            unpause_all: format!(r#"DELETE FROM {tp}"#),
+            paused: format!(r#"SELECT "type" FROM {tp} ORDER BY "type""#),
             // The insert on a caller's connection, inside its transaction: one JSON text
             // parameter (any client binds that), one row back whose "jobs" is the jobs as JSON,
             // in input order (an existing unfinished job for a deduplicated item).
@@ -141,9 +170,13 @@ impl Sql {
             ),
             claim: format!(
                 r#"WITH c AS (
-                    SELECT "id" FROM {t}
-                    WHERE "status" IN ('pending', 'scheduled', 'failed') AND "runAt" <= now()
-                    ORDER BY "priority", "runAt", "seq" LIMIT $1 FOR UPDATE SKIP LOCKED)
+                    SELECT q."id" FROM {t} q
+                    WHERE q."status" IN ('pending', 'scheduled', 'failed') AND q."runAt" <= now()
+                        -- Pauses: each subquery runs once per claim (a one-time filter, a hashed set), and
+                        -- the claim still walks its index (a correlated NOT EXISTS made it a hash anti-join).
+                        AND NOT EXISTS (SELECT 1 FROM {tp} WHERE "type" = '')
+                        AND q."type" NOT IN (SELECT "type" FROM {tp})
+                    ORDER BY q."priority", q."runAt", q."seq" LIMIT $1 FOR UPDATE OF q SKIP LOCKED)
                 UPDATE {t} j SET "status" = 'processing', "attempts" = j."attempts" + 1,
                     "deliveries" = j."deliveries" + 1, "startedAt" = now(),
                     "lockedUntil" = now() + $2 * interval '1 millisecond'
@@ -273,11 +306,12 @@ impl PostgresBackend {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(opts.options([("synchronous_commit", "off")]));
         let table = format!("{}.\"QueueJob\"", quote_ident(schema));
+        let pauses = format!("{}.\"QueueJobPause\"", quote_ident(schema));
         Ok(PostgresBackend {
             pool,
             work,
             schema: schema.to_owned(),
-            sql: Sql::new(&table),
+            sql: Sql::new(&table, &pauses),
             url: shown,
         })
     }
@@ -326,7 +360,7 @@ impl Backend for PostgresBackend {
         let q = quote_ident(&self.schema);
         // One simple-protocol query runs as one transaction: the lock holds to the end.
         let sql = format!(
-            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}"
+            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}\n{ADMIN_MIGRATION}"
         );
         let mut conn = self.pool.acquire().await.map_err(&err)?;
         conn.execute(sql.as_str()).await.map_err(&err)?;
@@ -539,6 +573,75 @@ impl Backend for PostgresBackend {
                 r.try_get::<i64, _>("n").map_err(db_err)?,
             ))
         }))
+    }
+
+    async fn list(
+        &self,
+        status: Option<JobStatus>,
+        job_type: Option<&str>,
+        after: Option<(i64, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&self.sql.list)
+            .bind(status.map(JobStatus::as_str))
+            .bind(job_type)
+            .bind(after.map(|a| a.0))
+            .bind(after.map(|a| a.1.hyphenated().to_string()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("listing jobs"))?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn retry(&self, id: Uuid) -> Result<bool> {
+        let r = sqlx::query(&self.sql.retry)
+            .bind(id.hyphenated().to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("retrying a job"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn cancel(&self, id: Uuid) -> Result<bool> {
+        let r = sqlx::query(&self.sql.cancel)
+            .bind(id.hyphenated().to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("cancelling a job"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn set_paused(&self, key: &str, paused: bool) -> Result<()> {
+        let sql = if paused {
+            &self.sql.pause
+        } else {
+            &self.sql.unpause
+        };
+        sqlx::query(sql)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("pausing or resuming"))?;
+        Ok(())
+    }
+
+    async fn resume_all(&self) -> Result<()> {
+        sqlx::query(&self.sql.unpause_all)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("resuming"))?;
+        Ok(())
+    }
+
+    async fn paused(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(&self.sql.paused)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("reading pauses"))?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("type").map_err(db_err))
+            .collect()
     }
 
     async fn notify_others(&self) -> Result<()> {

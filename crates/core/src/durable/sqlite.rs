@@ -18,6 +18,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const MIGRATION: &str = include_str!("../../../../migrations/sqlite/0002_queue.sql");
+const ADMIN_MIGRATION: &str = include_str!("../../../../migrations/sqlite/0003_admin.sql");
 /// An idle receiver looks this often (other processes sharing the file cannot wake it).
 const POLL: Duration = Duration::from_millis(100);
 
@@ -49,13 +50,44 @@ struct Sql {
     purge: String,
     get: String,
     stats: String,
+    list: String,
+    retry: String,
+    cancel: String,
+    pause: String,
+    unpause: String,
+    unpause_all: String,
+    paused: String,
 }
 
 impl Sql {
     fn new() -> Sql {
         let c = cols();
         let t = r#""QueueJob""#;
+        let tp = r#""QueueJobPause""#;
         Sql {
+            // $3/$4: the cursor's (createdAt, id), or NULL for the first page.
+            list: format!(
+                r#"SELECT {c} FROM {t}
+                WHERE ($1 IS NULL OR "status" = $1) AND ($2 IS NULL OR "type" = $2)
+                    AND ($3 IS NULL OR ("createdAt", "id") < ($3, $4))
+                ORDER BY "createdAt" DESC, "id" DESC LIMIT $5"#
+            ),
+            // A dead job gives up its deduplication key for good: another job may hold it now.
+            retry: format!(
+                r#"UPDATE {t} SET "status" = 'pending', "runAt" = {NOW}, "completedAt" = NULL, "lockedUntil" = NULL,
+                    "deduplicationKey" = CASE WHEN "status" = 'dead' THEN NULL ELSE "deduplicationKey" END
+                WHERE "id" = $1 AND "status" IN ('dead', 'failed')"#
+            ),
+            cancel: format!(
+                r#"UPDATE {t} SET "status" = 'cancelled', "completedAt" = {NOW}, "lockedUntil" = NULL, "deduplicationKey" = NULL
+                WHERE "id" = $1 AND "status" IN ('pending', 'scheduled', 'failed', 'processing')"#
+            ),
+            pause: format!(
+                r#"INSERT INTO {tp} ("type", "pausedAt") VALUES ($1, {NOW}) ON CONFLICT DO NOTHING"#
+            ),
+            unpause: format!(r#"DELETE FROM {tp} WHERE "type" = $1"#),
+            unpause_all: format!(r#"DELETE FROM {tp}"#),
+            paused: format!(r#"SELECT "type" FROM {tp} ORDER BY "type""#),
             // $1: [[id, type, payload, options, priority, maxRetries, delayMs, scheduledForMs, key], …]
             insert: format!(
                 r#"INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "deduplicationKey", "createdAt")
@@ -78,9 +110,12 @@ impl Sql {
             claim: format!(
                 r#"UPDATE {t} SET "status" = 'processing', "attempts" = "attempts" + 1,
                     "deliveries" = "deliveries" + 1, "startedAt" = {NOW}, "lockedUntil" = {NOW} + $2
-                WHERE "seq" IN (SELECT "seq" FROM {t}
-                    WHERE "status" IN ('pending', 'scheduled', 'failed') AND "runAt" <= {NOW}
-                    ORDER BY "priority", "runAt", "seq" LIMIT $1)
+                WHERE "seq" IN (SELECT q."seq" FROM {t} q
+                    WHERE q."status" IN ('pending', 'scheduled', 'failed') AND q."runAt" <= {NOW}
+                        -- Pauses: both subqueries run once per claim (no correlation), not per row.
+                        AND NOT EXISTS (SELECT 1 FROM {tp} WHERE "type" = '')
+                        AND q."type" NOT IN (SELECT "type" FROM {tp})
+                    ORDER BY q."priority", q."runAt", q."seq" LIMIT $1)
                 RETURNING {c}"#
             ),
             next_due: format!(
@@ -221,7 +256,10 @@ impl Backend for SqliteBackend {
         let mut conn = self.pool.acquire().await.map_err(&err)?;
         // BEGIN IMMEDIATE takes the write lock first, so concurrent starts run one by one.
         conn.execute("BEGIN IMMEDIATE").await.map_err(&err)?;
-        let r = conn.execute(MIGRATION).await;
+        let mut r = conn.execute(MIGRATION).await;
+        if r.is_ok() {
+            r = conn.execute(ADMIN_MIGRATION).await;
+        }
         let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let e = conn.execute(end).await;
         r.map_err(&err)?;
@@ -391,6 +429,79 @@ impl Backend for SqliteBackend {
             .await
             .map_err(self.err("purging finished jobs"))?;
         Ok(r.rows_affected())
+    }
+
+    async fn list(
+        &self,
+        status: Option<JobStatus>,
+        job_type: Option<&str>,
+        after: Option<(i64, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&self.sql.list)
+            .bind(status.map(JobStatus::as_str))
+            .bind(job_type)
+            .bind(after.map(|a| a.0))
+            .bind(after.map(|a| a.1.hyphenated().to_string()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("listing jobs"))?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn retry(&self, id: Uuid) -> Result<bool> {
+        let _turn = self.write.lock().await;
+        let r = sqlx::query(&self.sql.retry)
+            .bind(id.hyphenated().to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("retrying a job"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn cancel(&self, id: Uuid) -> Result<bool> {
+        let _turn = self.write.lock().await;
+        let r = sqlx::query(&self.sql.cancel)
+            .bind(id.hyphenated().to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("cancelling a job"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn set_paused(&self, key: &str, paused: bool) -> Result<()> {
+        let sql = if paused {
+            &self.sql.pause
+        } else {
+            &self.sql.unpause
+        };
+        let _turn = self.write.lock().await;
+        sqlx::query(sql)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("pausing or resuming"))?;
+        Ok(())
+    }
+
+    async fn resume_all(&self) -> Result<()> {
+        let _turn = self.write.lock().await;
+        sqlx::query(&self.sql.unpause_all)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("resuming"))?;
+        Ok(())
+    }
+
+    async fn paused(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(&self.sql.paused)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("reading pauses"))?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("type").map_err(db_err))
+            .collect()
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Job>> {

@@ -2,7 +2,8 @@
 //! with their last error, then deleted from the main queue.
 
 use super::{errors, lock, string_attr, wire, Held, Inner};
-use crate::error::Result;
+use crate::error::{QueueError, Result};
+use aws_sdk_sqs::types::MessageSystemAttributeName as SysAttr;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use std::num::NonZeroUsize;
 use tracing::{error, warn};
@@ -132,4 +133,70 @@ async fn send(inner: &Inner, dlq: &str, letter: Letter<'_>, receipt: &str) -> Re
         .await
         .map_err(|e| errors::backend("DeleteMessage", &e))?;
     Ok(())
+}
+
+/// `redriveDeadLetters`: every message of the dead-letter queue sent back to the main queue
+/// (body and attributes, without its last error), then deleted there; returns how many.
+pub(super) async fn redrive(inner: &Inner) -> Result<u64> {
+    let Some(dlq) = &inner.dlq_url else {
+        return Err(QueueError::invalid(
+            "redriveDeadLetters needs the sqs provider's deadLetterQueueUrl, which is not set",
+        ));
+    };
+    let mut moved = 0u64;
+    loop {
+        let got = inner
+            .client
+            .receive_message()
+            .queue_url(dlq)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .visibility_timeout(60)
+            .message_attribute_names("All")
+            .message_system_attribute_names(SysAttr::MessageGroupId)
+            .send()
+            .await
+            .map_err(|e| errors::backend("ReceiveMessage (dead-letter queue)", &e))?;
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(moved);
+        }
+        for m in &messages {
+            let mut req = inner
+                .client
+                .send_message()
+                .queue_url(&inner.queue_url)
+                .message_body(m.body().unwrap_or_default());
+            if let Some(attrs) = m.message_attributes() {
+                for (k, v) in attrs.iter().filter(|(k, _)| *k != wire::ATTR_LAST_ERROR) {
+                    req = req.message_attributes(k.clone(), v.clone());
+                }
+            }
+            if inner.fifo {
+                let group = m
+                    .attributes()
+                    .and_then(|a| a.get(&SysAttr::MessageGroupId))
+                    .cloned()
+                    .or_else(|| inner.message_group_id.clone())
+                    .unwrap_or_else(|| "redrive".into());
+                req = req
+                    .message_group_id(group)
+                    .message_deduplication_id(uuid::Uuid::new_v4().to_string());
+            }
+            req.send()
+                .await
+                .map_err(|e| errors::backend("SendMessage (redrive)", &e))?;
+            if let Some(receipt) = m.receipt_handle() {
+                inner
+                    .client
+                    .delete_message()
+                    .queue_url(dlq)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(|e| errors::backend("DeleteMessage (dead-letter queue)", &e))?;
+            }
+            moved += 1;
+        }
+    }
 }

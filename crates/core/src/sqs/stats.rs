@@ -61,5 +61,7 @@ pub(super) async fn stats(inner: &Inner) -> Result<QueueStats> {
         }),
         completed: inner.completed.load(Ordering::Relaxed),
         failed: inner.failed.load(Ordering::Relaxed),
+        // SQS cannot cancel a job.
+        cancelled: 0,
     })
 }

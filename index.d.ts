@@ -187,7 +187,7 @@ export type ResolvedQueueWorkerConfig = Required<Omit<QueueWorkerConfig, 'metric
 export interface WorkerEvents {
   /** An attempt started. */
   active: [job: Job]
-  /** An attempt's handler returned (after the provider recorded it); `durationMs` from its start. */
+  /** An attempt's handler returned (memory: after the provider recorded it); `durationMs` from its start. */
   completed: [job: Job, result: unknown, durationMs: number]
   /** An attempt failed (threw, rejected or timed out); `willRetry` false means `dead` follows. */
   failed: [job: Job, error: Error, info: { attempt: number; willRetry: boolean }]

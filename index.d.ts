@@ -214,6 +214,25 @@ export interface QueueWorkerConfig {
   pollInterval?: number
   /** Default 30000 ms. */
   shutdownTimeout?: number
+  /** Serve Prometheus `/metrics` on 127.0.0.1 at this port while the worker runs (0: any free port). Default: not served. */
+  metricsPort?: number
+}
+
+/** A worker config with its defaults filled in (`metricsPort` stays absent unless given). */
+export type ResolvedQueueWorkerConfig = Required<Omit<QueueWorkerConfig, 'metricsPort'>> & { metricsPort?: number }
+
+/** Events of a `Worker`, by name: the arguments each listener gets. */
+export interface WorkerEvents {
+  /** An attempt started. */
+  active: [job: Job]
+  /** An attempt's handler returned (memory: after the provider recorded it); `durationMs` from its start. */
+  completed: [job: Job, result: unknown, durationMs: number]
+  /** An attempt failed (threw, rejected or timed out); `willRetry` false means `dead` follows. */
+  failed: [job: Job, error: Error, info: { attempt: number; willRetry: boolean }]
+  /** A job is out of retries. */
+  dead: [job: Job, error: Error]
+  /** A handler called `ctx.progress(percent)`. */
+  progress: [job: Job, percent: number]
 }
 
 export interface QueueSchedulerConfig {
@@ -237,7 +256,7 @@ export type ResolvedQueueSchedulerConfig = QueueSchedulerConfig & { pollInterval
 
 /** A `QueueConfig` as `validateQueueConfig` returns it: checked, with every default filled in. */
 export interface ResolvedQueueConfig extends QueueConfig {
-  worker: Required<QueueWorkerConfig>
+  worker: ResolvedQueueWorkerConfig
   scheduler: ResolvedQueueSchedulerConfig
 }
 
@@ -258,7 +277,11 @@ export declare class Worker {
   constructor(options: WorkerOptions)
   readonly provider: QueueProvider
   /** The worker config with its defaults filled in. */
-  readonly config: Required<QueueWorkerConfig>
+  readonly config: ResolvedQueueWorkerConfig
+  /** The port `/metrics` is served on (the bound one once listening), or null without `config.metricsPort`. */
+  readonly metricsPort: number | null
+  on<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
+  off<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
   /** Resolves when the worker has stopped. */
   start(): Promise<void>
   stop(): Promise<void>
@@ -363,6 +386,8 @@ export declare function unregisterJobHandler(type: string): boolean
 export declare function clearJobHandlers(): void
 export declare function executeJob<R = unknown>(job: Job, ctx: JobContext): Promise<R>
 
+/** Prometheus text format of this process: jobs by type and outcome, wait/run histograms, queue depths, worker gauges. */
+export declare function getMetrics(): Promise<string>
 export declare function startWorker(options?: Partial<WorkerOptions>): Worker
 export declare function stopWorker(): Promise<void>
 export declare function getWorker(options?: WorkerOptions): Worker

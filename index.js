@@ -6,6 +6,7 @@
 const path = require('node:path')
 const fs = require('node:fs')
 const util = require('node:util')
+const http = require('node:http')
 const { pathToFileURL } = require('node:url')
 const binding = require('./binding.js')
 
@@ -166,10 +167,14 @@ function errorMessage(e) {
 // ---- providers -------------------------------------------------------------------------
 
 /** What a provider made by `createQueueProvider` shares; one subclass per kind of native provider. */
+/** Open providers of this process, in creation order: their stats are the depth gauges of getMetrics(). */
+const openProviders = new Set()
+
 class NativeQueueProvider {
   constructor(native) {
     this._native = native
     this.name = native.name
+    openProviders.add(this)
   }
 
   async enqueue(type, payload, options) {
@@ -269,6 +274,7 @@ class NativeQueueProvider {
   }
 
   async close() {
+    openProviders.delete(this)
     await this._native.close()
   }
 }
@@ -486,11 +492,86 @@ class Worker {
     this._flushQueued = false
     this._runPromise = null
     this._flush = () => this._flushOutcomes()
+    /** event name -> listeners; null while none is registered, so jobs pay nothing for events. */
+    this._events = null
+    this._eventQueue = []
+    this._metricsServer = null
+  }
+
+  /** Call `fn` on each `event` (see WorkerEvents in index.d.ts). Listener errors are logged. */
+  on(event, fn) {
+    if (!WORKER_EVENTS.includes(event)) throw new TypeError(`event must be one of ${WORKER_EVENTS.join(', ')}, got ${describe(event)}`)
+    if (typeof fn !== 'function') throw new TypeError(`listener for '${event}' must be a function, got ${describe(fn)}`)
+    if (this._events === null) this._events = new Map()
+    const list = this._events.get(event)
+    if (list) list.push(fn)
+    else this._events.set(event, [fn])
+    return this
+  }
+
+  off(event, fn) {
+    const list = this._events && this._events.get(event)
+    if (!list) return this
+    const i = list.indexOf(fn)
+    if (i !== -1) list.splice(i, 1)
+    if (list.length === 0) this._events.delete(event)
+    if (this._events.size === 0) this._events = null
+    return this
+  }
+
+  _emit(event, args) {
+    const list = this._events && this._events.get(event)
+    if (!list) return
+    for (const fn of list.slice()) {
+      try {
+        fn(...args)
+      } catch (e) {
+        logger.warn(`worker '${event}' listener threw: ${e && e.message}`)
+      }
+    }
+  }
+
+  /** Events of a failed attempt: `failed`, then `dead` when it had no retries left. */
+  _failureEvents(run, error) {
+    const job = run.job
+    this._eventQueue.push('failed', [job, error, { attempt: job.attempts, willRetry: !run.last }])
+    if (run.last) this._eventQueue.push('dead', [job, error])
+  }
+
+  _emitQueued() {
+    const q = this._eventQueue
+    this._eventQueue = []
+    for (let i = 0; i < q.length; i += 2) this._emit(q[i], q[i + 1])
+  }
+
+  /** The port /metrics is served on (config.metricsPort; the bound port once listening), or null. */
+  get metricsPort() {
+    const addr = this._metricsServer && this._metricsServer.address()
+    if (addr && typeof addr === 'object') return addr.port
+    return this.config.metricsPort === undefined ? null : this.config.metricsPort
+  }
+
+  _serveMetrics() {
+    if (this.config.metricsPort === undefined || this._metricsServer) return
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'GET' || req.url.split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+        return
+      }
+      getMetrics().then(
+        (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
+        (e) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e && e.message}\n`),
+      )
+    })
+    server.on('error', (e) => logger.error(`metrics server on 127.0.0.1:${this.config.metricsPort}: ${e.message}`))
+    server.listen(this.config.metricsPort, '127.0.0.1')
+    this._metricsServer = server
   }
 
   /** Start taking jobs. Resolves when the worker has stopped. */
   start() {
     if (!this._runPromise) {
+      this._serveMetrics()
       this._runPromise = this._native
         .run(
           (json) => this._startBatch(json),
@@ -498,6 +579,10 @@ class Worker {
         )
         .finally(() => {
           this._runPromise = null
+          if (this._metricsServer) {
+            this._metricsServer.close()
+            this._metricsServer = null
+          }
         })
     }
     return this._runPromise
@@ -520,22 +605,24 @@ class Worker {
 
   _startBatch(json) {
     const batch = JSON.parse(json)
-    for (let i = 0; i < batch.length; i++) this._startJob(batch[i].token, toJob(batch[i].job))
+    for (let i = 0; i < batch.length; i++) this._startJob(batch[i].token, toJob(batch[i].job), batch[i].lastAttempt === true)
   }
 
-  _startJob(token, job) {
+  _startJob(token, job, last) {
     // The AbortController is made when a handler first reads `ctx.signal`: most never do,
     // and making one per job would cost more than the rest of the dispatch.
-    const run = { ac: null, abortReason: undefined, job }
+    const run = { ac: null, abortReason: undefined, job, last }
     this._running.set(token, run)
+    if (this._events !== null) this._emit('active', [job])
     const native = this._native
+    const worker = this
     const ctx = {
       jobId: job.id,
       attempt: job.attempts,
       log: (msg, ...args) => binding.log('info', `[job ${job.id}] ${util.format(msg, ...args)}`),
       progress: (percent) => {
         checkNonNegative(percent, 'progress', { max: 100 })
-        native.progress(token, percent)
+        if (native.progress(token, percent) && worker._events !== null) worker._emit('progress', [job, percent])
       },
       get signal() {
         if (!run.ac) {
@@ -581,6 +668,11 @@ class Worker {
       part = `{"t":${token},"e":${JSON.stringify(errorMessage(error))}}`
     }
     this._outcomes.push(part)
+    // An attempt aborted by its timeout already failed (and had its events) at the deadline.
+    if (this._events !== null && run && run.abortReason === undefined) {
+      if (ok) this._eventQueue.push('completed', [run.job, result, run.job.startedAt ? Date.now() - run.job.startedAt.getTime() : 0])
+      else this._failureEvents(run, error)
+    }
     if (!this._flushQueued) {
       this._flushQueued = true
       queueMicrotask(this._flush)
@@ -592,6 +684,7 @@ class Worker {
     const text = `[${this._outcomes.join(',')}]`
     this._outcomes = []
     const next = this._native.complete(text)
+    if (this._eventQueue.length !== 0) this._emitQueued()
     if (next) this._startBatch(next)
   }
 
@@ -601,8 +694,27 @@ class Worker {
       if (!run || run.abortReason !== undefined) continue
       run.abortReason = new Error(reason === 'timeout' ? `Job timed out after ${run.job.options.timeout} ms` : 'Worker is shutting down')
       if (run.ac) run.ac.abort(run.abortReason)
+      if (reason === 'timeout' && this._events !== null) this._failureEvents(run, run.abortReason)
     }
+    if (this._eventQueue.length !== 0) this._emitQueued()
   }
+}
+
+const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress']
+
+/** Prometheus text of this process: job counters and histograms, worker gauges, queue depths. */
+async function getMetrics() {
+  const providers = [...openProviders]
+  const seen = new Map()
+  const depths = await Promise.all(
+    providers.map(async (p) => {
+      const n = (seen.get(p.name) || 0) + 1
+      seen.set(p.name, n)
+      const stats = await p.getStats()
+      return { provider: n === 1 ? p.name : `${p.name}#${n}`, ...stats }
+    }),
+  )
+  return binding.renderMetrics(depths)
 }
 
 let worker = null
@@ -892,6 +1004,7 @@ module.exports = {
   clearJobHandlers,
   executeJob,
   Worker,
+  getMetrics,
   startWorker,
   stopWorker,
   getWorker,

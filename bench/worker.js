@@ -9,7 +9,8 @@
 //
 // `node bench/worker.js` prints the rows; `run()` returns them for bench/index.js. BullMQ needs
 // Redis on 127.0.0.1:6379 (REDIS_HOST / REDIS_PORT to change); without it its rows are skipped
-// loudly. BENCH_WORKER_N (default 100000) and BENCH_BULLMQ_N (default: the same) set the job counts.
+// loudly. BENCH_WORKER_N (default 100000) and BENCH_BULLMQ_N (default: the same) set the job counts;
+// BENCH_WORKER_EVENTS=1 adds a no-op listener on every worker event.
 
 const { performance } = require('node:perf_hooks')
 const net = require('node:net')
@@ -20,6 +21,8 @@ const { pace, percentile } = require('./timing.js')
 const N = Number(process.env.BENCH_WORKER_N || 100000)
 const BULLMQ_N = Number(process.env.BENCH_BULLMQ_N || N)
 const CONCURRENCIES = [50, 5]
+// BENCH_WORKER_EVENTS=1: a no-op listener on every worker event (the cost of events).
+const LISTEN = process.env.BENCH_WORKER_EVENTS === '1'
 const LATENCY_RATE = 1000 // jobs/s offered
 const LATENCY_MS = 5000
 const LATENCY_CONCURRENCY = 5
@@ -50,6 +53,7 @@ const ours = {
     q.registerJobHandler(type, async () => {})
     const p = await q.createQueueProvider({ type: 'memory' })
     const w = new q.Worker({ provider: p, config: { concurrency } })
+    if (LISTEN) for (const e of ['active', 'completed', 'failed', 'dead', 'progress']) w.on(e, () => {})
     for (let i = 0; i < n; i += 10000) {
       await p.enqueueBulk(Array.from({ length: Math.min(10000, n - i) }, () => ({ type, payload: null })))
     }

@@ -32,6 +32,9 @@ Options:
                     (default: config/app.config.ts, .mts, .cts, .js, .mjs or .cjs).
   --jobs <dir>      Directory of job handler files, each calling registerJobHandler
                     (default: extensions/jobs; every *.ts/*.js except index.*).
+  --metrics-port <n>
+                    Serve Prometheus /metrics on 127.0.0.1:<n> while the worker runs
+                    (worker.metricsPort; 0 picks a free port).
   -h, --help        Show this help.
 
 Environment (a .env file in the working directory is loaded first; variables already set win;
@@ -82,24 +85,28 @@ function parseArgs(argv) {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { config: { type: 'string' }, jobs: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { config: { type: 'string' }, jobs: { type: 'string' }, 'metrics-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     })
   } catch (e) {
     // Node's messages: "Unknown option '--bogus'", "Option '--config <value>' argument missing".
     const unknown = /Unknown option '([^']+)'/.exec(e.message)
     if (unknown) throw new CliError(`unknown option ${unknown[1]}`, 2)
-    const missing = /Option '(--[a-z]+)/.exec(e.message)
+    const missing = /Option '(--[a-z-]+)/.exec(e.message)
     if (missing) throw new CliError(`${missing[1]} needs a value`, 2)
     throw new CliError(e.message, 2)
   }
   const { values, positionals } = parsed
-  for (const name of ['config', 'jobs']) {
+  for (const name of ['config', 'jobs', 'metrics-port']) {
     if (values[name] !== undefined && (values[name] === '' || values[name].startsWith('-'))) throw new CliError(`--${name} needs a value`, 2)
   }
   const [command = 'start', ...extra] = positionals
   if (!COMMANDS.includes(command)) throw new CliError(`unknown command ${command}`, 2)
   if (extra.length > 0 && !values.help && command !== 'help') throw new CliError(`unexpected argument ${extra[0]}`, 2)
-  return { command: values.help ? 'help' : command, config: values.config ?? null, jobs: values.jobs ?? null }
+  // The port's range is checked with the rest of the worker config (worker.metricsPort).
+  const port = values['metrics-port']
+  if (port !== undefined && !/^\d+$/.test(port)) throw new CliError(`--metrics-port must be a port number, got '${port}'`, 2)
+  const metricsPort = port === undefined ? null : Number(port)
+  return { command: values.help ? 'help' : command, config: values.config ?? null, jobs: values.jobs ?? null, metricsPort }
 }
 
 // ---- .env ----------------------------------------------------------------------------------
@@ -284,7 +291,14 @@ async function start(args, overrides) {
       throw new CliError(`cannot start the scheduler (${databaseUrlOf(cfg.scheduler)}): ${e.message}`)
     }
   }
-  const worker = queue.getWorker({ provider, config: cfg.worker })
+  let worker
+  try {
+    worker = queue.getWorker({ provider, config: args.metricsPort === null ? cfg.worker : { ...cfg.worker, metricsPort: args.metricsPort } })
+  } catch (e) {
+    await queue.stopScheduler()
+    await queue.closeQueueProvider()
+    throw new CliError(`--metrics-port: ${e.message}`, 2)
+  }
   let stopping = false
   worker.start().then(
     () => {
@@ -318,7 +332,7 @@ async function start(args, overrides) {
   const sched = scheduler ? `on (pollInterval=${cfg.scheduler.pollInterval}ms, ${databaseUrlOf(cfg.scheduler)})` : 'off'
   say(
     `started: provider=${cfg.providerConfig.type} concurrency=${w.concurrency} pollInterval=${w.pollInterval}ms ` +
-      `shutdownTimeout=${w.shutdownTimeout}ms handlers=${types.length} [${types.join(', ')}] scheduler=${sched}`,
+      `shutdownTimeout=${w.shutdownTimeout}ms${args.metricsPort === null ? '' : ` metrics=http://127.0.0.1:${worker.metricsPort}/metrics`} handlers=${types.length} [${types.join(', ')}] scheduler=${sched}`,
   )
 }
 

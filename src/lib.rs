@@ -8,6 +8,7 @@
 mod bridge;
 mod config;
 mod logging;
+mod metrics;
 mod provider;
 mod scheduler;
 mod worker;

@@ -102,7 +102,7 @@ impl NativeWorker {
     /// The worker config, every default filled in.
     #[napi(
         getter,
-        ts_return_type = "{ mode: 'in-process' | 'standalone'; concurrency: number; pollInterval: number; shutdownTimeout: number }"
+        ts_return_type = "{ mode: 'in-process' | 'standalone'; concurrency: number; pollInterval: number; shutdownTimeout: number; metricsPort?: number }"
     )]
     pub fn config(&self) -> Result<serde_json::Value> {
         serde_json::to_value(&self.config).map_err(|e| Error::from_reason(e.to_string()))

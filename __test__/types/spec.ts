@@ -400,6 +400,17 @@ async function surface(): Promise<void> {
   const done: Promise<void> = worker.start()
   await worker.stop()
   await done
+  // Events and metrics: listener arguments are typed by event name.
+  const onFailed = (job: Job, error: Error, info: { attempt: number; willRetry: boolean }) => void [job.id, error.message, info.willRetry]
+  worker.on('completed', (job, result, durationMs: number) => void [job.id, result, durationMs]).on('failed', onFailed)
+  worker.off('failed', onFailed)
+  // @ts-expect-error 'finished' is not a worker event
+  worker.on('finished', () => {})
+  // @ts-expect-error a progress listener gets a number, not a string
+  worker.on('progress', (_job, percent: string) => void percent)
+  const metricsPort: number | null = new Worker({ provider: p, config: { metricsPort: 9464 } }).metricsPort
+  const metrics: string = await queuePackage.getMetrics()
+  void [metricsPort, metrics]
   const w = startWorker({ provider: p })
   const same: Worker = getWorker()
   await stopWorker()

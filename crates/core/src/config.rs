@@ -287,6 +287,13 @@ pub struct WorkerConfig {
     /// Milliseconds `stop()` waits for running jobs.
     #[serde(deserialize_with = "rule::interval")]
     pub shutdown_timeout: u64,
+    /// Serve Prometheus `/metrics` on this loopback port while the worker runs (0: any free
+    /// port); none by default.
+    #[serde(
+        deserialize_with = "rule::opt_port",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for WorkerConfig {
@@ -296,6 +303,7 @@ impl Default for WorkerConfig {
             concurrency: 5,
             poll_interval: 1000,
             shutdown_timeout: 30_000,
+            metrics_port: None,
         }
     }
 }
@@ -573,7 +581,7 @@ mod tests {
         assert_eq!(c.config.provider_config, ProviderConfig::default_memory());
         assert_eq!(
             c.warnings,
-            vec!["queue.worker.concurency is not a known option (known: mode, concurrency, pollInterval, shutdownTimeout); it is ignored"]
+            vec!["queue.worker.concurency is not a known option (known: mode, concurrency, pollInterval, shutdownTimeout, metricsPort); it is ignored"]
         );
         // undefined and null mean "not set".
         let v = ConfigValue::Object(vec![(

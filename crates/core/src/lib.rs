@@ -7,6 +7,7 @@ pub mod durable;
 pub mod error;
 pub mod job;
 pub mod memory;
+pub mod metrics;
 pub mod provider;
 pub mod redact;
 pub mod schedule;

@@ -11,7 +11,8 @@
 //! once; so its wait is never longer than `shutdownTimeout`.
 
 use crate::config::WorkerConfig;
-use crate::job::{Job, ReceivedJob};
+use crate::job::{has_retries_left, now_ms, Job, ReceivedJob};
+use crate::metrics::{self, JobOutcome, TypeMetrics, WorkerGauges};
 use crate::provider::SharedProvider;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -36,6 +37,9 @@ const MIN_UNCANCELLABLE_WAIT: Duration = Duration::from_secs(1);
 pub struct Dispatch {
     pub token: u64,
     pub job: Job,
+    /// This attempt has no retries left: if it fails, the job is dead.
+    #[serde(rename = "lastAttempt", skip_serializing_if = "std::ops::Not::not")]
+    pub last_attempt: bool,
 }
 
 /// How one handler call ended, as the handler runtime reports it.
@@ -91,6 +95,10 @@ struct Flight {
     /// Set once the deadline passed: the attempt is already failed; the handler still runs.
     timed_out: bool,
     warned: bool,
+    /// No retries left: a failure makes the job dead.
+    last_attempt: bool,
+    started: Instant,
+    metrics: Arc<TypeMetrics>,
 }
 
 /// What the settler sends to the provider.
@@ -122,6 +130,8 @@ struct State {
     timer_at: Option<Instant>,
     /// While a receive that may not be dropped is in flight: when its wait ends.
     uncancellable_until: Option<Instant>,
+    /// This worker's handles on the per-type metrics, so recording takes no shared lock.
+    metrics: HashMap<String, Arc<TypeMetrics>>,
 }
 
 /// The worker. Create with [`Worker::new`], drive with [`Worker::run`], end with [`Worker::stop`].
@@ -148,7 +158,7 @@ impl Worker {
         config: WorkerConfig,
         runtime: Arc<dyn HandlerRuntime>,
     ) -> Arc<Worker> {
-        Arc::new(Worker {
+        let w = Arc::new(Worker {
             provider,
             config,
             runtime,
@@ -160,7 +170,10 @@ impl Worker {
             settle_tx: Mutex::new(None),
             succeeded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-        })
+        });
+        let gauges: Arc<dyn WorkerGauges> = w.clone();
+        metrics::register_worker(Arc::downgrade(&gauges));
+        w
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -201,6 +214,7 @@ impl Worker {
                 *st = State {
                     running: true,
                     next_token: st.next_token,
+                    metrics: std::mem::take(&mut st.metrics),
                     ..State::default()
                 };
                 true
@@ -368,7 +382,24 @@ impl Worker {
             st.next_token += 1;
             let token = st.next_token;
             let timeout_ms = r.job.options.timeout;
-            let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+            let started = Instant::now();
+            let deadline = started + Duration::from_millis(timeout_ms);
+            let m = match st.metrics.get(&r.job.job_type) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = metrics::for_type(&r.job.job_type);
+                    st.metrics.insert(r.job.job_type.clone(), m.clone());
+                    m
+                }
+            };
+            let due = r
+                .job
+                .scheduled_for
+                .map_or(r.job.created_at, |s| s.max(r.job.created_at));
+            m.wait.observe(Duration::from_millis(
+                now_ms().saturating_sub(due).max(0) as u64
+            ));
+            let last_attempt = !has_retries_left(r.job.attempts, &r.job.options);
             if st.timer_at.is_none_or(|at| deadline < at) {
                 st.timer_dirty = true;
                 st.timer_at = Some(deadline);
@@ -384,9 +415,16 @@ impl Worker {
                     deadline,
                     timed_out: false,
                     warned: false,
+                    last_attempt,
+                    started,
+                    metrics: m,
                 },
             );
-            out.push(Dispatch { token, job: r.job });
+            out.push(Dispatch {
+                token,
+                job: r.job,
+                last_attempt,
+            });
         }
         out
     }
@@ -414,12 +452,15 @@ impl Worker {
                     st.buffer.extend(ready);
                     continue;
                 }
+                let ran = f.started.elapsed();
                 match o.error {
                     None => {
+                        f.metrics.record(JobOutcome::Completed, ran);
                         self.succeeded.fetch_add(1, Ordering::Relaxed);
                         settles.push(Settle::Ack(f.receipt, o.result));
                     }
                     Some(e) => {
+                        f.metrics.record(failure(f.last_attempt), ran);
                         self.failed.fetch_add(1, Ordering::Relaxed);
                         settles.push(Settle::Fail(f.receipt, e));
                     }
@@ -610,6 +651,8 @@ impl Worker {
                     if !f.timed_out {
                         f.timed_out = true;
                         let (receipt, ms, id) = (f.receipt.clone(), f.timeout_ms, f.job_id.clone());
+                        f.metrics
+                            .record(failure(f.last_attempt), now.duration_since(f.started));
                         st.zombies.insert(id);
                         st.deadlines.insert((now + IGNORED_SIGNAL_GRACE, token));
                         expired.push((token, receipt, ms));
@@ -650,6 +693,29 @@ impl Worker {
                 None => wake.await,
             }
         }
+    }
+}
+
+/// The outcome counted for a failed attempt.
+fn failure(last_attempt: bool) -> JobOutcome {
+    if last_attempt {
+        JobOutcome::Dead
+    } else {
+        JobOutcome::Failed
+    }
+}
+
+impl WorkerGauges for Worker {
+    fn running(&self) -> u64 {
+        self.lock().flights.len() as u64
+    }
+
+    fn concurrency(&self) -> u64 {
+        self.concurrency() as u64
+    }
+
+    fn provider(&self) -> &'static str {
+        self.provider.name()
     }
 }
 

@@ -192,6 +192,9 @@ pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     to(text_of(value(d)?)).map(Some)
 }
+pub fn opt_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    to(integer_of(&value(d)?, 0, u64::from(u16::MAX), "").map(|n| Some(n as u16)))
+}
 pub fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     to(http_url_of(value(d)?))
 }

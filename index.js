@@ -527,8 +527,11 @@ async function stopWorker() {
   if (worker) await worker.stop()
 }
 
+/** Forget the process-wide worker (stopping it in the background if it runs, so it lets the process exit). */
 function resetWorker() {
+  const w = worker
   worker = null
+  if (w) w.stop().catch((e) => logger.error(`stopping the worker failed: ${e && e.message}`))
 }
 
 // ---- scheduler (begin) ----

@@ -166,10 +166,13 @@ function errorMessage(e) {
 
 // ---- providers -------------------------------------------------------------------------
 
-/** What a provider made by `createQueueProvider` shares; one subclass per kind of native provider. */
 /** Open providers of this process, in creation order: their stats are the depth gauges of getMetrics(). */
 const openProviders = new Set()
 
+/**
+ * A provider made by `createQueueProvider` whose native side does I/O (SQS, and the database
+ * providers): every call is async. `MemoryQueueProvider` is the class for the memory kind.
+ */
 class NativeQueueProvider {
   constructor(native) {
     this._native = native
@@ -337,12 +340,14 @@ class MemoryQueueProvider extends NativeQueueProvider {
 
   /** The job just queued: the caller's type and payload, the rest as the native side stored it. */
   _queued(id, type, payload, args, out, k) {
-    if (out[k + 5] < 0) return fromNative(this._native.getJobSync(id)) // an existing job with that deduplicationKey
+    const status = out[k + 5] | 0
+    if (status < 0) return fromNative(this._native.getJobSync(id)) // an existing job with that deduplicationKey
     // `>>> 0`: the integers as small integers, not heap doubles (all three are u32 natively).
     const options = { maxRetries: out[k + 2] >>> 0, timeout: out[k + 3] >>> 0, priority: out[k + 4] >>> 0 }
     if (args !== undefined && args.deduplicationKey !== undefined) options.deduplicationKey = args.deduplicationKey
-    const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[out[k + 5]], attempts: 0, createdAt: new Date(out[k]) }
-    if (!Number.isNaN(out[k + 1])) job.scheduledFor = new Date(out[k + 1])
+    const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[status], attempts: 0, createdAt: new Date(out[k]) }
+    const scheduledFor = out[k + 1]
+    if (scheduledFor === scheduledFor) job.scheduledFor = new Date(scheduledFor) // NaN when none
     return job
   }
 
@@ -740,8 +745,11 @@ async function stopWorker() {
   if (worker) await worker.stop()
 }
 
+/** Forget the process-wide worker (stopping it in the background if it runs, so it lets the process exit). */
 function resetWorker() {
+  const w = worker
   worker = null
+  if (w) w.stop().catch((e) => logger.error(`stopping the worker failed: ${e && e.message}`))
 }
 
 // ---- scheduler (begin) ----

@@ -22,7 +22,7 @@ pub(crate) fn init() {
 
 /// Log a line from JavaScript (the package's warnings, `ctx.log`) through `tracing`.
 /// `level` is `error`, `warn`, `info`, `debug` or `trace`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn log(level: String, message: String) {
     match level.as_str() {
         "error" => tracing::error!(target: "chaaskit_queue", "{message}"),
@@ -34,7 +34,7 @@ pub fn log(level: String, message: String) {
 }
 
 /// Whether a line at `level` would be written, so callers can skip formatting it.
-#[napi]
+#[napi(catch_unwind)]
 pub fn log_enabled(level: String) -> bool {
     match level.as_str() {
         "error" => tracing::enabled!(target: "chaaskit_queue", tracing::Level::ERROR),

@@ -29,7 +29,8 @@ test('an ES module re-exporting the package with `export *` gets every name', ()
       assert.fail(`importing named exports from an ESM re-export failed:\n${e.stderr || e.message}`)
     }
     const cjsNames = Object.keys(require('../index.js')).sort()
-    assert.deepEqual(out.names, cjsNames)
+    // Node 23+ adds its own 'module.exports' name to the ES-module view of a CommonJS module.
+    assert.deepEqual(out.names.filter((n) => n !== 'module.exports'), cjsNames)
     assert.deepEqual(out.fns, ['function', 'function', 'function', 'function'])
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })

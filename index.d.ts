@@ -1,5 +1,7 @@
 // Types of @chaaskit/queue: the public API, compatible with the old JavaScript queue.
 
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
 export type JobStatus = 'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'
 
 /** Options stored with a job. */
@@ -436,3 +438,38 @@ export declare const logger: {
   info(...args: unknown[]): void
   debug(...args: unknown[]): void
 }
+
+/** What `createDashboard` takes. */
+export interface DashboardOptions {
+  /** The queue to show and act on (its admin API). */
+  provider: QueueProvider
+  /** Shows its recurring jobs (next run, enable, disable). Default: no recurring-jobs panel. */
+  scheduler?: Pick<Scheduler, 'listRecurring' | 'enableRecurring' | 'disableRecurring'> | null
+  /**
+   * Called for every request, static files included: nothing is served unless it resolves to
+   * `true` (a 403 otherwise). It may answer the request itself (e.g. a 401 asking for credentials).
+   */
+  authorize: (req: IncomingMessage) => boolean | Promise<boolean>
+  /** The path the dashboard is mounted at, e.g. '/admin/queue' (default '': the root). */
+  basePath?: string
+  /** How often the page refreshes, in ms, 250 to 3600000 (default 2000). */
+  refreshInterval?: number
+  /**
+   * The token state-changing requests must carry in the `X-Queue-Dashboard-Token` header
+   * (16 to 256 of A-Z a-z 0-9 _ -). Default: random per dashboard; give the same one to every
+   * process behind one load balancer.
+   */
+  csrfToken?: string
+}
+
+/** A Node request handler; with `next` (Express, Connect) a request outside `basePath` goes on to it. */
+export interface DashboardHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void
+  /** Stop the throughput sampler. */
+  close(): void
+  /** `basePath` without a trailing slash. */
+  readonly basePath: string
+}
+
+/** The queue's web page as a request handler: counts, throughput, jobs, retry/cancel/pause/resume, recurring jobs. */
+export declare function createDashboard(options: DashboardOptions): DashboardHandler

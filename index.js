@@ -1029,4 +1029,5 @@ module.exports = {
   resetScheduler,
   nextRuns,
   logger,
+  createDashboard: require('./dashboard/index.js').createDashboard,
 }

@@ -447,9 +447,10 @@ export interface DashboardOptions {
   scheduler?: Pick<Scheduler, 'listRecurring' | 'enableRecurring' | 'disableRecurring'> | null
   /**
    * Called for every request, static files included: nothing is served unless it resolves to
-   * `true` (a 403 otherwise). It may answer the request itself (e.g. a 401 asking for credentials).
+   * `true` (a 403 otherwise). It may answer the request itself on `res` (e.g. a 401 asking for
+   * credentials) and return false.
    */
-  authorize: (req: IncomingMessage) => boolean | Promise<boolean>
+  authorize: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
   /** The path the dashboard is mounted at, e.g. '/admin/queue' (default '': the root). */
   basePath?: string
   /** How often the page refreshes, in ms, 250 to 3600000 (default 2000). */

@@ -45,7 +45,7 @@ test('createDashboard checks its options', async () => {
   const ok = { provider: p, authorize: () => true }
   assert.throws(() => queue.createDashboard(), { name: 'TypeError', message: /^options must be an object/ })
   assert.throws(() => queue.createDashboard({ provider: {}, authorize: () => true }), { name: 'TypeError', message: /^options\.provider must be a queue provider/ })
-  assert.throws(() => queue.createDashboard({ provider: p }), { name: 'TypeError', message: 'options.authorize must be a function (req) => boolean | Promise<boolean>, got undefined' })
+  assert.throws(() => queue.createDashboard({ provider: p }), { name: 'TypeError', message: 'options.authorize must be a function (req, res) => boolean | Promise<boolean>, got undefined' })
   assert.throws(() => queue.createDashboard({ ...ok, scheduler: {} }), { name: 'TypeError', message: 'options.scheduler must be a Scheduler, got {}' })
   assert.throws(() => queue.createDashboard({ ...ok, basePath: 'queue' }), { name: 'RangeError', message: `options.basePath must be '' or a path starting with '/', got "queue"` })
   assert.throws(() => queue.createDashboard({ ...ok, basePath: 5 }), { name: 'TypeError', message: 'options.basePath must be a string, got 5' })
@@ -62,21 +62,18 @@ test('nothing is served unless authorize(req) resolves to true; it may answer it
   const d = queue.createDashboard({
     provider: p,
     basePath: '/q',
-    authorize: async (req) => {
+    authorize: async (req, res) => {
       seen.push(req.url)
       await sleep(1)
       if (req.headers['x-boom']) throw new Error('auth backend down')
       if (req.headers['x-ask']) {
-        req.res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="queue"' }).end()
+        res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="queue"' }).end()
         return false
       }
       return allow
     },
   })
-  const s = await listen((req, res) => {
-    req.res = res
-    d(req, res)
-  })
+  const s = await listen(d)
   try {
     for (const u of ['/q', '/q/', '/q/app.js', '/q/app.css', '/q/api/overview', '/q/api/jobs', '/q/api/jobs/x', '/q/api/recurring', '/q/nope']) {
       const r = await fetch(s.url + u, { redirect: 'manual' })
@@ -369,4 +366,86 @@ test('browser: postgres provider', async (t) => {
     await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
     await c.end()
   }
+})
+
+// ---- queue-worker dashboard ------------------------------------------------------------------
+
+const { spawn } = require('node:child_process')
+const BIN = path.join(__dirname, '..', 'bin', 'queue-worker.js')
+const APP = path.join(__dirname, '..', 'examples', 'app')
+
+/** `queue-worker dashboard …` in the example app; resolves once it printed its URL (or exited). */
+function cliDashboard(args, env) {
+  const base = { ...process.env }
+  for (const k of Object.keys(base)) if (/^(QUEUE_|SCHEDULER_|SQS_)/.test(k) || k === 'DATABASE_URL') delete base[k]
+  const child = spawn(process.execPath, [BIN, 'dashboard', ...args], { cwd: APP, env: { ...base, CHAASKIT_QUEUE_LOG: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (c) => (out += c))
+  child.stderr.on('data', (c) => (err += c))
+  return new Promise((resolve) => {
+    const done = (code) => resolve({ child, code, out, err, url: null })
+    child.on('exit', done)
+    const check = setInterval(() => {
+      const m = /dashboard: (http:\/\/\S+\/)/.exec(out)
+      if (m) {
+        clearInterval(check)
+        child.off('exit', done)
+        resolve({ child, code: null, out, err, url: m[1] })
+      }
+    }, 20)
+    child.on('exit', () => clearInterval(check))
+  })
+}
+
+/** GET through node:http so the Host header can be set. */
+function get(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers }, (res) => {
+      let body = ''
+      res.on('data', (c) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }))
+    }).on('error', reject)
+  })
+}
+
+test('queue-worker dashboard: serves the config provider on loopback; a password for other hosts', async () => {
+  const db = path.join(tmpRoot, 'cli.db')
+  const env = { QUEUE_PROVIDER: 'sqlite', QUEUE_SQLITE_URL: `sqlite:${db}?mode=rwc`, DATABASE_URL: `sqlite:${path.join(tmpRoot, 'cli-sched.db')}?mode=rwc` }
+  const p = await queue.createQueueProvider({ type: 'sqlite', databaseUrl: `sqlite:${db}?mode=rwc` })
+  await p.enqueue('email', { to: 'x' })
+  const a = await cliDashboard(['--port', '0'], env)
+  try {
+    assert.ok(a.url, `no URL printed: ${a.out}${a.err}`)
+    assert.match(a.out, /^queue-worker: dashboard: http:\/\/127\.0\.0\.1:\d+\/ provider=sqlite scheduler=on\n$/)
+    assert.equal((await get(a.url)).status, 200)
+    const o = JSON.parse((await get(`${a.url}api/overview`)).body)
+    assert.equal(o.stats.pending, 1)
+    assert.equal(o.scheduler, true)
+    assert.deepEqual(JSON.parse((await get(`${a.url}api/recurring`)).body), { recurring: [] })
+    // a page elsewhere resolving its own name to 127.0.0.1 (DNS rebinding) is refused
+    assert.equal((await get(a.url, { host: 'evil.example:80' })).status, 403)
+  } finally {
+    a.child.kill('SIGTERM')
+  }
+  assert.equal(await new Promise((r) => a.child.on('exit', r)), 0)
+
+  const b = await cliDashboard(['--port', '0'], { ...env, QUEUE_DASHBOARD_PASSWORD: 'pw' })
+  try {
+    const no = await get(b.url)
+    assert.equal(no.status, 401)
+    assert.match(no.headers['www-authenticate'], /^Basic /)
+    assert.equal((await get(b.url, { authorization: `Basic ${Buffer.from('me:wrong').toString('base64')}` })).status, 401)
+    assert.equal((await get(b.url, { authorization: `Basic ${Buffer.from('me:pw').toString('base64')}` })).status, 200)
+  } finally {
+    b.child.kill('SIGTERM')
+  }
+
+  const c = await cliDashboard(['--host', '0.0.0.0', '--port', '0'], env)
+  assert.equal(c.code, 2)
+  assert.match(c.err, /--host 0\.0\.0\.0 is not a loopback address: set QUEUE_DASHBOARD_PASSWORD/)
+  const d = await cliDashboard(['--port', 'x'], env)
+  assert.equal(d.code, 2)
+  assert.match(d.err, /--port must be a port number from 0 to 65535, got 'x'/)
+  await p.close()
 })

@@ -78,7 +78,7 @@ function checkOptions(options) {
     throw new TypeError(`options.scheduler must be a Scheduler, got ${describe(scheduler)}`)
   }
   if (typeof authorize !== 'function') {
-    throw new TypeError(`options.authorize must be a function (req) => boolean | Promise<boolean>, got ${describe(authorize)}`)
+    throw new TypeError(`options.authorize must be a function (req, res) => boolean | Promise<boolean>, got ${describe(authorize)}`)
   }
   if (typeof basePath !== 'string') throw new TypeError(`options.basePath must be a string, got ${describe(basePath)}`)
   const base = basePath.replace(/\/+$/, '')
@@ -283,7 +283,7 @@ function createDashboard(options) {
   async function serve(req, res, rel, url) {
     let allowed
     try {
-      allowed = (await o.authorize(req)) === true
+      allowed = (await o.authorize(req, res)) === true
     } catch {
       allowed = false
     }

@@ -114,28 +114,23 @@
 
   function renderChart(t) {
     const W = 600
-    const H = 120
+    const H = 110
     const n = t.counts.length
     const max = Math.max(1, ...t.counts)
     const total = t.counts.reduce((a, b) => a + b, 0)
-    const root = svg('svg', { viewBox: `0 0 ${W} ${H + 18}`, preserveAspectRatio: 'none', class: 'chart-svg' })
-    root.append(svg('line', { x1: 0, y1: H, x2: W, y2: H, class: 'axis' }))
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', class: 'chart-svg' })
+    root.append(svg('line', { x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5, class: 'axis' }))
     const bw = W / n
     t.counts.forEach((c, i) => {
-      const h = (c / max) * (H - 14)
+      const h = (c / max) * (H - 4)
       const r = svg('rect', { x: i * bw + 1, y: H - h, width: Math.max(1, bw - 2), height: h, class: 'bar' })
       const title = svg('title', {})
       title.textContent = `${c} completed, ${new Date(t.start + i * t.bucketMs).toLocaleTimeString()}`
       r.append(title)
       root.append(r)
     })
-    const top = svg('text', { x: 2, y: 10, class: 'tick' })
-    top.textContent = `${max} / ${t.bucketMs / 1000}s`
-    const left = svg('text', { x: 2, y: H + 14, class: 'tick' })
-    left.textContent = `−${Math.round((n * t.bucketMs) / 60000)} min`
-    const right = svg('text', { x: W - 2, y: H + 14, class: 'tick end' })
-    right.textContent = 'now'
-    root.append(top, left, right)
+    $('chart-max').textContent = `${max} per ${t.bucketMs / 1000} s`
+    $('chart-from').textContent = `−${Math.round((n * t.bucketMs) / 60000)} min`
     $('chart').replaceChildren(root)
     const mins = (n * t.bucketMs) / 60000
     $('throughput-hint').textContent = `${total} completed in the last ${mins} min · ${(total / (mins * 60)).toFixed(2)}/s`

@@ -105,9 +105,9 @@ function createDashboard(options) {
   for (const [route, { file, type }] of Object.entries(STATIC)) assets[route] = { type, body: fs.readFileSync(path.join(__dirname, file)) }
   const html = fs
     .readFileSync(path.join(__dirname, 'index.html'), 'utf8')
-    .replace('%TOKEN%', o.token)
-    .replace('%REFRESH%', String(o.refreshInterval))
-    .replace('%PROVIDER%', String(provider.name).replace(/[^A-Za-z0-9_#.-]/g, ''))
+    .replaceAll('%TOKEN%', o.token)
+    .replaceAll('%REFRESH%', String(o.refreshInterval))
+    .replaceAll('%PROVIDER%', String(provider.name).replace(/[^A-Za-z0-9_#.-]/g, ''))
   const page = Buffer.from(html)
   const tokenBuf = Buffer.from(o.token)
 

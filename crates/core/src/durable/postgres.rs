@@ -102,10 +102,12 @@ impl Sql {
         Sql {
             // $3/$4: the cursor's (createdAt in epoch ms, id), or NULL for the first page.
             list: format!(
-                r#"SELECT {c} FROM {t}
+                // ORDER BY names the table's columns: bare "createdAt"/"id" would be the output
+                // columns (epoch ms, text), which no index has, so 1M jobs were sorted per page.
+                r#"SELECT {c} FROM {t} AS l
                 WHERE ($1::text IS NULL OR "status" = $1) AND ($2::text IS NULL OR "type" = $2)
                     AND ($3::int8 IS NULL OR ("createdAt", "id") < (timestamptz 'epoch' + $3 * interval '1 millisecond', $4::uuid))
-                ORDER BY "createdAt" DESC, "id" DESC LIMIT $5"#
+                ORDER BY l."createdAt" DESC, l."id" DESC LIMIT $5"#
             ),
             // A dead job gives up its deduplication key for good: another job may hold it now.
             retry: format!(

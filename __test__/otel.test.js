@@ -14,11 +14,10 @@ const { spawn } = require('node:child_process')
 const api = require('@opentelemetry/api')
 const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base')
 const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks')
-const { Client } = require('pg')
+const { PG_URL, pgReachable, dropSchemas } = require('./pg.js')
 const { startMoto, sqsClient, createQueue, REGION } = require('./moto.js')
 const queue = require('../index.js')
 
-const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const RUN = randomUUID().slice(0, 8)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/
@@ -62,16 +61,7 @@ const dirs = []
 test.before(async () => {
   api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
   register()
-  const c = new Client({ connectionString: PG_URL })
-  try {
-    await c.connect()
-    pgUp = true
-  } catch (e) {
-    if (process.env.CI === 'true') throw new Error(`PostgreSQL at ${PG_URL} is required in CI: ${e.message}`)
-    console.error(`SKIPPED (postgres case): PostgreSQL not reachable at ${PG_URL}: ${e.message}`)
-  } finally {
-    await c.end().catch(() => {})
-  }
+  pgUp = await pgReachable('postgres case')
   moto = await startMoto()
   if (moto) sqs = sqsClient(moto.endpoint)
 })
@@ -84,12 +74,7 @@ test.beforeEach(() => {
 test.after(async () => {
   sqs?.destroy()
   await moto?.stop()
-  if (pgUp && schemas.length) {
-    const c = new Client({ connectionString: PG_URL })
-    await c.connect()
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
-    await c.end()
-  }
+  if (pgUp) await dropSchemas(schemas)
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
   api.trace.disable()
   api.context.disable()

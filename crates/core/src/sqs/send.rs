@@ -74,7 +74,12 @@ pub(super) async fn enqueue_bulk(inner: &Inner, jobs: Vec<NewJob>) -> Result<Vec
     }
     let sizes: Vec<usize> = sends
         .iter()
-        .map(|o| wire::message_size(&o.body, wire::job_attrs(&o.job.id, &o.job.job_type, &o.job.options)))
+        .map(|o| {
+            wire::message_size(
+                &o.body,
+                wire::job_attrs(&o.job.id, &o.job.job_type, &o.job.options),
+            )
+        })
         .collect();
     let batches = plan_batches(&sizes, inner.max_message_bytes);
     let mut refused: Vec<(usize, String)> = stream::iter(batches)

@@ -278,7 +278,12 @@ pub fn job_attrs<'a>(
 ) -> impl Iterator<Item = (&'static str, &'a str)> {
     [(ATTR_JOB_ID, id), (ATTR_JOB_TYPE, job_type)]
         .into_iter()
-        .chain(options.traceparent.as_deref().map(|v| (ATTR_TRACEPARENT, v)))
+        .chain(
+            options
+                .traceparent
+                .as_deref()
+                .map(|v| (ATTR_TRACEPARENT, v)),
+        )
         .chain(options.tracestate.as_deref().map(|v| (ATTR_TRACESTATE, v)))
 }
 

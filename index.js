@@ -873,7 +873,9 @@ class Scheduler {
     const json = payloadJson(payload)
     const at = dateMs(date, 'date')
     const args = jobOptionsArgs(options, 'options')
-    return toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, args)))
+    const span = otel.startSend(this.provider.name, type, 'schedule')
+    if (span === null) return toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, args)))
+    return otel.sending(span, async () => toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, otel.withTrace(span, args)))))
   }
 
   /** A scheduled job by id, or null. */

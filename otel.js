@@ -51,13 +51,13 @@ const system = (provider) => (provider === 'sqs' ? 'aws_sqs' : 'chaaskit_queue')
 
 /**
  * A PRODUCER span for one `enqueue` (`what` is the job type) or `enqueueBulk` (`what` is the
- * items) on `provider`, child of the caller's active span; null when tracing is off.
+ * items) on `provider`, or a Scheduler's `schedule`, child of the caller's active span; null
+ * when tracing is off.
  */
-function startSend(provider, what) {
+function startSend(provider, what, operation = Array.isArray(what) ? 'enqueueBulk' : 'enqueue') {
   const t = activeTracer()
   if (t === null) return null
   const bulk = Array.isArray(what)
-  const operation = bulk ? 'enqueueBulk' : 'enqueue'
   const count = bulk ? what.length : 1
   let type = what
   if (bulk) {

@@ -242,6 +242,32 @@ test('telemetry: false on a worker, or no tracer provider registered: no spans, 
   await p.close()
 })
 
+test('Scheduler.schedule inside a request: the job runs in that trace when the scheduler enqueues it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-otel-sched-'))
+  dirs.push(dir)
+  const p = await queue.createQueueProvider({ type: 'memory' })
+  const s = new queue.Scheduler({ provider: p, config: { databaseUrl: `sqlite:${path.join(dir, 'scheduler.db')}`, pollInterval: 60_000 } })
+  await s.migrate()
+  queue.registerJobHandler('later', async () => tracer.startSpan('later-work').end())
+  const [request, row] = await inRequest(() => s.schedule('later', { n: 1 }, Date.now() - 1))
+  const [send] = named('send later')
+  assert.equal(send.attributes['messaging.operation.name'], 'schedule')
+  assert.equal(send.attributes['messaging.message.id'], row.id)
+  assert.equal(parentOf(send), request.spanContext().spanId)
+  assert.deepEqual(await s.pollOnce(), { scheduled: 1, recurring: 0, failed: 0 })
+  const w = new queue.Worker({ provider: p, config: { concurrency: 1 } })
+  const run = w.start()
+  await until('the process span', () => named('later-work').length === 1)
+  await w.stop()
+  await run
+  const [proc] = named('process later')
+  assert.equal(proc.spanContext().traceId, request.spanContext().traceId)
+  assert.equal(parentOf(proc), send.spanContext().spanId)
+  assert.equal(parentOf(named('later-work')[0]), proc.spanContext().spanId)
+  await s.stop()
+  await p.close()
+})
+
 /** Run `__test__/<script>` with `args`; resolves to its stdout lines once it exits 0. */
 function runChild(args, { preload } = {}) {
   const argv = preload ? ['-r', path.join(__dirname, preload)] : []

@@ -7,6 +7,8 @@
 // - off: `new Worker({ telemetry: false })`, no tracer provider registered;
 // - api, no SDK: `@opentelemetry/api` loaded, no tracer provider registered (what an app
 //   without an OTel SDK pays);
+// - SDK, worker telemetry off: the SDK below registered and its context manager in use, the
+//   worker's spans off (what the queue's own spans add is the difference to the next one);
 // - SDK, all sampled: BasicTracerProvider, AlwaysOn sampler, BatchSpanProcessor with an
 //   exporter that drops spans, AsyncLocalStorageContextManager: a span per job recorded;
 // - SDK, 1% sampled: the same with TraceIdRatioBased(0.01) (spans made, 1% recorded).
@@ -23,6 +25,7 @@ const CONCURRENCY = 50
 const MODES = {
   off: 'telemetry off (Worker telemetry: false)',
   api: '@opentelemetry/api loaded, no tracer provider registered',
+  sdkoff: 'OTel SDK and context manager registered, Worker telemetry: false',
   all: 'OTel SDK, every job sampled (BatchSpanProcessor)',
   ratio: 'OTel SDK, 1% of jobs sampled',
 }
@@ -33,14 +36,14 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 /** One measurement in this process (the child side): jobs/s. */
 async function measure(mode) {
   const api = require('@opentelemetry/api')
-  if (mode === 'all' || mode === 'ratio') {
+  if (mode === 'all' || mode === 'ratio' || mode === 'sdkoff') {
     const { BasicTracerProvider, BatchSpanProcessor, AlwaysOnSampler, TraceIdRatioBasedSampler } = require('@opentelemetry/sdk-trace-base')
     const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks')
     const drop = { export: (spans, done) => done({ code: 0 }), shutdown: async () => {} }
     api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
     api.trace.setGlobalTracerProvider(
       new BasicTracerProvider({
-        sampler: mode === 'all' ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(0.01),
+        sampler: mode === 'ratio' ? new TraceIdRatioBasedSampler(0.01) : new AlwaysOnSampler(),
         spanProcessors: [new BatchSpanProcessor(drop, { maxQueueSize: 65536, maxExportBatchSize: 4096 })],
       }),
     )
@@ -49,7 +52,9 @@ async function measure(mode) {
   const type = 'bench:otel'
   q.registerJobHandler(type, async () => {})
   const p = await q.createQueueProvider({ type: 'memory' })
-  const w = new q.Worker({ provider: p, config: { concurrency: CONCURRENCY }, telemetry: mode !== 'off' })
+  // An app with OTel set up has used its context manager (each request does); so does this.
+  if (mode === 'sdkoff') api.context.with(api.trace.setSpan(api.context.active(), api.trace.getTracer('bench').startSpan('app')), () => {})
+  const w = new q.Worker({ provider: p, config: { concurrency: CONCURRENCY }, telemetry: mode !== 'off' && mode !== 'sdkoff' })
   for (let i = 0; i < N; i += 10000) {
     await p.enqueueBulk(Array.from({ length: Math.min(10000, N - i) }, () => ({ type, payload: null })))
   }

@@ -97,6 +97,7 @@ impl Jobs {
         pool.execute(sql, args).await.map_err(self.err(what))
     }
 
+    /// A write that returns rows.
     async fn write_rows(
         &self,
         pool: &Pool,
@@ -106,6 +107,17 @@ impl Jobs {
     ) -> Result<Vec<Row>> {
         let _turn = self.turn().await;
         self.fetch(pool, sql, args, what).await
+    }
+
+    /// Run `sql` with the batch `cols` as its one parameter set; its rows.
+    async fn batch(
+        &self,
+        pool: &Pool,
+        sql: &str,
+        cols: &[Column<'_>],
+        what: &str,
+    ) -> Result<Vec<Row>> {
+        self.write_rows(pool, sql, &[Arg::Rows(cols)], what).await
     }
 
     /// Check the database answers.
@@ -135,12 +147,7 @@ impl Jobs {
             ),
         ];
         let rows = self
-            .write_rows(
-                &self.pool,
-                &self.sql.insert,
-                &[Arg::Rows(&cols)],
-                "enqueueing",
-            )
+            .batch(&self.pool, &self.sql.insert, &cols, "enqueueing")
             .await?;
         rows.iter().map(inserted_from_row).collect()
     }
@@ -149,12 +156,7 @@ impl Jobs {
     pub(super) async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>> {
         let cols = [Column::Text(strs(keys))];
         let rows = self
-            .fetch(
-                &self.pool,
-                &self.sql.by_keys,
-                &[Arg::Rows(&cols)],
-                "deduplicating",
-            )
+            .batch(&self.pool, &self.sql.by_keys, &cols, "deduplicating")
             .await?;
         rows.iter().map(job_from_row).collect()
     }
@@ -201,12 +203,7 @@ impl Jobs {
             Column::OptText(sorted.iter().map(|(_, r)| r.map(RawValue::get)).collect()),
         ];
         let rows = self
-            .write_rows(
-                &self.work,
-                &self.sql.complete,
-                &[Arg::Rows(&cols)],
-                "acknowledging",
-            )
+            .batch(&self.work, &self.sql.complete, &cols, "acknowledging")
             .await?;
         leases(&rows)
     }
@@ -339,32 +336,21 @@ impl Jobs {
         rows.iter().map(job_from_row).collect()
     }
 
+    /// Run `sql` on the job `id` (its one parameter); whether it changed the job.
+    async fn write_job(&self, sql: &str, id: Uuid, what: &str) -> Result<bool> {
+        let id = id.hyphenated().to_string();
+        Ok(self.write(&self.pool, sql, &[Arg::Text(&id)], what).await? > 0)
+    }
+
     /// A dead or failed job pending now, attempts kept; whether it was one.
     pub(super) async fn retry(&self, id: Uuid) -> Result<bool> {
-        let id = id.hyphenated().to_string();
-        let n = self
-            .write(
-                &self.pool,
-                &self.sql.retry,
-                &[Arg::Text(&id)],
-                "retrying a job",
-            )
-            .await?;
-        Ok(n > 0)
+        self.write_job(&self.sql.retry, id, "retrying a job").await
     }
 
     /// A pending, scheduled, failed or processing job `cancelled`; whether it was one.
     pub(super) async fn cancel(&self, id: Uuid) -> Result<bool> {
-        let id = id.hyphenated().to_string();
-        let n = self
-            .write(
-                &self.pool,
-                &self.sql.cancel,
-                &[Arg::Text(&id)],
-                "cancelling a job",
-            )
-            .await?;
-        Ok(n > 0)
+        self.write_job(&self.sql.cancel, id, "cancelling a job")
+            .await
     }
 
     /// Pause `key` (a job type; `""` for every type), or resume it when `paused` is false.

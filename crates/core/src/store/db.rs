@@ -252,16 +252,16 @@ fn pg_time(ms: Millis) -> NaiveDateTime {
         .naive_utc()
 }
 
+/// A statement of database `DB` being bound.
+type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
 /// Bind `args` in order, with dates as `time` makes them and batches as `rows` binds them.
 fn bind<'q, DB, T>(
-    mut q: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    mut q: Query<'q, DB>,
     args: &[Arg<'q>],
     time: fn(Millis) -> T,
-    rows: fn(
-        sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
-        &'q [Column<'q>],
-    ) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
-) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+    rows: fn(Query<'q, DB>, &'q [Column<'q>]) -> Query<'q, DB>,
+) -> Query<'q, DB>
 where
     DB: Database,
     T: 'q + Send + Encode<'q, DB> + Type<DB>,

@@ -844,7 +844,10 @@ mod tests {
             ..Default::default()
         };
         let text = format_stored_options(&traced);
-        assert_eq!(text, format!(r#"{{"traceparent":"{tp}","tracestate":"v=1"}}"#));
+        assert_eq!(
+            text,
+            format!(r#"{{"traceparent":"{tp}","tracestate":"v=1"}}"#)
+        );
         assert_eq!(parse_stored_options(&text), traced);
         let junk = parse_stored_options(r#"{"traceparent":"x","tracestate":"v=1"}"#);
         assert_eq!((junk.traceparent, junk.tracestate), (None, None));

@@ -11,6 +11,10 @@ export interface JobOptions {
   /** Lower runs first (default 0). */
   priority: number
   deduplicationKey?: string
+  /** W3C trace context of the enqueue, set when OpenTelemetry is on (see README, OpenTelemetry). */
+  traceparent?: string
+  /** W3C `tracestate` that came with `traceparent`, when there was one. */
+  tracestate?: string
 }
 
 export interface EnqueueOptions {
@@ -263,6 +267,12 @@ export interface ResolvedQueueConfig extends QueueConfig {
 export interface WorkerOptions {
   provider: QueueProvider
   config?: Partial<QueueWorkerConfig>
+  /**
+   * An OpenTelemetry CONSUMER span per attempt, with the handler running inside it (default
+   * true; it applies only when `@opentelemetry/api` is installed and a tracer provider is
+   * registered). `false` turns it off for this worker.
+   */
+  telemetry?: boolean
 }
 
 export interface WorkerStats {

@@ -146,9 +146,12 @@ impl Jobs {
                     .collect(),
             ),
         ];
-        let rows = self
-            .batch(&self.pool, &self.sql.insert, &cols, "enqueueing")
-            .await?;
+        let sql = if jobs.iter().any(|j| j.deduplication_key.is_some()) {
+            &self.sql.insert
+        } else {
+            &self.sql.insert_plain
+        };
+        let rows = self.batch(&self.pool, sql, &cols, "enqueueing").await?;
         rows.iter().map(inserted_from_row).collect()
     }
 

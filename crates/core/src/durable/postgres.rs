@@ -62,7 +62,7 @@ fn tx_insert(t: &str) -> String {
             SELECT u.jord, {jd} FROM u JOIN ins d ON d."deduplicationKey" = u.jkey
             WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins."id" = u.jid))
         SELECT COALESCE(json_agg(j ORDER BY jord), '[]'::json)::text AS "jobs" FROM out"#,
-        insert = insert_from(Dialect::Postgres, t, "u", "*"),
+        insert = insert_from(Dialect::Postgres, t, "u", "*", true),
         ji = job_json("i"),
         je = job_json("e"),
         jd = job_json("d"),

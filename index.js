@@ -581,6 +581,7 @@ class Worker {
         .run(
           (json) => this._startBatch(json),
           ([tokens, reason]) => this._abort(tokens, reason),
+          (json) => this._providerEvent(json),
         )
         .finally(() => {
           this._runPromise = null
@@ -697,15 +698,33 @@ class Worker {
     for (const token of tokens) {
       const run = this._running.get(token)
       if (!run || run.abortReason !== undefined) continue
-      run.abortReason = new Error(reason === 'timeout' ? `Job timed out after ${run.job.options.timeout} ms` : 'Worker is shutting down')
+      run.abortReason = abortError(reason, run.job)
       if (run.ac) run.ac.abort(run.abortReason)
       if (reason === 'timeout' && this._events !== null) this._failureEvents(run, run.abortReason)
     }
     if (this._eventQueue.length !== 0) this._emitQueued()
   }
+
+  /** `stalled` (a lease of this worker's provider ran out and the provider took the job back). */
+  _providerEvent(json) {
+    if (this._events === null) return
+    const ev = JSON.parse(json)
+    this._emit(ev.e, [toJob(ev.job)])
+  }
 }
 
-const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress']
+/** The reason a handler's `ctx.signal` aborts with. */
+function abortError(reason, job) {
+  if (reason === 'timeout') return new Error(`Job timed out after ${job.options.timeout} ms`)
+  if (reason === 'cancel') {
+    const e = new Error(`Job ${job.id} was cancelled (cancelJob)`)
+    e.name = 'CancelledError'
+    return e
+  }
+  return new Error('Worker is shutting down')
+}
+
+const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress', 'stalled']
 
 /** Prometheus text of this process: job counters and histograms, worker gauges, queue depths. */
 async function getMetrics() {

@@ -8,10 +8,10 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
 const { randomUUID } = require('node:crypto')
 const { Client } = require('pg')
 const q = require('..')
+const { child } = require('./child.js')
 
 const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const RUN = randomUUID().slice(0, 8)
@@ -95,25 +95,6 @@ for (const kind of ['memory', 'sqlite', 'postgres']) {
     assert.deepEqual({ ...w.getStats(), running: undefined }, { processed: 1, succeeded: 1, failed: 0, active: 0, running: undefined })
     assert.equal(await p.cancelJob(job.id), false, 'already cancelled')
   })
-}
-
-/** A worker process on `config`; `lines` collects what it prints (JSON objects). */
-function child(config, t) {
-  const proc = spawn(process.execPath, [path.join(__dirname, 'cancel-child.js'), JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const lines = []
-  let buf = ''
-  proc.stdout.on('data', (d) => {
-    buf += d
-    let i
-    while ((i = buf.indexOf('\n')) !== -1) {
-      lines.push(JSON.parse(buf.slice(0, i)))
-      buf = buf.slice(i + 1)
-    }
-  })
-  t.after(() => proc.kill('SIGKILL'))
-  return { proc, lines }
 }
 
 test('postgres: cancelJob in another process aborts the running handler within a second (NOTIFY)', { timeout: 60_000 }, async (t) => {

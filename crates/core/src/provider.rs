@@ -103,7 +103,10 @@ pub trait QueueProvider: Send + Sync + 'static {
     /// The cross-process event stream (PostgreSQL): batches of events with their jobs, in
     /// order, until the receiver is dropped or the provider closes.
     async fn subscribe_events(&self) -> Result<mpsc::UnboundedReceiver<Vec<Delivered>>> {
-        Err(unsupported(self.name(), "cross-process events (provider.on)"))
+        Err(unsupported(
+            self.name(),
+            "createQueueEvents (events across processes; use worker.on in the worker's process)",
+        ))
     }
 
     /// The longest delay this backend holds itself; `None` when unbounded.

@@ -1,6 +1,7 @@
-// A worker process for the cross-process cancel test: runs `wait` jobs until their
-// ctx.signal aborts, and reports on stdout (one JSON line per event). argv[2] is the
-// providerConfig as JSON.
+// A worker process for the cross-process tests (cancel.test.js, queue-events.test.js): runs
+// `wait` jobs until their ctx.signal aborts, `ok` (returns { n: payload.n * 2 }, reports 50%
+// progress first), `bad` (throws "boom"), `hang` (never ends); reports on stdout, one JSON line
+// per fact. argv[2] is the providerConfig as JSON.
 'use strict'
 const queue = require('../index.js')
 
@@ -16,6 +17,17 @@ async function main() {
         resolve('late result')
       })
     })
+  })
+  queue.registerJobHandler('ok', async (job, ctx) => {
+    ctx.progress(50)
+    return { n: job.payload.n * 2, at: Date.now() }
+  })
+  queue.registerJobHandler('bad', async () => {
+    throw new Error('boom')
+  })
+  queue.registerJobHandler('hang', (job) => {
+    say({ started: job.id })
+    return new Promise(() => {})
   })
   const w = new queue.Worker({ provider, config: { concurrency: 2 } })
   for (const e of ['completed', 'failed', 'dead']) w.on(e, (job) => say({ event: e, id: job.id }))

@@ -156,6 +156,8 @@ impl Dialect {
 pub(super) struct Statements {
     pub insert: String,
     pub by_keys: String,
+    /// The jobs of these ids (the cross-process event listener's read).
+    pub by_ids: String,
     pub claim: String,
     pub next_due: String,
     pub complete: String,
@@ -265,6 +267,10 @@ impl Statements {
                 AND "status" NOT IN ('completed', 'dead')"#,
                 rows = d.rows(1, &[("jkey", Kind::Text)]),
             ),
+            by_ids: format!(
+                r#"SELECT {c} FROM {t} WHERE "id" IN (SELECT u.jid FROM {rows})"#,
+                rows = d.rows(1, &[("jid", Kind::Uuid)]),
+            ),
             // The chosen rows are materialised first, so the lock is taken once per claim.
             claim: format!(
                 r#"WITH c AS MATERIALIZED (
@@ -322,7 +328,8 @@ impl Statements {
                 r#"WITH s AS MATERIALIZED (
                     SELECT x.{key} AS sid FROM {t} x JOIN {rows} ON x."id" = u.jid AND x."deliveries" = u.jd
                     WHERE x."status" = 'processing'{lock})
-                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)"#,
+                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)
+                RETURNING {settled}"#,
                 rows = d.rows(2, &[("jid", Kind::Uuid), ("jd", Kind::Int)]),
                 lock = d.lock_of("x"),
                 until = d.clock_plus("$1"),
@@ -335,7 +342,8 @@ impl Statements {
                     "status" = CASE WHEN "attempts" <= "maxRetries" THEN 'pending' ELSE 'dead' END,
                     "completedAt" = CASE WHEN "attempts" <= "maxRetries" THEN NULL ELSE {now} END,
                     "lastError" = 'lease expired: the worker running this job stopped renewing its lease (crashed or lost)'
-                WHERE {key} IN (SELECT rid FROM r)"#,
+                WHERE {key} IN (SELECT rid FROM r)
+                RETURNING {c}"#,
                 lock = d.lock_of("x"),
             ),
             // $2: minus the retention in ms.

@@ -17,7 +17,9 @@ use crate::admin::{Cursor, JobFilter, JobPage};
 use crate::config::{PostgresConfig, RetentionConfig, SqliteConfig};
 use crate::error::{QueueError, Result};
 use crate::events::{self, Delivered, EventKind, EventRecord, Signal, Signals};
-use crate::job::{has_retries_left, retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStats, ReceivedJob};
+use crate::job::{
+    has_retries_left, retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStats, ReceivedJob,
+};
 use crate::provider::QueueProvider;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
@@ -517,7 +519,11 @@ impl Inner {
         }
         let held = lock(&self.held);
         let mut out = Vec::with_capacity(acked.len() + failed.len());
-        let info = |l: &Lease| held.get(&l.id).filter(|h| h.delivery == l.delivery).copied();
+        let info = |l: &Lease| {
+            held.get(&l.id)
+                .filter(|h| h.delivery == l.delivery)
+                .copied()
+        };
         for l in acked {
             let mut r = EventRecord::new(EventKind::Completed, l.id.hyphenated().to_string());
             if let Some(h) = info(l) {
@@ -594,8 +600,12 @@ impl Inner {
         if leases.is_empty() {
             return Ok(());
         }
-        let kept: std::collections::HashSet<Lease> =
-            self.backend.extend(&leases, self.lease_ms).await?.into_iter().collect();
+        let kept: std::collections::HashSet<Lease> = self
+            .backend
+            .extend(&leases, self.lease_ms)
+            .await?
+            .into_iter()
+            .collect();
         let lost: Vec<Uuid> = {
             let held = lock(&self.held);
             leases
@@ -752,7 +762,10 @@ async fn publish_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<Ev
         let payloads = events::encode(&i.backend.schema, &records);
         if let Err(e) = i.backend.publish(&payloads).await {
             if !i.shared.is_closed() {
-                tracing::warn!("queue events: publishing {} event(s) failed: {e}", records.len());
+                tracing::warn!(
+                    "queue events: publishing {} event(s) failed: {e}",
+                    records.len()
+                );
             }
         }
     }
@@ -988,7 +1001,8 @@ impl QueueProvider for DbQueue {
         let lease = parse_receipt(receipt)?;
         if self.inner.backend.set_progress(lease, percent).await? {
             if self.inner.publish_tx.is_some() {
-                let mut r = EventRecord::new(EventKind::Progress, lease.id.hyphenated().to_string());
+                let mut r =
+                    EventRecord::new(EventKind::Progress, lease.id.hyphenated().to_string());
                 r.percent = Some(percent);
                 self.inner.publish(vec![r]);
             }
@@ -1061,7 +1075,10 @@ impl QueueProvider for DbQueue {
         // A worker running it here aborts at once; one in another process (PostgreSQL) when
         // the notification arrives, or at its next heartbeat if it is lost.
         let id = uuid.hyphenated().to_string();
-        self.inner.shared.signals.send(Signal::Cancelled(id.clone()));
+        self.inner
+            .shared
+            .signals
+            .send(Signal::Cancelled(id.clone()));
         self.inner.backend.notify_cancel(&id).await?;
         Ok(true)
     }

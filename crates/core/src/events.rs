@@ -179,7 +179,10 @@ mod tests {
     use super::*;
 
     fn rec(i: usize) -> EventRecord {
-        let mut r = EventRecord::new(EventKind::Completed, format!("{i:08}-0000-0000-0000-000000000000"));
+        let mut r = EventRecord::new(
+            EventKind::Completed,
+            format!("{i:08}-0000-0000-0000-000000000000"),
+        );
         r.duration_ms = Some(i as u64);
         r
     }
@@ -196,7 +199,10 @@ mod tests {
         }
         assert_eq!(back, records);
         assert!(decode("other", &chunks[0]).is_none());
-        assert!(decode("public", "public").is_none(), "a wake-up payload is not events");
+        assert!(
+            decode("public", "public").is_none(),
+            "a wake-up payload is not events"
+        );
         assert!(encode("public", &[]).is_empty());
     }
 
@@ -231,6 +237,9 @@ mod tests {
             Signal::Cancelled(id) => assert_eq!(id, "a"),
             other => panic!("{other:?}"),
         }
-        assert!(rx.try_recv().is_err(), "the one sent before subscribing is gone");
+        assert!(
+            rx.try_recv().is_err(),
+            "the one sent before subscribing is gone"
+        );
     }
 }

@@ -731,7 +731,9 @@ impl Worker {
                 }
                 Ok(Signal::Stalled(job)) => self.runtime.stalled(job),
                 Err(RecvError::Lagged(n)) => {
-                    tracing::warn!("worker: {n} queue signal(s) were missed (the worker fell behind)");
+                    tracing::warn!(
+                        "worker: {n} queue signal(s) were missed (the worker fell behind)"
+                    );
                 }
                 Err(RecvError::Closed) => return,
             }

@@ -282,11 +282,16 @@ impl Jobs {
     pub(super) async fn by_ids(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
         let ids = id_texts(ids.iter());
         let cols = [Column::Text(strs(&ids))];
-        self.fetch(&self.pool, &self.sql.by_ids, &[Arg::Rows(&cols)], "reading jobs")
-            .await?
-            .iter()
-            .map(job_from_row)
-            .collect()
+        self.fetch(
+            &self.pool,
+            &self.sql.by_ids,
+            &[Arg::Rows(&cols)],
+            "reading jobs",
+        )
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
     }
 
     /// Delete up to `limit` jobs of `status` finished more than `older_than_ms` ago.
@@ -422,9 +427,14 @@ impl Jobs {
         }
         let payload = crate::events::cancel_payload(&self.schema, id);
         let args = [Arg::Text(super::postgres::CHANNEL), Arg::Text(&payload)];
-        self.fetch(&self.pool, "SELECT pg_notify($1, $2)", &args, "notifying a cancel")
-            .await
-            .map(drop)
+        self.fetch(
+            &self.pool,
+            "SELECT pg_notify($1, $2)",
+            &args,
+            "notifying a cancel",
+        )
+        .await
+        .map(drop)
     }
 
     /// Publish event payloads (see [`crate::events::encode`]) on the events channel, in one

@@ -5,9 +5,9 @@
 use super::jobs::Jobs;
 use super::sql::{insert_from, Statements};
 use super::Shared;
-use crate::events::{parse_cancel, Signal};
 use crate::config::PostgresConfig;
 use crate::error::{QueueError, Result};
+use crate::events::{parse_cancel, Signal};
 use crate::redact_url as redact;
 use crate::store::db::Pool;
 use crate::store::dialect::Dialect;
@@ -262,7 +262,10 @@ pub(super) async fn listen_events(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!("queue database {url}: events LISTEN failed, reconnecting in {} ms: {e}", retry.as_millis());
+                    tracing::warn!(
+                        "queue database {url}: events LISTEN failed, reconnecting in {} ms: {e}",
+                        retry.as_millis()
+                    );
                     loop {
                         if !pause(&shared, retry).await || tx.is_closed() {
                             return;
@@ -273,7 +276,9 @@ pub(super) async fn listen_events(
                                 listener = l;
                                 break;
                             }
-                            Err(e) => tracing::warn!("queue database {url}: events LISTEN failed: {e}"),
+                            Err(e) => {
+                                tracing::warn!("queue database {url}: events LISTEN failed: {e}")
+                            }
                         }
                     }
                 }

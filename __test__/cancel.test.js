@@ -5,52 +5,16 @@
 // PostgreSQL (NOTIFY, and the heartbeat when the notification never comes).
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
-const { randomUUID } = require('node:crypto')
 const { Client } = require('pg')
 const q = require('..')
-const { child } = require('./child.js')
+const { PG_URL, child, pg, sqlite, sleep, until } = require('./events-helpers.js')
 
-const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
-const RUN = randomUUID().slice(0, 8)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-async function until(what, fn, ms = 15000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
-const dirs = []
-const schemas = []
 const kinds = {
   memory: async () => ({ type: 'memory' }),
-  sqlite: async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-cancel-'))
-    dirs.push(dir)
-    return { type: 'sqlite', databaseUrl: `sqlite:${path.join(dir, 'queue.db')}` }
-  },
-  postgres: async (extra = {}) => {
-    const schema = `cancel_${RUN}_${schemas.length}`
-    schemas.push(schema)
-    return { type: 'postgres', databaseUrl: PG_URL, schema, ...extra }
-  },
+  sqlite: async () => sqlite(),
+  postgres: async (extra = {}) => pg('cancel', extra),
 }
 
-test.after(async () => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
-  if (schemas.length) {
-    const c = new Client({ connectionString: PG_URL })
-    await c.connect()
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
-    await c.end()
-  }
-})
 test.afterEach(() => q.clearJobHandlers())
 
 for (const kind of ['memory', 'sqlite', 'postgres']) {

@@ -4,43 +4,10 @@
 // across processes) and sqlite (in-process).
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
-const { randomUUID } = require('node:crypto')
-const { Client } = require('pg')
 const q = require('..')
-const { child } = require('./child.js')
+const { child, pg: pgIn, sqlite, sleep, until } = require('./events-helpers.js')
 
-const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
-const RUN = randomUUID().slice(0, 8)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-async function until(what, fn, ms = 15000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
-const schemas = []
-const dirs = []
-function pg(extra = {}) {
-  const schema = `qevents_${RUN}_${schemas.length}`
-  schemas.push(schema)
-  return { type: 'postgres', databaseUrl: PG_URL, schema, ...extra }
-}
-test.after(async () => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
-  if (schemas.length) {
-    const c = new Client({ connectionString: PG_URL })
-    await c.connect()
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
-    await c.end()
-  }
-})
+const pg = (extra) => pgIn('qevents', extra)
 test.afterEach(() => q.clearJobHandlers())
 
 const NAMES = ['active', 'completed', 'failed', 'dead', 'progress', 'stalled']
@@ -147,9 +114,7 @@ test('postgres: a lease that ran out is stalled, in the reclaiming process and a
 })
 
 test('sqlite: a lease that ran out is stalled in the process that reclaims it', { timeout: 60_000 }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-stalled-'))
-  dirs.push(dir)
-  const config = { type: 'sqlite', databaseUrl: `sqlite:${path.join(dir, 'queue.db')}`, visibilityTimeout: 1 }
+  const config = sqlite({ visibilityTimeout: 1 })
   const p = await q.createQueueProvider(config)
   t.after(() => p.close())
   const { lines, proc } = child(config, t)

@@ -117,7 +117,10 @@ export interface QueueProvider {
   listJobs<T = unknown>(options?: ListJobsOptions): Promise<JobPage<T>>
   /** A dead or failed job back to pending, visible now, its attempts kept; false when it is neither. */
   retryJob(jobId: string): Promise<boolean>
-  /** A pending, scheduled, failed or running job becomes `cancelled`; false when it is none of these. */
+  /**
+   * A pending, scheduled, failed or running job becomes `cancelled`; false when it is none of
+   * these. A running job's `ctx.signal` aborts (`CancelledError`), in any process on postgres.
+   */
   cancelJob(jobId: string): Promise<boolean>
   /** Workers stop taking jobs of `type` (of every type without one); running jobs finish. */
   pause(type?: string): Promise<void>

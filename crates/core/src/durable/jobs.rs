@@ -449,7 +449,7 @@ impl Jobs {
             self.dialect.rows(2, &[("p", super::sql::Kind::Text)])
         );
         let args = [Arg::Text(super::postgres::EVENTS_CHANNEL), Arg::Rows(&cols)];
-        self.fetch(&self.work, &sql, &args, "publishing events")
+        self.fetch(&self.pool, &sql, &args, "publishing events")
             .await
             .map(drop)
     }

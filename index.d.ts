@@ -1,5 +1,7 @@
 // Types of @chaaskit/queue: the public API, compatible with the old JavaScript queue.
 
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
 export type JobStatus = 'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'
 
 /** Options stored with a job. */
@@ -11,6 +13,10 @@ export interface JobOptions {
   /** Lower runs first (default 0). */
   priority: number
   deduplicationKey?: string
+  /** W3C trace context of the enqueue, set when OpenTelemetry is on (see README, OpenTelemetry). */
+  traceparent?: string
+  /** W3C `tracestate` that came with `traceparent`, when there was one. */
+  tracestate?: string
 }
 
 export interface EnqueueOptions {
@@ -298,6 +304,12 @@ export interface ResolvedQueueConfig extends QueueConfig {
 export interface WorkerOptions {
   provider: QueueProvider
   config?: Partial<QueueWorkerConfig>
+  /**
+   * An OpenTelemetry CONSUMER span per attempt, with the handler running inside it (default
+   * true; it applies only when `@opentelemetry/api` is installed and a tracer provider is
+   * registered). `false` turns it off for this worker.
+   */
+  telemetry?: boolean
 }
 
 export interface WorkerStats {
@@ -471,3 +483,39 @@ export declare const logger: {
   info(...args: unknown[]): void
   debug(...args: unknown[]): void
 }
+
+/** What `createDashboard` takes. */
+export interface DashboardOptions {
+  /** The queue to show and act on (its admin API). */
+  provider: QueueProvider
+  /** Shows its recurring jobs (next run, enable, disable). Default: no recurring-jobs panel. */
+  scheduler?: Pick<Scheduler, 'listRecurring' | 'enableRecurring' | 'disableRecurring'> | null
+  /**
+   * Called for every request, static files included: nothing is served unless it resolves to
+   * `true` (a 403 otherwise). It may answer the request itself on `res` (e.g. a 401 asking for
+   * credentials) and return false.
+   */
+  authorize: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
+  /** The path the dashboard is mounted at, e.g. '/admin/queue' (default '': the root). */
+  basePath?: string
+  /** How often the page refreshes, in ms, 250 to 3600000 (default 2000). */
+  refreshInterval?: number
+  /**
+   * The token state-changing requests must carry in the `X-Queue-Dashboard-Token` header
+   * (16 to 256 of A-Z a-z 0-9 _ -). Default: random per dashboard; give the same one to every
+   * process behind one load balancer.
+   */
+  csrfToken?: string
+}
+
+/** A Node request handler; with `next` (Express, Connect) a request outside `basePath` goes on to it. */
+export interface DashboardHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void
+  /** Stop the throughput sampler. */
+  close(): void
+  /** `basePath` without a trailing slash. */
+  readonly basePath: string
+}
+
+/** The queue's web page as a request handler: counts, throughput, jobs, retry/cancel/pause/resume, recurring jobs. */
+export declare function createDashboard(options: DashboardOptions): DashboardHandler

@@ -9,6 +9,7 @@ const util = require('node:util')
 const http = require('node:http')
 const { pathToFileURL } = require('node:url')
 const binding = require('./binding.js')
+const otel = require('./otel.js')
 
 // ---- logging -------------------------------------------------------------------------
 
@@ -184,13 +185,18 @@ class NativeQueueProvider {
     checkType(type)
     if (options?.tx !== undefined) return (await this._enqueueInTx(options.tx, [{ type, payload, options }]))[0]
     const json = payloadJson(payload)
-    return fromNative(await this._native.enqueue(type, json, enqueueArgs(options)))
+    const args = enqueueArgs(options)
+    const span = otel.startSend(this.name, type)
+    if (span !== null) return otel.sending(span, async () => fromNative(await this._native.enqueue(type, json, otel.withTrace(span, args))))
+    return fromNative(await this._native.enqueue(type, json, args))
   }
 
   /** Many jobs in one call: `items` is `[{ type, payload, options? }]`. All are checked first. */
   async enqueueBulk(items, bulkOptions) {
     if (bulkOptions?.tx !== undefined) return this._enqueueInTx(bulkOptions.tx, items)
     const { flat, options } = bulkArgs(items)
+    const span = otel.startSend(this.name, items)
+    if (span !== null) return otel.sending(span, async () => (await this._native.enqueueBulk(flat, options, otel.traceOf(span))).map(fromNative))
     return (await this._native.enqueueBulk(flat, options)).map(fromNative)
   }
 
@@ -199,7 +205,12 @@ class NativeQueueProvider {
     const run = txRunner(tx)
     if (this.name !== 'postgres') throw new TypeError(`options.tx needs the postgres provider; this provider is ${this.name}`)
     const { flat, options } = bulkArgs(items)
-    const [sql, param] = this._native.txEnqueueSql(flat, options)
+    const span = otel.startSend(this.name, items.length === 1 ? items[0].type : items)
+    if (span !== null) return otel.sending(span, () => this._runInTx(run, items, this._native.txEnqueueSql(flat, options, otel.traceOf(span))))
+    return this._runInTx(run, items, this._native.txEnqueueSql(flat, options))
+  }
+
+  async _runInTx(run, items, [sql, param]) {
     const jobs = JSON.parse(await run(sql, param))
     if (jobs.length !== items.length) {
       throw new Error(`${items.length - jobs.length} deduplicated job(s) are held by a transaction not yet committed; nothing was queued by this call once its transaction rolls back`)
@@ -339,12 +350,17 @@ class MemoryQueueProvider extends NativeQueueProvider {
   }
 
   /** The job just queued: the caller's type and payload, the rest as the native side stored it. */
-  _queued(id, type, payload, args, out, k) {
+  _queued(id, type, payload, args, out, k, trace) {
     const status = out[k + 5] | 0
     if (status < 0) return fromNative(this._native.getJobSync(id)) // an existing job with that deduplicationKey
     // `>>> 0`: the integers as small integers, not heap doubles (all three are u32 natively).
     const options = { maxRetries: out[k + 2] >>> 0, timeout: out[k + 3] >>> 0, priority: out[k + 4] >>> 0 }
     if (args !== undefined && args.deduplicationKey !== undefined) options.deduplicationKey = args.deduplicationKey
+    if (args !== undefined && args.traceparent !== undefined) trace = args
+    if (trace !== undefined) {
+      options.traceparent = trace.traceparent
+      if (trace.tracestate !== undefined) options.tracestate = trace.tracestate
+    }
     const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[status], attempts: 0, createdAt: new Date(out[k]) }
     const scheduledFor = out[k + 1]
     if (scheduledFor === scheduledFor) job.scheduledFor = new Date(scheduledFor) // NaN when none
@@ -355,7 +371,12 @@ class MemoryQueueProvider extends NativeQueueProvider {
     checkType(type)
     const json = payloadJson(payload)
     if (options?.tx !== undefined) return (await this._enqueueInTx(options.tx, [{ type, payload, options }]))[0]
-    const args = enqueueArgs(options)
+    let args = enqueueArgs(options)
+    const span = otel.startSend(this.name, type)
+    if (span !== null) {
+      args = otel.withTrace(span, args)
+      return otel.sending(span, () => this._queued(this._native.enqueueSync(type, json, args, this._out), type, payload, args, this._out, 0))
+    }
     const id = this._native.enqueueSync(type, json, args, this._out)
     return this._queued(id, type, payload, args, this._out, 0)
   }
@@ -366,12 +387,18 @@ class MemoryQueueProvider extends NativeQueueProvider {
     // One scratch array, grown as needed: a new one per call would be external memory for
     // V8 to collect, which makes its collector run more often.
     if (this._bulkOut.length < SLOTS * items.length) this._bulkOut = new Float64Array(SLOTS * items.length)
+    const span = otel.startSend(this.name, items)
+    if (span !== null) return otel.sending(span, () => this._queuedBulk(items, flat, options, args, otel.traceOf(span)))
+    return this._queuedBulk(items, flat, options, args)
+  }
+
+  _queuedBulk(items, flat, options, args, trace) {
     const out = this._bulkOut
-    const ids = this._native.enqueueBulkSync(flat, options, out)
+    const ids = this._native.enqueueBulkSync(flat, options, out, trace)
     const jobs = new Array(items.length)
     for (let i = 0; i < items.length; i++) {
       const it = items[i]
-      jobs[i] = this._queued(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, args && args.get(i), out, i * SLOTS)
+      jobs[i] = this._queued(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, args && args.get(i), out, i * SLOTS, trace)
     }
     return jobs
   }
@@ -484,11 +511,14 @@ async function executeJob(job, ctx) {
 class Worker {
   constructor(options = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
-    const { provider: p, config } = options
+    const { provider: p, config, telemetry = true } = options
     if (!(p instanceof NativeQueueProvider)) {
       throw new TypeError(`Worker needs a provider made by createQueueProvider, got ${describe(p)}`)
     }
+    if (typeof telemetry !== 'boolean') throw new TypeError(`options.telemetry must be a boolean, got ${describe(telemetry)}`)
     this.provider = p
+    /** Whether attempts get OpenTelemetry spans (when `@opentelemetry/api` and a tracer provider are there). */
+    this._telemetry = telemetry
     this._native = new binding.NativeWorker(p._native, config)
     /** The worker config with its defaults filled in (by the native side). */
     this.config = this._native.config
@@ -611,13 +641,20 @@ class Worker {
 
   _startBatch(json) {
     const batch = JSON.parse(json)
-    for (let i = 0; i < batch.length; i++) this._startJob(batch[i].token, toJob(batch[i].job), batch[i].lastAttempt === true)
+    // One look per batch: null unless OpenTelemetry is on (see otel.js).
+    const tracer = this._telemetry ? otel.activeTracer() : null
+    for (let i = 0; i < batch.length; i++) this._startJob(batch[i].token, toJob(batch[i].job), batch[i].lastAttempt === true, tracer)
   }
 
-  _startJob(token, job, last) {
+  _startJob(token, job, last, tracer) {
     // The AbortController is made when a handler first reads `ctx.signal`: most never do,
     // and making one per job would cost more than the rest of the dispatch.
-    const run = { ac: null, abortReason: undefined, job, last }
+    const run = { ac: null, abortReason: undefined, job, last, span: null }
+    let traced = null
+    if (tracer !== null) {
+      traced = otel.startProcess(tracer, this.provider.name, job)
+      run.span = traced.span
+    }
     this._running.set(token, run)
     if (this._events !== null) this._emit('active', [job])
     const native = this._native
@@ -642,7 +679,7 @@ class Worker {
     if (!entry) return this._settle(token, new Error(`No handler registered for job type: ${job.type}`))
     let r
     try {
-      r = entry.handler(job, ctx)
+      r = traced === null ? entry.handler(job, ctx) : otel.runIn(traced.context, entry.handler, job, ctx)
     } catch (e) {
       return this._settle(token, e === undefined ? new Error('Job failed (threw undefined)') : e)
     }
@@ -674,6 +711,10 @@ class Worker {
       part = `{"t":${token},"e":${JSON.stringify(errorMessage(error))}}`
     }
     this._outcomes.push(part)
+    if (run && run.span !== null) {
+      otel.endProcess(run.span, ok ? undefined : error, !run.last)
+      run.span = null
+    }
     // An attempt aborted by its timeout already failed (and had its events) at the deadline.
     if (this._events !== null && run && run.abortReason === undefined) {
       if (ok) this._eventQueue.push('completed', [run.job, result, run.job.startedAt ? Date.now() - run.job.startedAt.getTime() : 0])
@@ -700,6 +741,11 @@ class Worker {
       if (!run || run.abortReason !== undefined) continue
       run.abortReason = abortError(reason, run.job)
       if (run.ac) run.ac.abort(run.abortReason)
+      if (reason === 'timeout' && run.span !== null) {
+        // The attempt failed at its deadline, whenever the handler ends.
+        otel.endProcess(run.span, run.abortReason, !run.last)
+        run.span = null
+      }
       if (reason === 'timeout' && this._events !== null) this._failureEvents(run, run.abortReason)
     }
     if (this._eventQueue.length !== 0) this._emitQueued()
@@ -908,7 +954,9 @@ class Scheduler {
     const json = payloadJson(payload)
     const at = dateMs(date, 'date')
     const args = jobOptionsArgs(options, 'options')
-    return toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, args)))
+    const span = otel.startSend(this.provider.name, type, 'schedule')
+    if (span === null) return toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, args)))
+    return otel.sending(span, async () => toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, otel.withTrace(span, args)))))
   }
 
   /** A scheduled job by id, or null. */
@@ -1111,4 +1159,5 @@ module.exports = {
   resetScheduler,
   nextRuns,
   logger,
+  createDashboard: require('./dashboard/index.js').createDashboard,
 }

@@ -12,10 +12,9 @@ const path = require('node:path')
 const { randomUUID } = require('node:crypto')
 const { spawn } = require('node:child_process')
 const { startMoto, sqsClient, createQueue, REGION } = require('./moto.js')
-const { Client } = require('pg')
+const { PG_URL, pgReachable, dropSchemas } = require('./pg.js')
 const queue = require('../index.js')
 
-const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const RUN = randomUUID().slice(0, 8)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -36,16 +35,7 @@ const schemas = []
 const dirs = []
 
 test.before(async () => {
-  const c = new Client({ connectionString: PG_URL })
-  try {
-    await c.connect()
-    pgUp = true
-  } catch (e) {
-    if (process.env.CI === 'true') throw new Error(`PostgreSQL at ${PG_URL} is required in CI: ${e.message}`)
-    console.error(`SKIPPED (postgres cases): PostgreSQL not reachable at ${PG_URL}: ${e.message}`)
-  } finally {
-    await c.end().catch(() => {})
-  }
+  pgUp = await pgReachable()
   moto = await startMoto()
   if (moto) sqs = sqsClient(moto.endpoint)
 })
@@ -53,12 +43,7 @@ test.before(async () => {
 test.after(async () => {
   sqs?.destroy()
   await moto?.stop()
-  if (pgUp && schemas.length) {
-    const c = new Client({ connectionString: PG_URL })
-    await c.connect()
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
-    await c.end()
-  }
+  if (pgUp) await dropSchemas(schemas)
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
 })
 

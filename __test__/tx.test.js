@@ -9,29 +9,16 @@ const { randomUUID } = require('node:crypto')
 const { Client, Pool } = require('pg')
 const queue = require('../index.js')
 
-const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const { PG_URL, pgReachable, dropSchemas } = require('./pg.js')
 const schemas = []
 let pgUp = false
 
 test.before(async () => {
-  const c = new Client({ connectionString: PG_URL })
-  try {
-    await c.connect()
-    pgUp = true
-  } catch (e) {
-    if (process.env.CI === 'true') throw new Error(`PostgreSQL at ${PG_URL} is required in CI: ${e.message}`)
-    console.error(`SKIPPED: PostgreSQL not reachable at ${PG_URL}: ${e.message}`)
-  } finally {
-    await c.end().catch(() => {})
-  }
+  pgUp = await pgReachable('postgres tests')
 })
 
 test.after(async () => {
-  if (!pgUp) return
-  const c = new Client({ connectionString: PG_URL })
-  await c.connect()
-  for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`)
-  await c.end()
+  if (pgUp) await dropSchemas(schemas)
 })
 
 async function pgProvider() {

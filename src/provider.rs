@@ -37,6 +37,9 @@ pub struct EnqueueArgs {
     pub timeout: Option<f64>,
     pub deduplication_key: Option<String>,
     pub priority: Option<u32>,
+    /// W3C trace context of the enqueue (set by `otel.js`; an invalid one is dropped).
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 pub(crate) fn enqueue_options(a: Option<EnqueueArgs>) -> EnqueueOptions {
@@ -50,7 +53,16 @@ pub(crate) fn enqueue_options(a: Option<EnqueueArgs>) -> EnqueueOptions {
         timeout: a.timeout.map(|t| t.max(0.0) as u64),
         deduplication_key: a.deduplication_key,
         priority: a.priority,
+        traceparent: a.traceparent,
+        tracestate: a.tracestate,
     }
+}
+
+/// The W3C trace context of an `enqueueBulk` call, given to every item (`otel.js`).
+#[napi(object)]
+pub struct TraceArgs {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
 }
 
 /// `JobOptions`: what a job was stored with.
@@ -60,6 +72,8 @@ pub struct JobOptionsObject {
     pub timeout: f64,
     pub priority: u32,
     pub deduplication_key: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// A job as the provider stores it. `payload` and `result` are JSON text (`index.js` parses
@@ -102,6 +116,8 @@ impl From<Job> for JobObject {
                 timeout: j.options.timeout as f64,
                 priority: j.options.priority,
                 deduplication_key: j.options.deduplication_key,
+                traceparent: j.options.traceparent,
+                tracestate: j.options.tracestate,
             },
             status: j.status.as_str().to_owned(),
             attempts: j.attempts,
@@ -241,7 +257,12 @@ fn new_job(job_type: String, payload_json: &str, options: Option<EnqueueArgs>) -
 /// The jobs of `enqueueBulk` as `index.js` serialises them: `flat_json` is
 /// `[type, payload, type, payload, …]` (one `JSON.stringify` for the whole batch) and
 /// `options_json`, when some items have options, is `[[index, options], …]`.
-fn bulk_jobs(flat_json: &str, options_json: Option<&str>) -> Result<Vec<NewJob>> {
+/// `trace`, when given, is the context of the call: items without their own take it.
+fn bulk_jobs(
+    flat_json: &str,
+    options_json: Option<&str>,
+    trace: Option<TraceArgs>,
+) -> Result<Vec<NewJob>> {
     let invalid = |e: String| {
         Error::new(
             Status::InvalidArg,
@@ -257,6 +278,12 @@ fn bulk_jobs(flat_json: &str, options_json: Option<&str>) -> Result<Vec<NewJob>>
                 .get_mut(i)
                 .ok_or_else(|| invalid(format!("options for item {i}, which does not exist")))?;
             job.options = o;
+        }
+    }
+    if let Some(t) = trace {
+        for job in jobs.iter_mut().filter(|j| j.options.traceparent.is_none()) {
+            job.options.traceparent = Some(t.traceparent.clone());
+            job.options.tracestate.clone_from(&t.tracestate);
         }
     }
     Ok(jobs)
@@ -433,9 +460,10 @@ impl NativeProvider {
         &self,
         flat_json: String,
         options_json: Option<String>,
+        trace: Option<TraceArgs>,
     ) -> Result<Vec<JobObject>> {
         guarded("enqueueBulk", async {
-            let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
+            let jobs = bulk_jobs(&flat_json, options_json.as_deref(), trace)?;
             let jobs = self.inner.enqueue_bulk(jobs).await.map_err(napi_err)?;
             Ok(jobs.into_iter().map(Into::into).collect())
         })
@@ -475,8 +503,9 @@ impl NativeProvider {
         flat_json: String,
         options_json: Option<String>,
         mut out: Float64ArraySlice,
+        trace: Option<TraceArgs>,
     ) -> Result<String> {
-        let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
+        let jobs = bulk_jobs(&flat_json, options_json.as_deref(), trace)?;
         // Safety: the JavaScript thread is in this call, so nothing else touches the array.
         let out = unsafe { out.as_mut() };
         let n = jobs.len();
@@ -662,6 +691,7 @@ impl NativeProvider {
         &self,
         flat_json: String,
         options_json: Option<String>,
+        trace: Option<TraceArgs>,
     ) -> Result<Vec<String>> {
         let pg = self.postgres.as_ref().ok_or_else(|| {
             Error::new(
@@ -672,7 +702,7 @@ impl NativeProvider {
                 ),
             )
         })?;
-        let jobs = bulk_jobs(&flat_json, options_json.as_deref())?;
+        let jobs = bulk_jobs(&flat_json, options_json.as_deref(), trace)?;
         let (sql, param) = pg.transactional_enqueue(jobs).map_err(napi_err)?;
         Ok(vec![sql, param])
     }

@@ -448,6 +448,31 @@ function scheduleRuns(): Date[] {
   return [...next, ...queuePackage.nextRuns('every 1 hour', options), ...queuePackage.nextRuns('0 9 * * 1#2')]
 }
 
+async function dashboardMount(provider: QueueProvider, scheduler: Scheduler): Promise<void> {
+  const { createServer } = await import('node:http')
+  const options: queuePackage.DashboardOptions = {
+    provider,
+    scheduler,
+    authorize: async (req, res) => {
+      if (req.headers.authorization === 'Bearer x') return true
+      res.writeHead(401).end()
+      return false
+    },
+    basePath: '/admin/queue',
+    refreshInterval: 5000,
+  }
+  const dashboard: queuePackage.DashboardHandler = queuePackage.createDashboard(options)
+  createServer(dashboard)
+  createServer((req, res) => dashboard(req, res, () => res.end('not the dashboard')))
+  const base: string = dashboard.basePath
+  dashboard.close()
+  // @ts-expect-error authorize is required
+  queuePackage.createDashboard({ provider })
+  // @ts-expect-error basePath is a string
+  queuePackage.createDashboard({ provider, authorize: () => true, basePath: 5 })
+  void base
+}
+
 // ---- Strictness: each of these must NOT compile --------------------------------------------------
 // @ts-expect-error 'redis' is not a provider type
 const badProvider: QueueProviderConfig = { type: 'redis' }
@@ -529,4 +554,5 @@ void [
   badDelay,
   noEnabled,
   scheduleRuns,
+  dashboardMount,
 ]

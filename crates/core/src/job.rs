@@ -94,6 +94,14 @@ pub struct JobOptions {
     pub priority: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deduplication_key: Option<String>,
+    /// W3C `traceparent` of the enqueue that made the job (OpenTelemetry): the worker's span
+    /// for each attempt continues that trace. Stored with the options, so the durable
+    /// providers keep it without a column of its own; SQS carries it as a message attribute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that came with [`JobOptions::traceparent`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 impl Default for JobOptions {
@@ -103,7 +111,57 @@ impl Default for JobOptions {
             timeout: DEFAULT_TIMEOUT_MS,
             priority: 0,
             deduplication_key: None,
+            traceparent: None,
+            tracestate: None,
         }
+    }
+}
+
+/// Longest `tracestate` kept (the W3C limit a propagator may cut to).
+pub const MAX_TRACESTATE_LEN: usize = 512;
+
+/// Whether `s` is a W3C `traceparent` this package carries: `vv-<32 hex>-<16 hex>-<2 hex>`,
+/// lowercase, a version other than `ff`, ids not all zero, and exactly 55 characters for
+/// version `00` (a later version may append fields after a `-`).
+pub fn is_traceparent(s: &str) -> bool {
+    let b = s.as_bytes();
+    let hex = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .is_some_and(|x| x.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+    };
+    let zero = |r: std::ops::Range<usize>| b[r].iter().all(|&c| c == b'0');
+    let shape = b.len() >= 55
+        && hex(0..2)
+        && b[2] == b'-'
+        && hex(3..35)
+        && b[35] == b'-'
+        && hex(36..52)
+        && b[52] == b'-'
+        && hex(53..55);
+    shape
+        && &b[0..2] != b"ff"
+        && !zero(3..35)
+        && !zero(36..52)
+        && (b.len() == 55 || (&b[0..2] != b"00" && b[55] == b'-'))
+}
+
+/// The trace context to keep: `traceparent` when it is valid, with `tracestate` when that
+/// is printable ASCII of at most [`MAX_TRACESTATE_LEN`] bytes; anything else is dropped (a
+/// trace context is advisory and never fails a job).
+pub fn trace_context(
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    match traceparent {
+        Some(tp) if is_traceparent(tp) => {
+            let ts = tracestate.filter(|ts| {
+                !ts.is_empty()
+                    && ts.len() <= MAX_TRACESTATE_LEN
+                    && ts.bytes().all(|c| (0x20..=0x7e).contains(&c))
+            });
+            (Some(tp.to_owned()), ts.map(str::to_owned))
+        }
+        _ => (None, None),
     }
 }
 
@@ -117,17 +175,24 @@ pub struct EnqueueOptions {
     pub timeout: Option<u64>,
     pub deduplication_key: Option<String>,
     pub priority: Option<u32>,
+    /// W3C trace context of the enqueue (set by the OpenTelemetry glue, see `otel.js`).
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 impl EnqueueOptions {
     /// The options stored on the job, defaults filled in.
     pub fn job_options(&self) -> JobOptions {
         let d = JobOptions::default();
+        let (traceparent, tracestate) =
+            trace_context(self.traceparent.as_deref(), self.tracestate.as_deref());
         JobOptions {
             max_retries: self.max_retries.unwrap_or(d.max_retries),
             timeout: self.timeout.unwrap_or(d.timeout),
             priority: self.priority.unwrap_or(d.priority),
             deduplication_key: self.deduplication_key.clone(),
+            traceparent,
+            tracestate,
         }
     }
 
@@ -148,6 +213,8 @@ impl EnqueueOptions {
             timeout: Some(o.timeout),
             priority: Some(o.priority),
             deduplication_key: o.deduplication_key.clone(),
+            traceparent: o.traceparent.clone(),
+            tracestate: o.tracestate.clone(),
             ..Default::default()
         }
     }
@@ -280,6 +347,57 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn traceparent_shape() {
+        assert!(is_traceparent(TP));
+        assert!(is_traceparent(
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later"
+        ));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            "éé-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(!is_traceparent(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn trace_context_kept_only_when_valid() {
+        let o = EnqueueOptions {
+            traceparent: Some(TP.into()),
+            tracestate: Some("vendor=1".into()),
+            ..Default::default()
+        };
+        let j = o.job_options();
+        assert_eq!(j.traceparent.as_deref(), Some(TP));
+        assert_eq!(j.tracestate.as_deref(), Some("vendor=1"));
+        let text = serde_json::to_string(&j).unwrap();
+        let back: JobOptions = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, j);
+        assert_eq!(EnqueueOptions::from_job_options(&j).job_options(), j);
+        let bad = EnqueueOptions {
+            traceparent: Some("nope".into()),
+            tracestate: Some("vendor=1".into()),
+            ..Default::default()
+        };
+        assert_eq!(bad.job_options().traceparent, None);
+        assert_eq!(bad.job_options().tracestate, None);
+        let long = trace_context(Some(TP), Some(&"a".repeat(MAX_TRACESTATE_LEN + 1)));
+        assert_eq!(long, (Some(TP.to_owned()), None));
+        assert!(!serde_json::to_string(&JobOptions::default())
+            .unwrap()
+            .contains("trace"));
     }
 
     #[test]

@@ -51,6 +51,8 @@ struct Entry {
 #[derive(Default)]
 struct Extra {
     deduplication_key: Option<Box<str>>,
+    /// W3C trace context of the enqueue (`traceparent`, `tracestate`).
+    trace: Option<(Box<str>, Option<Box<str>>)>,
     scheduled_for: Option<Millis>,
     started_at: Option<Millis>,
     completed_at: Option<Millis>,
@@ -286,6 +288,12 @@ impl MemoryQueue {
                 priority: e.priority,
                 deduplication_key: x
                     .and_then(|x| x.deduplication_key.as_deref().map(str::to_owned)),
+                traceparent: x.and_then(|x| x.trace.as_ref().map(|t| t.0.to_string())),
+                tracestate: x.and_then(|x| {
+                    x.trace
+                        .as_ref()
+                        .and_then(|t| t.1.as_deref().map(str::to_owned))
+                }),
             },
             status: e.status,
             attempts: e.attempts,
@@ -337,6 +345,9 @@ impl MemoryQueue {
             let key: Box<str> = key.into();
             st.dedup.insert(key.clone(), seq);
             entry.extra().deduplication_key = Some(key);
+        }
+        if let Some(tp) = o.traceparent {
+            entry.extra().trace = Some((tp.into(), o.tracestate.map(Into::into)));
         }
         match visible_at {
             Some(at) => {

@@ -136,6 +136,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// read leniently: unknown or malformed fields are ignored and defaults apply.
 pub fn parse_stored_options(text: &str) -> EnqueueOptions {
     let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let (traceparent, tracestate) = crate::job::trace_context(
+        v.get("traceparent").and_then(Value::as_str),
+        v.get("tracestate").and_then(Value::as_str),
+    );
     let num = |k: &str| {
         v.get(k).and_then(|x| {
             x.as_u64().or_else(|| {
@@ -153,6 +157,8 @@ pub fn parse_stored_options(text: &str) -> EnqueueOptions {
             .get("deduplicationKey")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        traceparent,
+        tracestate,
         ..Default::default()
     }
 }
@@ -171,6 +177,14 @@ pub fn format_stored_options(o: &EnqueueOptions) -> String {
     }
     if let Some(k) = &o.deduplication_key {
         m.insert("deduplicationKey".into(), k.clone().into());
+    }
+    // The trace context of the call that scheduled the job, so its run continues that trace.
+    let (tp, ts) = crate::job::trace_context(o.traceparent.as_deref(), o.tracestate.as_deref());
+    if let Some(tp) = tp {
+        m.insert("traceparent".into(), tp.into());
+    }
+    if let Some(ts) = ts {
+        m.insert("tracestate".into(), ts.into());
     }
     Value::Object(m).to_string()
 }
@@ -823,5 +837,19 @@ mod tests {
             EnqueueOptions { delay: None, ..o }
         );
         assert_eq!(format_stored_options(&EnqueueOptions::default()), "{}");
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = EnqueueOptions {
+            traceparent: Some(tp.into()),
+            tracestate: Some("v=1".into()),
+            ..Default::default()
+        };
+        let text = format_stored_options(&traced);
+        assert_eq!(
+            text,
+            format!(r#"{{"traceparent":"{tp}","tracestate":"v=1"}}"#)
+        );
+        assert_eq!(parse_stored_options(&text), traced);
+        let junk = parse_stored_options(r#"{"traceparent":"x","tracestate":"v=1"}"#);
+        assert_eq!((junk.traceparent, junk.tracestate), (None, None));
     }
 }

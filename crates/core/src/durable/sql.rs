@@ -358,11 +358,13 @@ impl Statements {
                 shown_status(d, "")
             ),
             // $3/$4: the cursor's (createdAt in epoch ms, id), or NULL for the first page.
+            // ORDER BY names the table's columns (l."createdAt"): a bare "createdAt" is the
+            // output column, epoch ms on PostgreSQL, which no index has (1M jobs sorted a page).
             list: format!(
-                r#"SELECT {c} FROM {t}
+                r#"SELECT {c} FROM {t} AS l
                 WHERE ($1 IS NULL OR "status" = $1) AND ($2 IS NULL OR "type" = $2)
                     AND ($3 IS NULL OR ("createdAt", "id") < ({at}, {id}))
-                ORDER BY "createdAt" DESC, "id" DESC LIMIT $5"#,
+                ORDER BY l."createdAt" DESC, l."id" DESC LIMIT $5"#,
                 at = d.date_of_ms("$3"),
                 id = d.uuid("$4"),
             ),

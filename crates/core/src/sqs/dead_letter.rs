@@ -70,10 +70,9 @@ pub(super) async fn job(
     error: &str,
     receipt: &str,
 ) -> Result<()> {
-    let attrs = vec![
-        (wire::ATTR_JOB_ID.to_owned(), string_attr(&held.job_id)?),
-        (wire::ATTR_JOB_TYPE.to_owned(), string_attr(&held.job_type)?),
-    ];
+    let attrs = wire::job_attrs(&held.job_id, &held.job_type, &held.options)
+        .map(|(k, v)| Ok((k.to_owned(), string_attr(v)?)))
+        .collect::<Result<Vec<_>>>()?;
     let letter = Letter {
         body: &held.body,
         attrs,

@@ -194,13 +194,18 @@ async fn accept(inner: &Inner, messages: Vec<Message>) -> Vec<ReceivedJob> {
         let attempts = system(MessageSystemAttributeName::ApproximateReceiveCount)
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        let decoded = match wire::decode_body(body) {
+        let mut decoded = match wire::decode_body(body) {
             Ok(d) => d,
             Err(reason) => {
                 dead_letter::foreign(inner, &m, receipt, &reason).await;
                 continue;
             }
         };
+        wire::read_trace(&mut decoded.options, |k| {
+            m.message_attributes()
+                .and_then(|a| a.get(k))
+                .and_then(|v| v.string_value())
+        });
         let job = Job {
             id: decoded.id,
             job_type: decoded.job_type,

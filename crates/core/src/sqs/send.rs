@@ -74,7 +74,12 @@ pub(super) async fn enqueue_bulk(inner: &Inner, jobs: Vec<NewJob>) -> Result<Vec
     }
     let sizes: Vec<usize> = sends
         .iter()
-        .map(|o| wire::message_size(&o.body, wire::job_attrs(&o.job.id, &o.job.job_type)))
+        .map(|o| {
+            wire::message_size(
+                &o.body,
+                wire::job_attrs(&o.job.id, &o.job.job_type, &o.job.options),
+            )
+        })
         .collect();
     let batches = plan_batches(&sizes, inner.max_message_bytes);
     let mut refused: Vec<(usize, String)> = stream::iter(batches)
@@ -152,7 +157,7 @@ fn prepare(inner: &Inner, new: NewJob, now: Millis) -> Result<Prepared> {
         created_at: now,
         scheduled_for: visible_at,
     })?;
-    let size = wire::message_size(&body, wire::job_attrs(&id, &new.job_type));
+    let size = wire::message_size(&body, wire::job_attrs(&id, &new.job_type, &options));
     if size > inner.max_message_bytes {
         return Err(QueueError::invalid(format!(
             "job of type {:?} is {size} bytes as an SQS message, over the limit of {} bytes \
@@ -194,9 +199,10 @@ async fn send_one(inner: &Inner, out: &Outgoing) -> Result<()> {
         .client
         .send_message()
         .queue_url(&inner.queue_url)
-        .message_body(&out.body)
-        .message_attributes(wire::ATTR_JOB_ID, string_attr(&out.job.id)?)
-        .message_attributes(wire::ATTR_JOB_TYPE, string_attr(&out.job.job_type)?);
+        .message_body(&out.body);
+    for (k, v) in wire::job_attrs(&out.job.id, &out.job.job_type, &out.job.options) {
+        req = req.message_attributes(k, string_attr(v)?);
+    }
     if out.delay_s > 0 {
         req = req.delay_seconds(out.delay_s);
     }
@@ -277,9 +283,10 @@ async fn send_batch(
 fn batch_entry(i: usize, out: &Outgoing) -> Result<SendMessageBatchRequestEntry> {
     let mut b = SendMessageBatchRequestEntry::builder()
         .id(i.to_string())
-        .message_body(&out.body)
-        .message_attributes(wire::ATTR_JOB_ID, string_attr(&out.job.id)?)
-        .message_attributes(wire::ATTR_JOB_TYPE, string_attr(&out.job.job_type)?);
+        .message_body(&out.body);
+    for (k, v) in wire::job_attrs(&out.job.id, &out.job.job_type, &out.job.options) {
+        b = b.message_attributes(k, string_attr(v)?);
+    }
     if out.delay_s > 0 {
         b = b.delay_seconds(out.delay_s);
     }

@@ -12,6 +12,11 @@ use serde_json::Value;
 pub const ATTR_JOB_ID: &str = "JobId";
 /// Message attribute carrying the job type.
 pub const ATTR_JOB_TYPE: &str = "JobType";
+/// Message attribute carrying the job's W3C `traceparent` (OpenTelemetry's name for it on
+/// SQS), so the body keeps the old queue's format.
+pub const ATTR_TRACEPARENT: &str = "traceparent";
+/// Message attribute carrying the job's W3C `tracestate`.
+pub const ATTR_TRACESTATE: &str = "tracestate";
 /// Message attribute added to a message sent to the dead-letter queue.
 pub const ATTR_LAST_ERROR: &str = "LastError";
 /// `DataType` of every attribute this package writes.
@@ -27,10 +32,21 @@ struct BodyOut<'a> {
     #[serde(rename = "type")]
     job_type: &'a str,
     payload: &'a RawValue,
-    options: &'a JobOptions,
+    options: BodyOptions<'a>,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     scheduled_for: Option<String>,
+}
+
+/// The options in a body: the old queue's fields only (the trace context is an attribute).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyOptions<'a> {
+    max_retries: u32,
+    timeout: u64,
+    priority: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deduplication_key: Option<&'a str>,
 }
 
 /// What [`encode_body`] needs of a job.
@@ -49,7 +65,12 @@ pub fn encode_body(f: &BodyFields<'_>) -> Result<String> {
         job_id: f.id,
         job_type: f.job_type,
         payload: f.payload,
-        options: f.options,
+        options: BodyOptions {
+            max_retries: f.options.max_retries,
+            timeout: f.options.timeout,
+            priority: f.options.priority,
+            deduplication_key: f.options.deduplication_key.as_deref(),
+        },
         created_at: iso(f.created_at),
         scheduled_for: f.scheduled_for.map(iso),
     };
@@ -238,7 +259,10 @@ pub fn fifo_ids(
 }
 
 /// Bytes SQS counts for a message: the body plus each attribute's name, type and value.
-pub fn message_size<'a>(body: &str, attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> usize {
+pub fn message_size<'a, 'b>(
+    body: &str,
+    attrs: impl IntoIterator<Item = (&'a str, &'b str)>,
+) -> usize {
     body.len()
         + attrs
             .into_iter()
@@ -246,9 +270,29 @@ pub fn message_size<'a>(body: &str, attrs: impl IntoIterator<Item = (&'a str, &'
             .sum::<usize>()
 }
 
-/// The attributes of a job message.
-pub fn job_attrs<'a>(id: &'a str, job_type: &'a str) -> [(&'static str, &'a str); 2] {
+/// The attributes of a job message: its id and type, and its trace context when it has one.
+pub fn job_attrs<'a>(
+    id: &'a str,
+    job_type: &'a str,
+    options: &'a JobOptions,
+) -> impl Iterator<Item = (&'static str, &'a str)> {
     [(ATTR_JOB_ID, id), (ATTR_JOB_TYPE, job_type)]
+        .into_iter()
+        .chain(
+            options
+                .traceparent
+                .as_deref()
+                .map(|v| (ATTR_TRACEPARENT, v)),
+        )
+        .chain(options.tracestate.as_deref().map(|v| (ATTR_TRACESTATE, v)))
+}
+
+/// Set `options`' trace context from a received message's attributes (`attr` reads one by
+/// name); an invalid one is dropped.
+pub fn read_trace<'a>(options: &mut JobOptions, attr: impl Fn(&str) -> Option<&'a str>) {
+    let (tp, ts) = crate::job::trace_context(attr(ATTR_TRACEPARENT), attr(ATTR_TRACESTATE));
+    options.traceparent = tp;
+    options.tracestate = ts;
 }
 
 /// Cut an error text to what the `LastError` attribute carries.
@@ -310,6 +354,45 @@ mod tests {
     }
 
     #[test]
+    fn trace_context_travels_as_attributes_not_in_the_body() {
+        let payload = raw("1");
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let options = JobOptions {
+            traceparent: Some(tp.into()),
+            tracestate: Some("v=1".into()),
+            ..Default::default()
+        };
+        let body = encode_body(&BodyFields {
+            id: "j",
+            job_type: "t",
+            payload: &payload,
+            options: &options,
+            created_at: 0,
+            scheduled_for: None,
+        })
+        .unwrap();
+        assert!(!body.contains("trace"), "{body}");
+        let attrs: Vec<_> = job_attrs("j", "t", &options).collect();
+        assert_eq!(
+            attrs,
+            vec![
+                (ATTR_JOB_ID, "j"),
+                (ATTR_JOB_TYPE, "t"),
+                (ATTR_TRACEPARENT, tp),
+                (ATTR_TRACESTATE, "v=1")
+            ]
+        );
+        let mut back = decode_body(&body).unwrap().options;
+        assert_eq!(back.traceparent, None);
+        read_trace(&mut back, |k| {
+            attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
+        });
+        assert_eq!(back, options);
+        read_trace(&mut back, |k| (k == ATTR_TRACEPARENT).then_some("junk"));
+        assert_eq!((back.traceparent, back.tracestate), (None, None));
+    }
+
+    #[test]
     fn round_trip() {
         let payload = raw(r#"[1,"x",null]"#);
         let options = JobOptions {
@@ -317,6 +400,7 @@ mod tests {
             timeout: 5,
             priority: 1,
             deduplication_key: Some("d".into()),
+            ..Default::default()
         };
         let body = encode_body(&BodyFields {
             id: "id",
@@ -441,7 +525,7 @@ mod tests {
     #[test]
     fn sizes_and_last_error() {
         assert_eq!(
-            message_size("abcd", job_attrs("id", "ty")),
+            message_size("abcd", job_attrs("id", "ty", &JobOptions::default())),
             4 + 5 + 6 + 2 + 7 + 6 + 2
         );
         assert_eq!(last_error_value(""), "(no message)");
@@ -545,7 +629,7 @@ mod props {
             scheduled_for in proptest::option::of(0i64..4_102_444_800_000),
         ) {
             let payload = RawValue::from_string(payload.to_string()).unwrap();
-            let options = JobOptions { max_retries, timeout, priority, deduplication_key: dedup };
+            let options = JobOptions { max_retries, timeout, priority, deduplication_key: dedup, ..Default::default() };
             let body = encode_body(&BodyFields {
                 id: &id,
                 job_type: &job_type,

@@ -123,7 +123,10 @@ export interface QueueProvider {
   listJobs<T = unknown>(options?: ListJobsOptions): Promise<JobPage<T>>
   /** A dead or failed job back to pending, visible now, its attempts kept; false when it is neither. */
   retryJob(jobId: string): Promise<boolean>
-  /** A pending, scheduled, failed or running job becomes `cancelled`; false when it is none of these. */
+  /**
+   * A pending, scheduled, failed or running job becomes `cancelled`; false when it is none of
+   * these. A running job's `ctx.signal` aborts (`CancelledError`), in any process on postgres.
+   */
   cancelJob(jobId: string): Promise<boolean>
   /** Workers stop taking jobs of `type` (of every type without one); running jobs finish. */
   pause(type?: string): Promise<void>
@@ -146,6 +149,11 @@ export interface JobContext {
   log: (msg: string, ...args: unknown[]) => void
   /** Report progress 0-100. */
   progress: (percent: number) => void
+  /**
+   * Aborts at the attempt's `timeout` ("Job timed out after N ms"), at a `stop()` that runs out
+   * of `shutdownTimeout`, and when `cancelJob` cancels the running job (reason: an Error named
+   * `CancelledError`, "Job <id> was cancelled (cancelJob)"; the outcome is then discarded).
+   */
   signal: AbortSignal
 }
 
@@ -192,6 +200,8 @@ export interface PostgresProviderConfig {
   /** Create the table at start when missing (default true). */
   autoMigrate?: boolean
   retention?: RetentionConfig
+  /** Publish job events for `createQueueEvents` in other processes, one NOTIFY per batch (default true). */
+  publishEvents?: boolean
 }
 
 /** Jobs in an SQLite file, which several processes on one host may share. */
@@ -239,7 +249,32 @@ export interface WorkerEvents {
   dead: [job: Job, error: Error]
   /** A handler called `ctx.progress(percent)`. */
   progress: [job: Job, percent: number]
+  /**
+   * A lease ran out (the worker holding the job stopped renewing it: crashed, or blocked past
+   * `visibilityTimeout`) and the provider took the job back: `pending` again, or `dead` when
+   * out of retries. postgres and sqlite; memory has no leases; SQS cannot tell.
+   */
+  stalled: [job: Job]
 }
+
+/**
+ * The queue's events from every process (postgres, through LISTEN/NOTIFY), with the names and
+ * arguments of `WorkerEvents`. Each `job` is read from the table when the event arrives.
+ */
+export declare class QueueEvents {
+  readonly provider: QueueProvider
+  on<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
+  off<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
+  /** Stop listening; closes the provider when `createQueueEvents` opened it from a config. */
+  close(): Promise<void>
+}
+
+/**
+ * Listen to the queue's events from every process. `source`: a provider from
+ * `createQueueProvider` (its connections are shared) or a providerConfig (a provider of its own).
+ * Resolves once listening. Providers other than postgres reject, naming themselves.
+ */
+export declare function createQueueEvents(source: QueueProvider | QueueProviderConfig): Promise<QueueEvents>
 
 export interface QueueSchedulerConfig {
   enabled: boolean

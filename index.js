@@ -611,6 +611,7 @@ class Worker {
         .run(
           (json) => this._startBatch(json),
           ([tokens, reason]) => this._abort(tokens, reason),
+          (json) => this._providerEvent(json),
         )
         .finally(() => {
           this._runPromise = null
@@ -738,7 +739,7 @@ class Worker {
     for (const token of tokens) {
       const run = this._running.get(token)
       if (!run || run.abortReason !== undefined) continue
-      run.abortReason = new Error(reason === 'timeout' ? `Job timed out after ${run.job.options.timeout} ms` : 'Worker is shutting down')
+      run.abortReason = abortError(reason, run.job)
       if (run.ac) run.ac.abort(run.abortReason)
       if (reason === 'timeout' && run.span !== null) {
         // The attempt failed at its deadline, whenever the handler ends.
@@ -749,9 +750,89 @@ class Worker {
     }
     if (this._eventQueue.length !== 0) this._emitQueued()
   }
+
+  /** `stalled` (a lease of this worker's provider ran out and the provider took the job back). */
+  _providerEvent(json) {
+    if (this._events === null) return
+    const ev = JSON.parse(json)
+    this._emit(ev.e, [toJob(ev.job)])
+  }
 }
 
-const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress']
+/** The reason a handler's `ctx.signal` aborts with. */
+function abortError(reason, job) {
+  if (reason === 'timeout') return new Error(`Job timed out after ${job.options.timeout} ms`)
+  if (reason === 'cancel') {
+    const e = new Error(`Job ${job.id} was cancelled (cancelJob)`)
+    e.name = 'CancelledError'
+    return e
+  }
+  return new Error('Worker is shutting down')
+}
+
+const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress', 'stalled']
+
+// ---- events across processes (PostgreSQL LISTEN/NOTIFY) --------------------------------
+
+/** The queue's event stream in any process: `on`/`off` as on a Worker (WorkerEvents). */
+class QueueEvents {
+  constructor(provider, ownsProvider) {
+    this.provider = provider
+    this._native = null
+    this._owns = ownsProvider
+    this._events = null
+  }
+
+  /** `[{ e, job, a?, ms?, r?, p? }]` from Rust: the event's own facts, and the job as stored. */
+  _deliver(json) {
+    if (this._events === null) return
+    for (const ev of JSON.parse(json)) {
+      const job = toJob(ev.job)
+      switch (ev.e) {
+        case 'completed':
+          this._emit('completed', [job, job.result, ev.ms])
+          break
+        case 'failed':
+          this._emit('failed', [job, new Error(job.lastError), { attempt: ev.a, willRetry: ev.r }])
+          break
+        case 'dead':
+          this._emit('dead', [job, new Error(job.lastError)])
+          break
+        case 'progress':
+          this._emit('progress', [job, ev.p])
+          break
+        default:
+          this._emit(ev.e, [job])
+      }
+    }
+  }
+
+  /** Stop listening (and close the provider `createQueueEvents` opened for a config). */
+  async close() {
+    this._native.close()
+    this._events = null
+    if (this._owns) await this.provider.close()
+  }
+}
+for (const m of ['on', 'off', '_emit']) QueueEvents.prototype[m] = Worker.prototype[m]
+
+/**
+ * Listen to the queue's events from every process (postgres). `source` is a provider made by
+ * createQueueProvider (its connections are shared) or a providerConfig (a provider of its own,
+ * closed by `close()`). Resolves once listening.
+ */
+async function createQueueEvents(source) {
+  const own = !(source instanceof NativeQueueProvider)
+  const p = own ? await createQueueProvider(source) : source
+  const events = new QueueEvents(p, own)
+  try {
+    events._native = await p._native.listenEvents((json) => events._deliver(json))
+  } catch (e) {
+    if (own) await p.close()
+    throw e
+  }
+  return events
+}
 
 /** Prometheus text of this process: job counters and histograms, worker gauges, queue depths. */
 async function getMetrics() {
@@ -1060,6 +1141,7 @@ module.exports = {
   clearJobHandlers,
   executeJob,
   Worker,
+  createQueueEvents,
   getMetrics,
   startWorker,
   stopWorker,

@@ -7,6 +7,7 @@
 
 mod bridge;
 mod config;
+mod events;
 mod logging;
 mod metrics;
 mod provider;

@@ -39,6 +39,7 @@ import {
   type JobContext,
   type JobHandler,
   type Job,
+  type QueueEvents,
   type ReceivedJob,
   type QueueStats,
   type JobStatus,
@@ -408,6 +409,14 @@ async function surface(): Promise<void> {
   worker.on('finished', () => {})
   // @ts-expect-error a progress listener gets a number, not a string
   worker.on('progress', (_job, percent: string) => void percent)
+  worker.on('stalled', (job: Job) => void job.status)
+  // Events across processes (postgres): the same names and arguments.
+  const events: QueueEvents = await queuePackage.createQueueEvents({ type: 'postgres', schema: 'app', publishEvents: true })
+  events.on('completed', (job, result, durationMs: number) => void [job.id, result, durationMs]).on('dead', (job, error) => void [job.id, error.message])
+  const shared: QueueEvents = await queuePackage.createQueueEvents(p)
+  await Promise.all([events.close(), shared.close()])
+  // @ts-expect-error a memory provider config has no publishEvents
+  void queuePackage.createQueueEvents({ type: 'memory', publishEvents: true })
   const metricsPort: number | null = new Worker({ provider: p, config: { metricsPort: 9464 } }).metricsPort
   const metrics: string = await queuePackage.getMetrics()
   void [metricsPort, metrics]

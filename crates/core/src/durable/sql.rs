@@ -159,6 +159,8 @@ pub(super) struct Statements {
     /// Jobs none of which carries a deduplication key.
     pub insert_plain: String,
     pub by_keys: String,
+    /// The jobs of these ids (the cross-process event listener's read).
+    pub by_ids: String,
     pub claim: String,
     pub next_due: String,
     pub complete: String,
@@ -274,6 +276,10 @@ impl Statements {
                 AND "status" NOT IN ('completed', 'dead')"#,
                 rows = d.rows(1, &[("jkey", Kind::Text)]),
             ),
+            by_ids: format!(
+                r#"SELECT {c} FROM {t} WHERE "id" IN (SELECT u.jid FROM {rows})"#,
+                rows = d.rows(1, &[("jid", Kind::Uuid)]),
+            ),
             // The chosen rows are materialised first, so the lock is taken once per claim.
             claim: format!(
                 r#"WITH c AS MATERIALIZED (
@@ -331,7 +337,8 @@ impl Statements {
                 r#"WITH s AS MATERIALIZED (
                     SELECT x.{key} AS sid FROM {t} x JOIN {rows} ON x."id" = u.jid AND x."deliveries" = u.jd
                     WHERE x."status" = 'processing'{lock})
-                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)"#,
+                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)
+                RETURNING {settled}"#,
                 rows = d.rows(2, &[("jid", Kind::Uuid), ("jd", Kind::Int)]),
                 lock = d.lock_of("x"),
                 until = d.clock_plus("$1"),
@@ -344,7 +351,8 @@ impl Statements {
                     "status" = CASE WHEN "attempts" <= "maxRetries" THEN 'pending' ELSE 'dead' END,
                     "completedAt" = CASE WHEN "attempts" <= "maxRetries" THEN NULL ELSE {now} END,
                     "lastError" = 'lease expired: the worker running this job stopped renewing its lease (crashed or lost)'
-                WHERE {key} IN (SELECT rid FROM r)"#,
+                WHERE {key} IN (SELECT rid FROM r)
+                RETURNING {c}"#,
                 lock = d.lock_of("x"),
             ),
             // $2: minus the retention in ms.

@@ -7,6 +7,7 @@
 
 mod bridge;
 mod config;
+mod enqueue;
 mod logging;
 mod metrics;
 mod provider;

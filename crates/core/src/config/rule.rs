@@ -4,6 +4,7 @@
 use super::error::{ConfigError, ErrorKind};
 use super::value::{js_number, ConfigValue};
 use super::*;
+use crate::job::{EnqueueInput, EnqueueOptions, Millis, MAX_DATE_MS, MAX_DELAY_MS, MAX_TIMER_MS};
 use serde::de::{self, Deserializer, Unexpected};
 
 type R<T> = Result<T, ConfigError>;
@@ -167,6 +168,108 @@ pub fn scheme_url_of(v: ConfigValue, schemes: &[&str]) -> R<String> {
         other => other.describe(),
     };
     Err(ConfigError::expected(ErrorKind::Type, expected, got))
+}
+
+// ---- a job: its type, an enqueue's options, a bulk item, a date ---------------------------
+
+/// A job type (or a deduplication key): a non-empty string (`TypeError` otherwise).
+pub fn job_type_of(v: ConfigValue) -> R<String> {
+    match v {
+        ConfigValue::String(s) if !s.is_empty() => Ok(s),
+        other => Err(ConfigError::expected(
+            ErrorKind::Type,
+            "a non-empty string",
+            other.describe(),
+        )),
+    }
+}
+
+/// The job type found at `path` (`type`, `items[3].type`).
+pub fn job_type_at(v: ConfigValue, path: &str) -> R<String> {
+    job_type_of(v).map_err(|e| e.at(path))
+}
+
+/// A date as epoch milliseconds (a JavaScript `Date` arrives as its time value): finite and
+/// within a `Date`'s range.
+pub fn date_of(v: &ConfigValue) -> R<Millis> {
+    match *v {
+        ConfigValue::Number(n) if n.is_finite() && n.abs() <= MAX_DATE_MS as f64 => {
+            Ok(n.trunc() as Millis)
+        }
+        _ => Err(ConfigError::expected(
+            ErrorKind::Range,
+            "a valid Date",
+            v.describe(),
+        )),
+    }
+}
+
+/// The date found at `path` (`date`, `options.from`).
+pub fn date_at(v: &ConfigValue, path: &str) -> R<Millis> {
+    date_of(v).map_err(|e| e.at(path))
+}
+
+/// A `u32` option (`maxRetries`, `priority`).
+fn u32_of(v: &ConfigValue) -> R<u32> {
+    integer_of(v, 0, u64::from(u32::MAX), "").map(|n| n as u32)
+}
+
+/// Every rule of `EnqueueOptions`, for the options found at `path`. Absent fields stay `None`
+/// (their defaults are [`JobOptions`]'); `null` is a value, and a wrong one.
+pub fn enqueue_options(o: &EnqueueInput, path: &str) -> R<EnqueueOptions> {
+    fn field<T>(
+        v: &ConfigValue,
+        path: &str,
+        name: &str,
+        read: impl FnOnce(&ConfigValue) -> R<T>,
+    ) -> R<Option<T>> {
+        if matches!(v, ConfigValue::Undefined) {
+            return Ok(None);
+        }
+        read(v).map(Some).map_err(|e| e.at(&format!("{path}.{name}")))
+    }
+    Ok(EnqueueOptions {
+        delay: field(&o.delay, path, "delay", |v| number_of(v, 0, MAX_DELAY_MS, " ms"))?,
+        scheduled_for: field(&o.scheduled_for, path, "scheduledFor", date_of)?,
+        max_retries: field(&o.max_retries, path, "maxRetries", u32_of)?,
+        timeout: field(&o.timeout, path, "timeout", |v| number_of(v, 1, MAX_TIMER_MS, " ms"))?,
+        priority: field(&o.priority, path, "priority", u32_of)?,
+        deduplication_key: field(&o.deduplication_key, path, "deduplicationKey", |v| {
+            job_type_of(v.clone())
+        })?,
+    })
+}
+
+/// What an `enqueueBulk` item at index `i` that is not `{ type, payload?, options? }` is told:
+/// it is not an object, or its `type` is not a job type. `None` when it is fine.
+pub fn bulk_item_error(item: &ConfigValue, i: usize) -> Option<ConfigError> {
+    let ConfigValue::Object(entries) = item else {
+        return Some(
+            ConfigError::expected(ErrorKind::Type, "an object", item.describe())
+                .at(&format!("items[{i}]")),
+        );
+    };
+    let ty = entries
+        .iter()
+        .find(|(k, _)| k == "type")
+        .map_or(ConfigValue::Undefined, |(_, v)| v.clone());
+    job_type_at(ty, &format!("items[{i}].type")).err()
+}
+
+/// `items must be an array, got …`.
+pub fn bulk_items_error(v: &ConfigValue) -> ConfigError {
+    ConfigError::expected(ErrorKind::Type, "an array", v.describe()).at("items")
+}
+
+/// An options argument that is not an object (`options must be an object, got 5`); `None`
+/// for an object, `undefined` or `null` (no options).
+pub fn options_object_error(v: &ConfigValue, path: &str) -> Option<ConfigError> {
+    match v {
+        ConfigValue::Object(_) | ConfigValue::Undefined | ConfigValue::Null => None,
+        other => Some(
+            ConfigError::expected(ErrorKind::Type, "an object", other.describe()).at(path),
+        ),
+    }
 }
 
 // serde's entry points, one per field kind.

@@ -23,6 +23,12 @@ pub enum ConfigValue {
     Other(String),
 }
 
+impl Default for ConfigValue {
+    fn default() -> Self {
+        ConfigValue::Undefined
+    }
+}
+
 impl From<&str> for ConfigValue {
     fn from(s: &str) -> Self {
         ConfigValue::String(s.to_owned())

@@ -282,7 +282,9 @@ function listJobsArgs(options) {
 function txRunner(tx) {
   if (tx !== null && typeof tx === 'object') {
     if (typeof tx.$queryRawUnsafe === 'function') {
-      if (typeof tx.$transaction === 'function') {
+      // Prisma's transaction client lacks the root client's `$connect` (Prisma 7 gives it a
+      // `$transaction`, for nesting).
+      if (typeof tx.$connect === 'function') {
         throw new TypeError('options.tx must be the client prisma.$transaction(async (tx) => …) passes, not the PrismaClient itself')
       }
       return async (sql, param) => (await tx.$queryRawUnsafe(sql, param))[0].jobs

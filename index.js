@@ -63,18 +63,11 @@ function payloadJson(payload, name = 'payload') {
   return json
 }
 
-function checkNonNegative(v, name, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}) {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max || (integer && !Number.isInteger(v))) {
-    const what = integer ? 'a non-negative integer' : 'a non-negative finite number'
-    throw new RangeError(`${name} must be ${what}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got ${describe(v)}`)
-  }
-  return v
-}
-
 /**
  * `enqueueBulk` items in the native form, which checks them (it reads `items` again to say
- * what is wrong with an item): `n` is their count (0 when `items` is no array), `flat` is `[type, payload, …]` as one JSON text, `optionItems`
- * and `options` the indexes and options of the items that have them, or undefined.
+ * what is wrong with an item): `n` is their count (0 when `items` is no array), `flat` is
+ * `[type, payload, …]` as one JSON text, `optionItems` and `options` the indexes and options
+ * of the items that have them, or undefined.
  */
 function bulkArgs(items) {
   const n = Array.isArray(items) ? items.length : 0
@@ -182,10 +175,10 @@ class NativeQueueProvider {
     return jobs.map(toJob)
   }
 
-  async receive(maxMessages = 1, waitTimeSeconds = 20) {
-    checkNonNegative(maxMessages, 'maxMessages', { integer: true, max: 4294967295 })
-    checkNonNegative(waitTimeSeconds, 'waitTimeSeconds')
-    return parseJobs(await this._native.receive(maxMessages, waitTimeSeconds * 1000))
+  /** Up to `maxMessages` jobs, waiting up to `waitTimeSeconds` for the first (defaults: native). */
+  async receive(maxMessages, waitTimeSeconds) {
+    const { max, waitMs } = binding.receiveArgs(maxMessages, waitTimeSeconds)
+    return parseJobs(await this._native.receive(max, waitMs))
   }
 
   /** Acknowledge an attempt; `result` (optional) is kept on the job. */
@@ -212,9 +205,9 @@ class NativeQueueProvider {
   async listJobs(options) {
     let page
     try {
-      page = await this._native.listJobs(listJobsArgs(options))
+      page = await this._native.listJobs(options)
     } catch (e) {
-      throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e // limit or cursor, checked in Rust
+      throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e // a cursor that is not one
     }
     page.jobs = page.jobs.map(fromNative)
     if (page.nextCursor === undefined) page.nextCursor = null
@@ -254,28 +247,6 @@ class NativeQueueProvider {
     openProviders.delete(this)
     await this._native.close()
   }
-}
-
-/** `ListJobsOptions` checked, in the native form. */
-function listJobsArgs(options) {
-  if (options === undefined || options === null) return undefined
-  if (typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
-  const out = {}
-  if (options.status !== undefined) {
-    if (!JOB_STATUSES.includes(options.status)) {
-      throw new TypeError(`options.status must be one of ${JOB_STATUSES.map((s) => `'${s}'`).join(', ')}, got ${describe(options.status)}`)
-    }
-    out.status = options.status
-  }
-  if (options.type !== undefined) out.type = checkType(options.type, 'options.type')
-  if (options.limit !== undefined) {
-    if (!Number.isInteger(options.limit) || options.limit < 1) {
-      throw new RangeError(`options.limit must be a positive integer, got ${describe(options.limit)}`)
-    }
-    out.limit = Math.min(options.limit, 4294967295)
-  }
-  if (options.cursor !== undefined && options.cursor !== null) out.cursor = checkType(options.cursor, 'options.cursor')
-  return out
 }
 
 /** How to run one statement with one parameter on a caller's transaction, by its kind. */
@@ -351,12 +322,11 @@ class MemoryQueueProvider extends NativeQueueProvider {
     return jobs
   }
 
-  async receive(maxMessages = 1, waitTimeSeconds = 20) {
-    checkNonNegative(maxMessages, 'maxMessages', { integer: true, max: 4294967295 })
-    checkNonNegative(waitTimeSeconds, 'waitTimeSeconds')
-    const now = parseJobs(this._native.tryReceiveSync(maxMessages))
-    if (now.length > 0 || maxMessages === 0) return now
-    return parseJobs(await this._native.receive(maxMessages, waitTimeSeconds * 1000))
+  async receive(maxMessages, waitTimeSeconds) {
+    const { max, waitMs } = binding.receiveArgs(maxMessages, waitTimeSeconds)
+    const now = parseJobs(this._native.tryReceiveSync(max))
+    if (now.length > 0 || max === 0) return now
+    return parseJobs(await this._native.receive(max, waitMs))
   }
 
   async acknowledge(receiptHandle, result) {
@@ -601,7 +571,6 @@ class Worker {
       attempt: job.attempts,
       log: (msg, ...args) => binding.log('info', `[job ${job.id}] ${util.format(msg, ...args)}`),
       progress: (percent) => {
-        checkNonNegative(percent, 'progress', { max: 100 })
         if (native.progress(token, percent) && worker._events !== null) worker._emit('progress', [job, percent])
       },
       get signal() {

@@ -120,6 +120,31 @@ pub(crate) fn enqueue_options(
     EnqueueOptions::from_input(&input, path).map_err(thrown(env))
 }
 
+/// `receive`'s arguments, checked and with their defaults.
+#[napi(object, object_from_js = false)]
+pub struct ReceiveArgs {
+    pub max: u32,
+    pub wait_ms: f64,
+}
+
+/// `receive(maxMessages, waitTimeSeconds)`'s arguments checked, defaults filled in (the core's).
+#[napi(
+    catch_unwind,
+    ts_args_type = "maxMessages?: number | undefined, waitTimeSeconds?: number | undefined"
+)]
+pub fn receive_args(
+    env: Env,
+    max_messages: Option<Unknown>,
+    wait_time_seconds: Option<Unknown>,
+) -> Result<ReceiveArgs> {
+    let (max, wait_ms) = rule::receive_args(&field(max_messages)?, &field(wait_time_seconds)?)
+        .map_err(thrown(&env))?;
+    Ok(ReceiveArgs {
+        max,
+        wait_ms: wait_ms as f64,
+    })
+}
+
 /// One job of `enqueue`: its type and options checked, its payload the JSON text `index.js` made.
 pub(crate) fn new_job(
     env: &Env,

@@ -7,9 +7,9 @@
 //! enqueue returns the job's id and writes the rest of what it stored into `out` (see
 //! [`ENQUEUED_SLOTS`]), the caller already holding the type and payload.
 
-use crate::bridge::{guarded, napi_err, to_json};
+use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json};
 use crate::config::provider_config;
-use chaaskit_queue_core::config::ProviderConfig;
+use chaaskit_queue_core::config::{rule, ConfigError, ConfigValue, ProviderConfig};
 use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
 use crate::enqueue::{bulk_jobs, new_job};
 use chaaskit_queue_core::job::{Job, JobStatus, Millis, QueueStats};
@@ -115,38 +115,45 @@ impl From<QueueStats> for QueueStatsObject {
     }
 }
 
-/// `ListJobsOptions`, checked by `index.js` (the core checks `limit` and `cursor` again).
-#[napi(object)]
-pub struct ListJobsArgs {
+/// `ListJobsOptions` as JavaScript passes them, checked by the core (`rule::list_filter`).
+#[napi(object, object_to_js = false)]
+pub struct ListJobsArgs<'a> {
     #[napi(
         ts_type = "'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'"
     )]
-    pub status: Option<String>,
-    #[napi(js_name = "type")]
-    pub job_type: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
+    pub status: Option<Unknown<'a>>,
+    #[napi(js_name = "type", ts_type = "string")]
+    pub job_type: Option<Unknown<'a>>,
+    #[napi(ts_type = "number")]
+    pub limit: Option<Unknown<'a>>,
+    #[napi(ts_type = "string | null")]
+    pub cursor: Option<Unknown<'a>>,
 }
 
-fn job_filter(a: Option<ListJobsArgs>) -> Result<JobFilter> {
-    let Some(a) = a else {
+fn job_filter(env: &Env, options: Option<Unknown>) -> Result<JobFilter> {
+    let Some(u) = options else {
         return Ok(JobFilter::default());
     };
-    let status = match a.status {
-        None => None,
-        Some(s) => Some(JobStatus::parse(&s).ok_or_else(|| {
-            Error::new(
-                Status::InvalidArg,
-                format!("status must be one of the JobStatus values, got {s:?}"),
-            )
-        })?),
-    };
-    Ok(JobFilter {
-        status,
-        job_type: a.job_type,
-        limit: a.limit.map(|n| n as usize),
-        cursor: a.cursor,
-    })
+    match u.get_type()? {
+        ValueType::Undefined | ValueType::Null => return Ok(JobFilter::default()),
+        ValueType::Object => {}
+        _ => {
+            let got = config_value(&u, 1)?;
+            let e = rule::options_object_error(&got, "options")
+                .unwrap_or_else(|| ConfigError::type_error("options must be an object"));
+            return Err(throw_config(env, e));
+        }
+    }
+    let a = unsafe { ListJobsArgs::from_napi_value(env.raw(), u.raw())? };
+    let value = |v: Option<Unknown>| v.map_or(Ok(ConfigValue::Undefined), |u| config_value(&u, 1));
+    rule::list_filter(
+        &value(a.status)?,
+        value(a.job_type)?,
+        &value(a.limit)?,
+        value(a.cursor)?,
+        "options",
+    )
+    .map_err(|e| throw_config(env, e))
 }
 
 /// `JobPage`: one page of `listJobs`.
@@ -518,13 +525,22 @@ impl NativeProvider {
         Ok(self.mem()?.stats_now().into())
     }
 
-    #[napi]
-    pub async fn list_jobs(&self, options: Option<ListJobsArgs>) -> Result<JobPageObject> {
-        guarded("listJobs", async {
-            let filter = job_filter(options)?;
-            Ok(self.inner.list_jobs(filter).await.map_err(napi_err)?.into())
-        })
-        .await
+    /// `options` are checked here, before the promise.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: ListJobsArgs | undefined | null",
+        ts_return_type = "Promise<JobPageObject>"
+    )]
+    pub fn list_jobs<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, JobPageObject>> {
+        let filter = job_filter(env, options)?;
+        let inner = self.inner.clone();
+        env.spawn_future(guarded("listJobs", async move {
+            Ok(inner.list_jobs(filter).await.map_err(napi_err)?.into())
+        }))
     }
 
     #[napi]

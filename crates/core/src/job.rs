@@ -17,6 +17,10 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const MAX_TIMER_MS: u64 = 2_147_483_647;
 /// Largest delay accepted, in milliseconds (the largest integer a JavaScript number holds exactly).
 pub const MAX_DELAY_MS: u64 = 9_007_199_254_740_991;
+/// Default of `receive`'s `maxMessages`.
+pub const DEFAULT_RECEIVE_MAX: u32 = 1;
+/// Default of `receive`'s `waitTimeSeconds`.
+pub const DEFAULT_RECEIVE_WAIT_S: u64 = 20;
 /// Largest distance of a date from the epoch, in milliseconds (the range of a JavaScript `Date`).
 pub const MAX_DATE_MS: i64 = 8_640_000_000_000_000;
 

@@ -4,7 +4,11 @@
 use super::error::{ConfigError, ErrorKind};
 use super::value::{js_number, ConfigValue};
 use super::*;
-use crate::job::{EnqueueInput, EnqueueOptions, Millis, MAX_DATE_MS, MAX_DELAY_MS, MAX_TIMER_MS};
+use crate::admin::{JobFilter, MAX_LIST_LIMIT};
+use crate::job::{
+    EnqueueInput, EnqueueOptions, JobStatus, Millis, DEFAULT_RECEIVE_MAX, DEFAULT_RECEIVE_WAIT_S, MAX_DATE_MS,
+    MAX_DELAY_MS, MAX_TIMER_MS,
+};
 use serde::de::{self, Deserializer, Unexpected};
 
 type R<T> = Result<T, ConfigError>;
@@ -237,6 +241,98 @@ pub fn enqueue_options(o: &EnqueueInput, path: &str) -> R<EnqueueOptions> {
         deduplication_key: field(&o.deduplication_key, path, "deduplicationKey", |v| {
             job_type_of(v.clone())
         })?,
+    })
+}
+
+/// A handler's `ctx.progress(percent)`: a number from 0 to 100.
+pub fn progress_of(v: &ConfigValue) -> R<f64> {
+    match *v {
+        ConfigValue::Number(n) if (0.0..=100.0).contains(&n) => Ok(n),
+        _ => Err(ConfigError::expected(
+            ErrorKind::Range,
+            "a number from 0 to 100",
+            v.describe(),
+        )
+        .at("progress")),
+    }
+}
+
+/// `receive(maxMessages, waitTimeSeconds)`'s arguments checked, defaults filled in: how many
+/// jobs, and how long to wait for the first, in milliseconds.
+pub fn receive_args(max: &ConfigValue, wait_seconds: &ConfigValue) -> R<(u32, u64)> {
+    let max = match max {
+        ConfigValue::Undefined => DEFAULT_RECEIVE_MAX,
+        v => u32_of(v).map_err(|e| e.at("maxMessages"))?,
+    };
+    let wait_ms = match *wait_seconds {
+        ConfigValue::Undefined => DEFAULT_RECEIVE_WAIT_S * 1000,
+        ConfigValue::Number(s) if s.is_finite() && s >= 0.0 && s * 1000.0 <= MAX_DELAY_MS as f64 => {
+            (s * 1000.0).round() as u64
+        }
+        ref v => {
+            return Err(ConfigError::expected(
+                ErrorKind::Range,
+                "a non-negative finite number of seconds",
+                v.describe(),
+            )
+            .at("waitTimeSeconds"))
+        }
+    };
+    Ok((max, wait_ms))
+}
+
+/// `listJobs`' options found at `path` (`options`), as the caller gave them, checked: `status`
+/// one of [`JobStatus::ALL`], `type` a job type, `limit` from 1 to [`MAX_LIST_LIMIT`] (default
+/// [`crate::admin::DEFAULT_LIST_LIMIT`]), `cursor` a string (`null`: the first page).
+pub fn list_filter(
+    status: &ConfigValue,
+    job_type: ConfigValue,
+    limit: &ConfigValue,
+    cursor: ConfigValue,
+    path: &str,
+) -> R<JobFilter> {
+    let status = match status {
+        ConfigValue::Undefined => None,
+        ConfigValue::String(s) if JobStatus::parse(s).is_some() => JobStatus::parse(s),
+        other => {
+            let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(ConfigError::expected(
+                ErrorKind::Type,
+                format!("one of {}", one_of(&names)),
+                other.describe(),
+            )
+            .at(&format!("{path}.status")));
+        }
+    };
+    let job_type = match job_type {
+        ConfigValue::Undefined => None,
+        v => Some(job_type_at(v, &format!("{path}.type"))?),
+    };
+    let limit = match *limit {
+        ConfigValue::Undefined => None,
+        ConfigValue::Number(n)
+            if n.fract() == 0.0 && n >= 1.0 && n <= MAX_LIST_LIMIT as f64 =>
+        {
+            Some(n as usize)
+        }
+        ref v => {
+            return Err(ConfigError::expected(
+                ErrorKind::Range,
+                format!("an integer from 1 to {MAX_LIST_LIMIT}"),
+                v.describe(),
+            )
+            .at(&format!("{path}.limit")))
+        }
+    };
+    let cursor = match cursor {
+        ConfigValue::Undefined | ConfigValue::Null => None,
+        v => Some(job_type_at(v, &format!("{path}.cursor"))?),
+    };
+    Ok(JobFilter {
+        status,
+        job_type,
+        limit,
+        cursor,
     })
 }
 

@@ -289,7 +289,7 @@ pub async fn create_provider(config: serde_json::Value) -> Result<NativeProvider
                 NativeProvider::other(SqsProvider::connect(c).await.map_err(napi_err)?)
             }
             ProviderConfig::Postgres(c) => {
-                let p = PostgresQueue::connect(c).await.map_err(napi_err)?;
+                let p = PostgresQueue::connect_postgres(c).await.map_err(napi_err)?;
                 NativeProvider {
                     inner: p.clone(),
                     memory: None,
@@ -297,7 +297,7 @@ pub async fn create_provider(config: serde_json::Value) -> Result<NativeProvider
                 }
             }
             ProviderConfig::Sqlite(c) => {
-                NativeProvider::other(SqliteQueue::connect(c).await.map_err(napi_err)?)
+                NativeProvider::other(SqliteQueue::connect_sqlite(c).await.map_err(napi_err)?)
             }
         })
     })

@@ -2,14 +2,16 @@
 //! claimed as leases that a heartbeat renews, so the jobs of a crashed worker run again.
 //!
 //! [`DbQueue`] holds what both databases share — receipts, the heartbeat, batched
-//! settlement, wake-ups, lease reaping and retention — over a [`Backend`], which owns one
-//! statement per operation in its dialect (`postgres.rs`, `sqlite.rs`).
+//! settlement, wake-ups, lease reaping and retention — over [`Jobs`], the table, which runs
+//! one statement per operation (`sql.rs`, written once with the dialect's named pieces).
+//! `postgres.rs` and `sqlite.rs` hold only what one database has and the other has not.
 
+mod jobs;
 mod postgres;
+mod sql;
 mod sqlite;
 
-pub use postgres::PostgresBackend;
-pub use sqlite::SqliteBackend;
+pub use jobs::Jobs;
 
 use crate::admin::{Cursor, JobFilter, JobPage};
 use crate::config::{PostgresConfig, RetentionConfig, SqliteConfig};
@@ -18,7 +20,6 @@ use crate::job::{retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStat
 use crate::provider::QueueProvider;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
-use sqlx::{ColumnIndex, Decode, Row, Type};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -93,73 +94,6 @@ pub struct Lease {
     pub delivery: i64,
 }
 
-/// The SQL of one database. Every method is one statement (or one per batch).
-#[async_trait]
-pub trait Backend: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    /// Create the table when missing (idempotent, safe with concurrent callers).
-    async fn migrate(&self) -> Result<()>;
-    /// Check the database answers.
-    async fn ping(&self) -> Result<()>;
-    /// Insert; rows whose deduplication key is taken by an unfinished job are skipped.
-    /// Returns what the database decided for the inserted rows, in any order.
-    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>>;
-    /// The unfinished jobs holding these deduplication keys.
-    async fn by_dedup_keys(&self, keys: &[String]) -> Result<Vec<Job>>;
-    /// Lease up to `max` due jobs for `lease_ms`, skipping rows other claimers hold; in
-    /// claim order (priority, due time, arrival), each with its delivery number.
-    async fn claim(&self, max: usize, lease_ms: u64) -> Result<Vec<(Job, i64)>>;
-    /// Milliseconds until the next delayed or backing-off job is due, by the database clock.
-    async fn next_due_ms(&self) -> Result<Option<i64>>;
-    /// Complete these attempts with their results; returns the leases that matched.
-    async fn complete(&self, done: &[(Lease, Option<&RawValue>)]) -> Result<Vec<Lease>>;
-    /// Fail these attempts (back off, or dead when out of retries); returns those matched.
-    async fn fail(&self, failed: &[(Lease, &str)]) -> Result<Vec<Lease>>;
-    /// Give an attempt back: pending at once, its attempt not counted.
-    async fn release(&self, lease: Lease) -> Result<bool>;
-    /// Store progress on the attempt's job; also just after the attempt ended, since the
-    /// worker may settle the outcome before the progress it reported first.
-    async fn set_progress(&self, lease: Lease, percent: f64) -> Result<bool>;
-    /// Move the leases of these attempts `lease_ms` past the database's now.
-    async fn extend(&self, leases: &[Lease], lease_ms: u64) -> Result<()>;
-    /// Expired leases: pending again, or dead when out of retries. Returns rows changed.
-    async fn reap(&self) -> Result<u64>;
-    /// Delete up to `limit` jobs of `status` finished more than `older_than_ms` ago.
-    async fn purge(&self, status: JobStatus, older_than_ms: u64, limit: i64) -> Result<u64>;
-    async fn get(&self, id: Uuid) -> Result<Option<Job>>;
-    async fn stats(&self) -> Result<QueueStats>;
-    /// Up to `limit` jobs of `status` and `job_type` (any when `None`), newest first by
-    /// (`createdAt`, id), after `after`.
-    async fn list(
-        &self,
-        status: Option<JobStatus>,
-        job_type: Option<&str>,
-        after: Option<(i64, Uuid)>,
-        limit: i64,
-    ) -> Result<Vec<Job>>;
-    /// A dead or failed job pending now, attempts kept; whether it was one.
-    async fn retry(&self, id: Uuid) -> Result<bool>;
-    /// A pending, scheduled, failed or processing job `cancelled`; whether it was one.
-    async fn cancel(&self, id: Uuid) -> Result<bool>;
-    /// Pause `key` (a job type; `""` for every type), or resume it when `paused` is false.
-    async fn set_paused(&self, key: &str, paused: bool) -> Result<()>;
-    /// Resume everything.
-    async fn resume_all(&self) -> Result<()>;
-    /// The paused keys, sorted.
-    async fn paused(&self) -> Result<Vec<String>>;
-    /// Tell other processes' idle receivers that jobs are visible (a no-op where they poll).
-    async fn notify_others(&self) -> Result<()>;
-    /// Deliver wake-ups from other processes to `wake` until `closed` (LISTEN on PostgreSQL).
-    fn listen(&self, _wake: Weak<Shared>) {}
-    /// Longest sleep of an idle receiver between looks at the table.
-    fn fallback_poll(&self) -> Duration;
-    /// Enqueue statements worth running at once (1 where the database has one writer).
-    fn enqueue_concurrency(&self) -> usize {
-        1
-    }
-    async fn close(&self);
-}
-
 /// What the background tasks reach through a weak reference.
 pub struct Shared {
     wake: Notify,
@@ -185,7 +119,7 @@ impl Shared {
     }
 }
 
-impl<B: Backend> Drop for Inner<B> {
+impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.shut();
     }
@@ -234,8 +168,8 @@ struct EnqueueReq {
     done: oneshot::Sender<Result<Vec<Job>>>,
 }
 
-struct Inner<B: Backend> {
-    backend: B,
+struct Inner {
+    backend: Jobs,
     enqueue_tx: Mutex<Option<mpsc::UnboundedSender<EnqueueReq>>>,
     shared: Arc<Shared>,
     lease_ms: u64,
@@ -247,15 +181,15 @@ struct Inner<B: Backend> {
     enqueuer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-/// A durable queue provider over a [`Backend`].
-pub struct DbQueue<B: Backend> {
-    inner: Arc<Inner<B>>,
+/// A durable queue provider over a [`Jobs`] table.
+pub struct DbQueue {
+    inner: Arc<Inner>,
 }
 
 /// The `postgres` provider.
-pub type PostgresQueue = DbQueue<PostgresBackend>;
+pub type PostgresQueue = DbQueue;
 /// The `sqlite` provider.
-pub type SqliteQueue = DbQueue<SqliteBackend>;
+pub type SqliteQueue = DbQueue;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -271,16 +205,28 @@ fn lease_ms(visibility_timeout: u32) -> Result<u64> {
     Ok(u64::from(visibility_timeout) * 1000)
 }
 
-impl PostgresQueue {
-    /// Connect (checking the database answers), migrate when `autoMigrate`, and start.
-    pub async fn connect(config: PostgresConfig) -> Result<Arc<PostgresQueue>> {
+impl DbQueue {
+    /// The `postgres` provider: connect (checking the database answers), migrate when
+    /// `autoMigrate`, and start.
+    pub async fn connect_postgres(config: PostgresConfig) -> Result<Arc<DbQueue>> {
         let lease = lease_ms(config.visibility_timeout)?;
-        let backend = PostgresBackend::connect(&config).await?;
-        DbQueue::start(backend, lease, config.retention, config.auto_migrate).await
+        let backend = Jobs::connect_postgres(&config).await?;
+        if config.auto_migrate {
+            backend.migrate_postgres().await?;
+        }
+        DbQueue::start(backend, lease, config.retention).await
     }
-}
 
-impl PostgresQueue {
+    /// The `sqlite` provider: open the file (creating it), migrate when `autoMigrate`, and start.
+    pub async fn connect_sqlite(config: SqliteConfig) -> Result<Arc<DbQueue>> {
+        let lease = lease_ms(config.visibility_timeout)?;
+        let backend = Jobs::connect_sqlite(&config).await?;
+        if config.auto_migrate {
+            backend.migrate_sqlite().await?;
+        }
+        DbQueue::start(backend, lease, config.retention).await
+    }
+
     /// Enqueue inside a caller's transaction: the statement to run on the caller's connection
     /// with its one parameter (JSON text). Its one row's `jobs` column is the jobs as JSON, in
     /// order; a rolled-back transaction leaves no job, a committed one wakes the workers.
@@ -305,34 +251,17 @@ impl PostgresQueue {
                 })
             })
             .collect();
-        Ok((
-            self.inner.backend.tx_insert_sql().to_owned(),
-            serde_json::Value::Array(param).to_string(),
-        ))
+        let sql = self.inner.backend.tx_insert.clone().ok_or_else(|| {
+            QueueError::invalid(format!(
+                "the tx option needs the postgres provider; this queue's provider is {}",
+                self.inner.backend.name()
+            ))
+        })?;
+        Ok((sql, serde_json::Value::Array(param).to_string()))
     }
-}
 
-impl SqliteQueue {
-    /// Open the file (creating it), migrate when `autoMigrate`, and start.
-    pub async fn connect(config: SqliteConfig) -> Result<Arc<SqliteQueue>> {
-        let lease = lease_ms(config.visibility_timeout)?;
-        let backend = SqliteBackend::connect(&config).await?;
-        DbQueue::start(backend, lease, config.retention, config.auto_migrate).await
-    }
-}
-
-impl<B: Backend> DbQueue<B> {
-    async fn start(
-        backend: B,
-        lease_ms: u64,
-        retention: RetentionConfig,
-        auto_migrate: bool,
-    ) -> Result<Arc<Self>> {
-        if auto_migrate {
-            backend.migrate().await?;
-        } else {
-            backend.ping().await?;
-        }
+    async fn start(backend: Jobs, lease_ms: u64, retention: RetentionConfig) -> Result<Arc<Self>> {
+        backend.ping().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (etx, erx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -358,8 +287,8 @@ impl<B: Backend> DbQueue<B> {
         Ok(Arc::new(DbQueue { inner }))
     }
 
-    /// The backend, for tests and tools.
-    pub fn backend(&self) -> &B {
+    /// The table, for tests and tools.
+    pub fn backend(&self) -> &Jobs {
         &self.inner.backend
     }
 
@@ -435,7 +364,7 @@ impl<B: Backend> DbQueue<B> {
     }
 }
 
-impl<B: Backend> Inner<B> {
+impl Inner {
     /// Insert `rows`; returns their jobs in order (for a deduplicated row, the unfinished job
     /// holding its key; if that job finished between the insert and the look-up, insert again).
     async fn insert_all(&self, rows: &[&Insert]) -> Result<Vec<Job>> {
@@ -569,7 +498,7 @@ fn parse_receipt(receipt: &str) -> Result<Lease> {
 }
 
 /// Heartbeat (a third of the lease), lease reaping and retention, until the provider goes.
-async fn maintenance<B: Backend>(inner: Weak<Inner<B>>) {
+async fn maintenance(inner: Weak<Inner>) {
     let Some(beat) = inner
         .upgrade()
         .map(|i| Duration::from_millis((i.lease_ms / 3).clamp(100, 10_000)))
@@ -610,12 +539,9 @@ async fn maintenance<B: Backend>(inner: Weak<Inner<B>>) {
     }
 }
 
-/// Inserts enqueues in batches, [`Backend::enqueue_concurrency`] at once; when a merged batch fails,
+/// Inserts enqueues in batches, [`Jobs::enqueue_concurrency`] at once; when a merged batch fails,
 /// each request is tried alone, so one caller's bad job fails only that caller.
-async fn enqueue_loop<B: Backend>(
-    inner: Weak<Inner<B>>,
-    mut rx: mpsc::UnboundedReceiver<EnqueueReq>,
-) {
+async fn enqueue_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<EnqueueReq>) {
     let Some(width) = inner
         .upgrade()
         .map(|i| i.backend.enqueue_concurrency().max(1))
@@ -656,7 +582,7 @@ async fn enqueue_loop<B: Backend>(
 }
 
 /// One batch of enqueues in one statement; when it fails, each request alone.
-async fn insert_batch<B: Backend>(i: &Inner<B>, batch: Vec<EnqueueReq>) {
+async fn insert_batch(i: &Inner, batch: Vec<EnqueueReq>) {
     if batch.len() == 1 {
         for r in batch {
             let out = i.insert_all(&r.rows.iter().collect::<Vec<_>>()).await;
@@ -685,10 +611,7 @@ async fn insert_batch<B: Backend>(i: &Inner<B>, batch: Vec<EnqueueReq>) {
 }
 
 /// Settles attempts in batches: whatever is queued while one statement runs goes in the next.
-async fn settle_loop<B: Backend>(
-    inner: Weak<Inner<B>>,
-    mut rx: mpsc::UnboundedReceiver<SettleReq>,
-) {
+async fn settle_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<SettleReq>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < SETTLE_BATCH {
@@ -784,7 +707,7 @@ fn inserts(jobs: Vec<NewJob>) -> Result<Vec<Insert>> {
 }
 
 #[async_trait]
-impl<B: Backend> QueueProvider for DbQueue<B> {
+impl QueueProvider for DbQueue {
     fn name(&self) -> &'static str {
         self.inner.backend.name()
     }
@@ -1001,72 +924,6 @@ impl<B: Backend> QueueProvider for DbQueue<B> {
         self.inner.backend.close().await;
         Ok(())
     }
-}
-
-/// Columns every backend selects for a job, under these names, as text, integers and
-/// floats (times as epoch milliseconds, the status as callers see it).
-pub(crate) fn job_from_row<'r, R>(row: &'r R) -> Result<Job>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    f64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let get_s = |c: &'static str| row.try_get::<String, _>(c).map_err(db_err);
-    let get_os = |c: &'static str| row.try_get::<Option<String>, _>(c).map_err(db_err);
-    let get_oi = |c: &'static str| row.try_get::<Option<i64>, _>(c).map_err(db_err);
-    let status = parse_status(&get_s("status")?)?;
-    let raw = |text: String, col: &str| {
-        RawValue::from_string(text).map_err(|e| {
-            QueueError::Backend(format!("queue database: column {col} is not JSON: {e}"))
-        })
-    };
-    let options: JobOptions = serde_json::from_str(&get_s("options")?).unwrap_or_default();
-    Ok(Job {
-        id: get_s("id")?,
-        job_type: get_s("type")?,
-        payload: raw(get_s("payload")?, "payload")?,
-        options,
-        status,
-        attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(db_err)?).unwrap_or(0),
-        created_at: row.try_get::<i64, _>("createdAt").map_err(db_err)?,
-        scheduled_for: get_oi("scheduledFor")?,
-        started_at: get_oi("startedAt")?,
-        completed_at: get_oi("completedAt")?,
-        last_error: get_os("lastError")?,
-        progress: row.try_get::<Option<f64>, _>("progress").map_err(db_err)?,
-        result: get_os("result")?.map(|t| raw(t, "result")).transpose()?,
-    })
-}
-
-/// The columns `id`, `status`, `createdAt`, `scheduledFor` of an inserted row.
-pub(crate) fn inserted_from_row<'r, R>(row: &'r R) -> Result<Inserted>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let id: String = row.try_get("id").map_err(db_err)?;
-    Ok(Inserted {
-        id: Uuid::try_parse(&id)
-            .map_err(|e| QueueError::Backend(format!("queue database: bad id {id:?}: {e}")))?,
-        status: parse_status(&row.try_get::<String, _>("status").map_err(db_err)?)?,
-        created_at: row.try_get("createdAt").map_err(db_err)?,
-        scheduled_for: row.try_get("scheduledFor").map_err(db_err)?,
-    })
-}
-
-/// A database error as the caller sees it.
-pub(crate) fn db_err(e: sqlx::Error) -> QueueError {
-    QueueError::Backend(format!("queue database error: {e}"))
-}
-
-/// A `status` column read back, refused when the database holds a status we never write.
-fn parse_status(s: &str) -> Result<JobStatus> {
-    JobStatus::parse(s)
-        .ok_or_else(|| QueueError::Backend(format!("queue database: unknown job status {s:?}")))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ impl PgSchema {
     }
 
     async fn open(&self, visibility_timeout: u32) -> Arc<PostgresQueue> {
-        PostgresQueue::connect(self.config(visibility_timeout))
+        PostgresQueue::connect_postgres(self.config(visibility_timeout))
             .await
             .unwrap()
     }
@@ -91,7 +91,7 @@ impl LiteFile {
         }
     }
     async fn open(&self, visibility_timeout: u32) -> Arc<SqliteQueue> {
-        SqliteQueue::connect(self.config(visibility_timeout))
+        SqliteQueue::connect_sqlite(self.config(visibility_timeout))
             .await
             .unwrap()
     }
@@ -488,7 +488,7 @@ async fn postgres_retention_purges_finished_jobs() {
         completed: 0,
         dead: 3_600_000,
     };
-    let q = PostgresQueue::connect(cfg).await.unwrap();
+    let q = PostgresQueue::connect_postgres(cfg).await.unwrap();
     let o = EnqueueOptions {
         max_retries: Some(0),
         ..Default::default()
@@ -519,7 +519,7 @@ async fn sqlite_retention_purges_finished_jobs() {
     let f = LiteFile::new();
     let mut cfg = f.config(30);
     cfg.retention.completed = 0;
-    let q = SqliteQueue::connect(cfg).await.unwrap();
+    let q = SqliteQueue::connect_sqlite(cfg).await.unwrap();
     let a = q.enqueue(job("a", Default::default())).await.unwrap();
     let r = q.receive(1, NOW).await.unwrap().pop().unwrap();
     q.acknowledge(&r.receipt_handle, None).await.unwrap();
@@ -535,13 +535,13 @@ async fn concurrent_starts_migrate_once() {
     let Some(s) = PgSchema::new().await else {
         return;
     };
-    let opens = (0..6).map(|_| PostgresQueue::connect(s.config(30)));
+    let opens = (0..6).map(|_| PostgresQueue::connect_postgres(s.config(30)));
     let qs = futures_join(opens).await;
     for q in &qs {
         assert!(q.is_ok(), "{:?}", q.as_ref().err());
     }
     let f = LiteFile::new();
-    let opens = (0..6).map(|_| SqliteQueue::connect(f.config(30)));
+    let opens = (0..6).map(|_| SqliteQueue::connect_sqlite(f.config(30)));
     for q in futures_join(opens).await {
         assert!(q.is_ok(), "{:?}", q.err());
     }
@@ -567,20 +567,32 @@ async fn a_database_that_is_down_is_named_without_its_password() {
         database_url: Some("postgres://u:secret@127.0.0.1:1/db".into()),
         ..Default::default()
     };
-    let e = PostgresQueue::connect(cfg).await.err().unwrap().to_string();
+    let e = PostgresQueue::connect_postgres(cfg)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("postgres://u:***@127.0.0.1:1/db"), "{e}");
     assert!(!e.contains("secret"), "{e}");
     let bad = PostgresConfig {
         database_url: Some("mysql://x".into()),
         ..Default::default()
     };
-    let e = PostgresQueue::connect(bad).await.err().unwrap().to_string();
+    let e = PostgresQueue::connect_postgres(bad)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("providerConfig.databaseUrl"), "{e}");
     let bad = SqliteConfig {
         database_url: "postgres://x".into(),
         ..Default::default()
     };
-    let e = SqliteQueue::connect(bad).await.err().unwrap().to_string();
+    let e = SqliteQueue::connect_sqlite(bad)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("providerConfig.databaseUrl"), "{e}");
 }
 
@@ -739,7 +751,7 @@ async fn postgres_survives_a_database_restart() {
     let proxy = scheduler_support::PgProxy::start().await;
     let mut cfg = s.config(1);
     cfg.database_url = Some(proxy.url("test"));
-    let q = PostgresQueue::connect(cfg).await.unwrap();
+    let q = PostgresQueue::connect_postgres(cfg).await.unwrap();
     let a = q.enqueue(job("a", Default::default())).await.unwrap();
     let r = q.receive(1, NOW).await.unwrap().pop().unwrap();
     proxy.stop();

@@ -1,11 +1,14 @@
 //! The two database drivers behind one small surface: connect, run a statement with bound
 //! values, read a column. Dates cross as epoch milliseconds and are stored as each dialect keeps them.
+//! Shared by the scheduler's store and the durable queue providers; calls return the driver's
+//! error, which each caller words for its own database.
 
 use super::dialect::Dialect;
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
 use crate::redact::redact_url;
 use chrono::{DateTime, NaiveDateTime};
+use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -21,12 +24,77 @@ pub(crate) enum Arg<'a> {
     Text(&'a str),
     OptText(Option<&'a str>),
     Int(i64),
+    OptInt(Option<i64>),
     Flag(bool),
+    Float(f64),
     Time(Millis),
     OptTime(Option<Millis>),
+    /// A batch of rows, one [`Column`] per field, bound as the dialect binds a batch
+    /// (see `Dialect::rows`): PostgreSQL, one array per column; SQLite, one JSON array of rows.
+    Rows(&'a [Column<'a>]),
 }
 
+/// One field of every row of a batch.
+#[derive(Clone, Debug)]
+pub(crate) enum Column<'a> {
+    Text(Vec<&'a str>),
+    OptText(Vec<Option<&'a str>>),
+    Int(Vec<i64>),
+    OptInt(Vec<Option<i64>>),
+}
+
+impl Column<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Column::Text(v) => v.len(),
+            Column::OptText(v) => v.len(),
+            Column::Int(v) => v.len(),
+            Column::OptInt(v) => v.len(),
+        }
+    }
+
+    fn json(&self, i: usize) -> Value {
+        match self {
+            Column::Text(v) => Value::from(v[i]),
+            Column::OptText(v) => v[i].map_or(Value::Null, Value::from),
+            Column::Int(v) => Value::from(v[i]),
+            Column::OptInt(v) => v[i].map_or(Value::Null, Value::from),
+        }
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// A batch on PostgreSQL: one array parameter per column.
+fn pg_rows<'q>(mut q: PgQuery<'q>, cols: &'q [Column<'q>]) -> PgQuery<'q> {
+    for c in cols {
+        q = match c {
+            Column::Text(v) => q.bind(v.as_slice()),
+            Column::OptText(v) => q.bind(v.as_slice()),
+            Column::Int(v) => q.bind(v.as_slice()),
+            Column::OptInt(v) => q.bind(v.as_slice()),
+        };
+    }
+    q
+}
+
+/// A batch on SQLite: one parameter, the JSON array of the rows, each an array of its fields.
+fn sqlite_rows<'q>(q: SqliteQuery<'q>, cols: &'q [Column<'q>]) -> SqliteQuery<'q> {
+    let n = cols.first().map_or(0, Column::len);
+    let rows: Vec<Value> = (0..n)
+        .map(|i| Value::Array(cols.iter().map(|c| c.json(i)).collect()))
+        .collect();
+    q.bind(Value::Array(rows).to_string())
+}
+
+/// What a database call returns: a boxed `Send` future (an `async fn` here would leave its
+/// callers' futures unprovably `Send`, a known limit of the compiler with these drivers).
+pub(crate) type Fut<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = sqlx::Result<T>> + Send + 'a>>;
+
 /// A connection pool of either kind.
+#[derive(Clone)]
 pub(crate) enum Pool {
     Pg(PgPool),
     Sqlite(SqlitePool),
@@ -107,44 +175,51 @@ impl Pool {
     }
 
     /// Run SQL text of several statements, without parameters.
-    pub(crate) async fn script(&self, sql: &str) -> Result<()> {
-        match self {
-            Pool::Pg(p) => sqlx::raw_sql(sql).execute(p).await.map(drop)?,
-            Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop)?,
-        }
-        Ok(())
+    pub(crate) fn script<'a>(&'a self, sql: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            match self {
+                Pool::Pg(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
+                Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
+            }
+        })
     }
 
     /// Begin a transaction with `statement` (`BEGIN`, `BEGIN IMMEDIATE`).
-    pub(crate) async fn begin(&self, statement: &'static str) -> Result<Tx> {
-        Ok(match self {
-            Pool::Pg(p) => Tx::Pg(p.begin_with(statement).await?),
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(statement).await?),
+    pub(crate) fn begin(&self, statement: &'static str) -> Fut<'_, Tx> {
+        Box::pin(async move {
+            Ok(match self {
+                Pool::Pg(p) => Tx::Pg(p.begin_with(statement).await?),
+                Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(statement).await?),
+            })
         })
     }
 
     /// The rows of one statement.
-    pub(crate) async fn fetch(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
-        match self {
-            Pool::Pg(p) => Conn::Pg(&mut *p.acquire().await?).fetch(sql, args).await,
-            Pool::Sqlite(p) => {
-                Conn::Sqlite(&mut *p.acquire().await?)
-                    .fetch(sql, args)
-                    .await
+    pub(crate) fn fetch<'a>(&'a self, sql: &'a str, args: &'a [Arg<'a>]) -> Fut<'a, Vec<Row>> {
+        Box::pin(async move {
+            match self {
+                Pool::Pg(p) => Conn::Pg(&mut *p.acquire().await?).fetch(sql, args).await,
+                Pool::Sqlite(p) => {
+                    Conn::Sqlite(&mut *p.acquire().await?)
+                        .fetch(sql, args)
+                        .await
+                }
             }
-        }
+        })
     }
 
     /// Run one statement; the number of rows it changed.
-    pub(crate) async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        match self {
-            Pool::Pg(p) => Conn::Pg(&mut *p.acquire().await?).execute(sql, args).await,
-            Pool::Sqlite(p) => {
-                Conn::Sqlite(&mut *p.acquire().await?)
-                    .execute(sql, args)
-                    .await
+    pub(crate) fn execute<'a>(&'a self, sql: &'a str, args: &'a [Arg<'a>]) -> Fut<'a, u64> {
+        Box::pin(async move {
+            match self {
+                Pool::Pg(p) => Conn::Pg(&mut *p.acquire().await?).execute(sql, args).await,
+                Pool::Sqlite(p) => {
+                    Conn::Sqlite(&mut *p.acquire().await?)
+                        .execute(sql, args)
+                        .await
+                }
             }
-        }
+        })
     }
 }
 
@@ -156,16 +231,17 @@ impl Tx {
         }
     }
 
-    pub(crate) async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
-        self.conn().fetch(sql, args).await
+    pub(crate) fn fetch<'a>(&'a mut self, sql: &'a str, args: &'a [Arg<'a>]) -> Fut<'a, Vec<Row>> {
+        Box::pin(async move { self.conn().fetch(sql, args).await })
     }
 
-    pub(crate) async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Pg(t) => t.commit().await?,
-            Tx::Sqlite(t) => t.commit().await?,
-        }
-        Ok(())
+    pub(crate) fn commit(self) -> Fut<'static, ()> {
+        Box::pin(async move {
+            match self {
+                Tx::Pg(t) => t.commit().await,
+                Tx::Sqlite(t) => t.commit().await,
+            }
+        })
     }
 }
 
@@ -176,12 +252,16 @@ fn pg_time(ms: Millis) -> NaiveDateTime {
         .naive_utc()
 }
 
-/// Bind `args` in order, with dates as `time` makes them.
+/// A statement of database `DB` being bound.
+type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// Bind `args` in order, with dates as `time` makes them and batches as `rows` binds them.
 fn bind<'q, DB, T>(
-    mut q: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    mut q: Query<'q, DB>,
     args: &[Arg<'q>],
     time: fn(Millis) -> T,
-) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+    rows: fn(Query<'q, DB>, &'q [Column<'q>]) -> Query<'q, DB>,
+) -> Query<'q, DB>
 where
     DB: Database,
     T: 'q + Send + Encode<'q, DB> + Type<DB>,
@@ -189,31 +269,36 @@ where
     &'q str: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB>,
     i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB>,
     bool: Encode<'q, DB> + Type<DB>,
+    f64: Encode<'q, DB> + Type<DB>,
 {
     for a in args {
         q = match *a {
             Arg::Text(v) => q.bind(v),
             Arg::OptText(v) => q.bind(v),
             Arg::Int(v) => q.bind(v),
+            Arg::OptInt(v) => q.bind(v),
             Arg::Flag(v) => q.bind(v),
+            Arg::Float(v) => q.bind(v),
             Arg::Time(v) => q.bind(time(v)),
             Arg::OptTime(v) => q.bind(v.map(time)),
+            Arg::Rows(cols) => rows(q, cols),
         };
     }
     q
 }
 
 impl Conn<'_> {
-    async fn fetch(self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
+    async fn fetch(self, sql: &str, args: &[Arg<'_>]) -> sqlx::Result<Vec<Row>> {
         Ok(match self {
-            Conn::Pg(c) => bind(sqlx::query(sql), args, pg_time)
+            Conn::Pg(c) => bind(sqlx::query(sql), args, pg_time, pg_rows)
                 .fetch_all(c)
                 .await?
                 .into_iter()
                 .map(Row::Pg)
                 .collect(),
-            Conn::Sqlite(c) => bind(sqlx::query(sql), args, std::convert::identity)
+            Conn::Sqlite(c) => bind(sqlx::query(sql), args, std::convert::identity, sqlite_rows)
                 .fetch_all(c)
                 .await?
                 .into_iter()
@@ -222,13 +307,13 @@ impl Conn<'_> {
         })
     }
 
-    async fn execute(self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+    async fn execute(self, sql: &str, args: &[Arg<'_>]) -> sqlx::Result<u64> {
         Ok(match self {
-            Conn::Pg(c) => bind(sqlx::query(sql), args, pg_time)
+            Conn::Pg(c) => bind(sqlx::query(sql), args, pg_time, pg_rows)
                 .execute(c)
                 .await?
                 .rows_affected(),
-            Conn::Sqlite(c) => bind(sqlx::query(sql), args, std::convert::identity)
+            Conn::Sqlite(c) => bind(sqlx::query(sql), args, std::convert::identity, sqlite_rows)
                 .execute(c)
                 .await?
                 .rows_affected(),
@@ -244,7 +329,7 @@ const SQLITE_DATE_FORMATS: [&str; 3] = [
 ];
 
 fn column_error(col: &str, why: impl std::fmt::Display) -> QueueError {
-    QueueError::Store(format!("scheduler database: column {col} {why}"))
+    QueueError::Store(format!("database column {col} {why}"))
 }
 
 impl Row {

@@ -7,7 +7,7 @@
 //! Only rows the caller builds (`insert_scheduled`, `upsert_recurring`) carry its dates.
 
 pub(crate) mod db;
-mod dialect;
+pub(crate) mod dialect;
 mod sql;
 
 pub use sql::SqlStore;

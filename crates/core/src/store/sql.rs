@@ -176,7 +176,7 @@ impl ScheduleStore for SqlStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        self.pool.script(self.pool.dialect().migration()).await
+        Ok(self.pool.script(self.pool.dialect().migration()).await?)
     }
 
     async fn now(&self) -> Result<Millis> {
@@ -245,7 +245,7 @@ impl ScheduleStore for SqlStore {
     async fn mark_enqueued(&self, ids: &[String], claimed_at: Millis) -> Result<u64> {
         let ids = json_ids(ids)?;
         let args = [Arg::Text(&ids), Arg::Time(claimed_at)];
-        self.pool.execute(&self.sql.mark_enqueued, &args).await
+        Ok(self.pool.execute(&self.sql.mark_enqueued, &args).await?)
     }
 
     async fn release_scheduled(

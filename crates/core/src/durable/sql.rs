@@ -1,0 +1,381 @@
+//! The `QueueJob` statements, written once for both databases: each operation is one SQL text
+//! built from the [`Dialect`]'s named pieces below, bound the same way through `store::db`.
+
+use crate::store::dialect::Dialect;
+
+/// The SQL type of a field of a batch bound with [`Dialect::rows`].
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    Uuid,
+    Text,
+    Int,
+}
+
+/// What differs between the two databases in the queue's SQL text. (The scheduler's pieces
+/// are in `store::dialect`; the queue's dates are `TIMESTAMPTZ` on PostgreSQL and epoch
+/// milliseconds on SQLite, so its clock is its own.)
+impl Dialect {
+    /// The database's clock as a value of the queue's date columns. Leases and due times
+    /// compare against this, never against a host's clock.
+    pub(super) fn clock(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "now()",
+            Dialect::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        }
+    }
+
+    /// The clock moved by the milliseconds of `ms` (an expression or parameter; negative: earlier).
+    pub(super) fn clock_plus(self, ms: &str) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("(now() + CAST({ms} AS DOUBLE PRECISION) * INTERVAL '1 millisecond')")
+            }
+            Dialect::Sqlite => format!("({} + {ms})", self.clock()),
+        }
+    }
+
+    /// A date (a column or [`Dialect::clock`]) as epoch milliseconds.
+    pub(super) fn epoch_ms(self, date: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST(EXTRACT(EPOCH FROM {date}) * 1000 AS BIGINT)"),
+            Dialect::Sqlite => date.to_owned(),
+        }
+    }
+
+    /// Epoch milliseconds as a date.
+    pub(super) fn date_of_ms(self, ms: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "(TIMESTAMPTZ 'epoch' + CAST({ms} AS DOUBLE PRECISION) * INTERVAL '1 millisecond')"
+            ),
+            Dialect::Sqlite => ms.to_owned(),
+        }
+    }
+
+    /// A `UUID` or `JSON` column read as text (SQLite stores text already).
+    pub(super) fn text(self, col: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({col} AS TEXT)"),
+            Dialect::Sqlite => col.to_owned(),
+        }
+    }
+
+    /// Text stored into a `JSON` column.
+    pub(super) fn json(self, text: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({text} AS JSON)"),
+            Dialect::Sqlite => text.to_owned(),
+        }
+    }
+
+    /// A text parameter compared with the `UUID` id column.
+    pub(super) fn uuid(self, param: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({param} AS UUID)"),
+            Dialect::Sqlite => param.to_owned(),
+        }
+    }
+
+    /// The larger of two numbers or dates.
+    pub(super) fn greater(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("GREATEST({a}, {b})"),
+            Dialect::Sqlite => format!("max({a}, {b})"),
+        }
+    }
+
+    /// The backoff in ms after `attempts`, from the table bound at `param`: a JSON array
+    /// whose element n is the backoff after attempt n, up to n = 16 (see `backoff_table`).
+    pub(super) fn backoff_ms(self, param: &str, attempts: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "CAST(CAST({param} AS JSONB) ->> CAST(LEAST({attempts}, 16) AS INT) AS BIGINT)"
+            ),
+            Dialect::Sqlite => format!("({param} ->> min({attempts}, 16))"),
+        }
+    }
+
+    /// The cheapest key of a `QueueJob` row: the primary key on PostgreSQL, the rowid on SQLite.
+    pub(super) fn row_key(self) -> &'static str {
+        match self {
+            Dialect::Postgres => r#""id""#,
+            Dialect::Sqlite => r#""seq""#,
+        }
+    }
+
+    /// After a `SELECT … FROM … alias …` that picks rows to change: lock them, skipping rows
+    /// another worker holds. SQLite has one writer at a time and needs no row lock.
+    pub(super) fn lock_of(self, alias: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(" FOR UPDATE OF {alias} SKIP LOCKED"),
+            Dialect::Sqlite => String::new(),
+        }
+    }
+
+    /// A batch bound from parameter `$first` on (see `store::db::Arg::Rows`), as a table
+    /// `u` with the named fields and `jord`, each row's position. PostgreSQL binds one array
+    /// per field and `unnest`s them; SQLite binds one JSON array of rows.
+    pub(super) fn rows(self, first: usize, fields: &[(&str, Kind)]) -> String {
+        match self {
+            Dialect::Postgres => {
+                let arrays: Vec<String> = fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, k))| {
+                        let t = match k {
+                            Kind::Uuid => "UUID[]",
+                            Kind::Text => "TEXT[]",
+                            Kind::Int => "BIGINT[]",
+                        };
+                        format!("CAST(${} AS {t})", first + i)
+                    })
+                    .collect();
+                let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "unnest({}) WITH ORDINALITY AS u({}, jord)",
+                    arrays.join(", "),
+                    names.join(", ")
+                )
+            }
+            Dialect::Sqlite => {
+                let cols: Vec<String> = fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, _))| format!("value ->> {i} AS {n}"))
+                    .collect();
+                format!(
+                    "(SELECT {}, key AS jord FROM json_each(${first})) AS u",
+                    cols.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Every statement the queue runs, made once for its dialect and table.
+pub(super) struct Statements {
+    pub insert: String,
+    pub by_keys: String,
+    pub claim: String,
+    pub next_due: String,
+    pub complete: String,
+    pub fail: String,
+    pub release: String,
+    pub progress: String,
+    pub extend: String,
+    pub reap: String,
+    pub purge: String,
+    pub get: String,
+    pub stats: String,
+    pub list: String,
+    pub retry: String,
+    pub cancel: String,
+    pub pause: String,
+    pub unpause: String,
+    pub unpause_all: String,
+    pub paused: String,
+}
+
+/// The status callers see: a delayed or backing-off job that is due is `pending`.
+fn shown_status(d: Dialect, p: &str) -> String {
+    format!(
+        r#"CASE WHEN {p}"status" IN ('scheduled', 'failed') AND {p}"runAt" <= {now} THEN 'pending' ELSE {p}"status" END"#,
+        now = d.clock()
+    )
+}
+
+/// The job columns `job_from_row` reads (text, integers, floats; dates as epoch ms).
+fn cols(d: Dialect) -> String {
+    let ms = |c: &str| d.epoch_ms(&format!(r#""{c}""#));
+    format!(
+        r#"{id} AS "id", "type", {payload} AS "payload", {options} AS "options", {status} AS "status",
+        "attempts", "deliveries", "priority", "seq", {run_at} AS "runAt", {created} AS "createdAt",
+        {sched} AS "scheduledFor", {started} AS "startedAt", {completed} AS "completedAt",
+        "lastError", "progress", {result} AS "result""#,
+        id = d.text(r#""id""#),
+        payload = d.text(r#""payload""#),
+        options = d.text(r#""options""#),
+        status = shown_status(d, ""),
+        run_at = ms("runAt"),
+        created = ms("createdAt"),
+        sched = ms("scheduledFor"),
+        started = ms("startedAt"),
+        completed = ms("completedAt"),
+        result = d.text(r#""result""#),
+    )
+}
+
+/// The fields of a job to insert, in `Arg::Rows` order.
+pub(super) const INSERT_FIELDS: [(&str, Kind); 9] = [
+    ("jid", Kind::Uuid),
+    ("jtype", Kind::Text),
+    ("jpayload", Kind::Text),
+    ("joptions", Kind::Text),
+    ("jprio", Kind::Int),
+    ("jretries", Kind::Int),
+    ("jdelay", Kind::Int),
+    ("jsched", Kind::Int),
+    ("jkey", Kind::Text),
+];
+
+/// `INSERT … SELECT` of the jobs in `source` (a table `u` with [`INSERT_FIELDS`] and
+/// `jord`), in input order; rows whose deduplication key an unfinished job holds are skipped.
+pub(super) fn insert_from(d: Dialect, t: &str, source: &str, returning: &str) -> String {
+    let now = d.clock();
+    format!(
+        r#"INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "deduplicationKey", "createdAt")
+        SELECT v.jid, v.jtype, {payload}, {options}, CASE WHEN v.at > {now} THEN 'scheduled' ELSE 'pending' END,
+            v.jprio, v.jretries, {run_at}, CASE WHEN v.at > {now} THEN v.at END, v.jkey, {now}
+        FROM (SELECT u.*, COALESCE({sched}, {delayed}) AS at FROM {source}) AS v
+        WHERE true ORDER BY v.jord
+        ON CONFLICT DO NOTHING
+        RETURNING {returning}"#,
+        payload = d.json("v.jpayload"),
+        options = d.json("v.joptions"),
+        run_at = d.greater("v.at", now),
+        sched = d.date_of_ms("u.jsched"),
+        delayed = d.clock_plus("COALESCE(u.jdelay, 0)"),
+    )
+}
+
+impl Statements {
+    /// The statements on table `t` with pauses in `tp` (both quoted, schema-qualified on PostgreSQL).
+    pub(super) fn new(d: Dialect, t: &str, tp: &str) -> Statements {
+        let c = cols(d);
+        let now = d.clock();
+        let key = d.row_key();
+        let lease = |f: &'static str| [("jid", Kind::Uuid), ("jd", Kind::Int), (f, Kind::Text)];
+        let settled = format!(r#"{} AS "id", "deliveries""#, d.text(r#""id""#));
+        Statements {
+            insert: insert_from(
+                d,
+                t,
+                &d.rows(1, &INSERT_FIELDS),
+                &format!(
+                    r#"{id} AS "id", {status} AS "status", {created} AS "createdAt", {sched} AS "scheduledFor""#,
+                    id = d.text(r#""id""#),
+                    // A new row is never `failed`: the shown status of a scheduled one.
+                    status = shown_status(d, ""),
+                    created = d.epoch_ms(r#""createdAt""#),
+                    sched = d.epoch_ms(r#""scheduledFor""#),
+                ),
+            ),
+            by_keys: format!(
+                r#"SELECT {c} FROM {t} WHERE "deduplicationKey" IN (SELECT u.jkey FROM {rows})
+                AND "status" NOT IN ('completed', 'dead')"#,
+                rows = d.rows(1, &[("jkey", Kind::Text)]),
+            ),
+            // The chosen rows are materialised first, so the lock is taken once per claim.
+            claim: format!(
+                r#"WITH c AS MATERIALIZED (
+                    SELECT q.{key} AS cid FROM {t} q
+                    WHERE q."status" IN ('pending', 'scheduled', 'failed') AND q."runAt" <= {now}
+                        -- Pauses: both subqueries run once per claim (a one-time filter, a hashed
+                        -- set), and the claim still walks its index.
+                        AND NOT EXISTS (SELECT 1 FROM {tp} WHERE "type" = '')
+                        AND q."type" NOT IN (SELECT "type" FROM {tp})
+                    ORDER BY q."priority", q."runAt", q."seq" LIMIT $1{lock})
+                UPDATE {t} SET "status" = 'processing', "attempts" = "attempts" + 1,
+                    "deliveries" = "deliveries" + 1, "startedAt" = {now}, "lockedUntil" = {until}
+                WHERE {key} IN (SELECT cid FROM c)
+                RETURNING {c}"#,
+                lock = d.lock_of("q"),
+                until = d.clock_plus("$2"),
+            ),
+            next_due: format!(
+                r#"SELECT {} - {} AS "ms" FROM {t} WHERE "status" IN ('scheduled', 'failed')"#,
+                d.epoch_ms(r#"min("runAt")"#),
+                d.epoch_ms(now),
+            ),
+            complete: format!(
+                r#"UPDATE {t} SET "status" = 'completed', "result" = {res}, "completedAt" = {now}, "lockedUntil" = NULL
+                FROM {rows}
+                WHERE "id" = u.jid AND "deliveries" = u.jd AND "status" = 'processing'
+                RETURNING {settled}"#,
+                res = d.json("u.jres"),
+                rows = d.rows(1, &lease("jres")),
+            ),
+            // $1 is the backoff table (JSON): element n is the backoff after attempt n.
+            fail: format!(
+                r#"UPDATE {t} SET "lastError" = u.jerr, "lockedUntil" = NULL,
+                    "status" = CASE WHEN "attempts" <= "maxRetries" THEN 'failed' ELSE 'dead' END,
+                    "runAt" = CASE WHEN "attempts" <= "maxRetries" THEN {backoff} ELSE "runAt" END,
+                    "completedAt" = CASE WHEN "attempts" <= "maxRetries" THEN NULL ELSE {now} END
+                FROM {rows}
+                WHERE "id" = u.jid AND "deliveries" = u.jd AND "status" = 'processing'
+                RETURNING {settled}"#,
+                backoff = d.clock_plus(&d.backoff_ms("$1", r#""attempts""#)),
+                rows = d.rows(2, &lease("jerr")),
+            ),
+            release: format!(
+                r#"UPDATE {t} SET "status" = 'pending', "attempts" = {attempts}, "lockedUntil" = NULL
+                WHERE "id" = {id} AND "deliveries" = $2 AND "status" = 'processing'"#,
+                attempts = d.greater(r#""attempts" - 1"#, "0"),
+                id = d.uuid("$1"),
+            ),
+            progress: format!(
+                r#"UPDATE {t} SET "progress" = $3 WHERE "id" = {} AND "deliveries" = $2"#,
+                d.uuid("$1")
+            ),
+            // Rows being settled are skipped, not waited for.
+            extend: format!(
+                r#"WITH s AS MATERIALIZED (
+                    SELECT x.{key} AS sid FROM {t} x JOIN {rows} ON x."id" = u.jid AND x."deliveries" = u.jd
+                    WHERE x."status" = 'processing'{lock})
+                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)"#,
+                rows = d.rows(2, &[("jid", Kind::Uuid), ("jd", Kind::Int)]),
+                lock = d.lock_of("x"),
+                until = d.clock_plus("$1"),
+            ),
+            reap: format!(
+                r#"WITH r AS MATERIALIZED (
+                    SELECT x.{key} AS rid FROM {t} x WHERE x."status" = 'processing' AND x."lockedUntil" <= {now}
+                    LIMIT 1000{lock})
+                UPDATE {t} SET "lockedUntil" = NULL,
+                    "status" = CASE WHEN "attempts" <= "maxRetries" THEN 'pending' ELSE 'dead' END,
+                    "completedAt" = CASE WHEN "attempts" <= "maxRetries" THEN NULL ELSE {now} END,
+                    "lastError" = 'lease expired: the worker running this job stopped renewing its lease (crashed or lost)'
+                WHERE {key} IN (SELECT rid FROM r)"#,
+                lock = d.lock_of("x"),
+            ),
+            // $2: minus the retention in ms.
+            purge: format!(
+                r#"DELETE FROM {t} WHERE {key} IN (SELECT {key} FROM {t}
+                    WHERE "status" = $1 AND "completedAt" < {before} LIMIT $3)"#,
+                before = d.clock_plus("$2"),
+            ),
+            get: format!(r#"SELECT {c} FROM {t} WHERE "id" = {}"#, d.uuid("$1")),
+            stats: format!(
+                r#"SELECT {} AS "s", count(*) AS "n" FROM {t} GROUP BY 1"#,
+                shown_status(d, "")
+            ),
+            // $3/$4: the cursor's (createdAt in epoch ms, id), or NULL for the first page.
+            list: format!(
+                r#"SELECT {c} FROM {t}
+                WHERE ($1 IS NULL OR "status" = $1) AND ($2 IS NULL OR "type" = $2)
+                    AND ($3 IS NULL OR ("createdAt", "id") < ({at}, {id}))
+                ORDER BY "createdAt" DESC, "id" DESC LIMIT $5"#,
+                at = d.date_of_ms("$3"),
+                id = d.uuid("$4"),
+            ),
+            // A dead job gives up its deduplication key for good: another job may hold it now.
+            retry: format!(
+                r#"UPDATE {t} SET "status" = 'pending', "runAt" = {now}, "completedAt" = NULL, "lockedUntil" = NULL,
+                    "deduplicationKey" = CASE WHEN "status" = 'dead' THEN NULL ELSE "deduplicationKey" END
+                WHERE "id" = {} AND "status" IN ('dead', 'failed')"#,
+                d.uuid("$1")
+            ),
+            cancel: format!(
+                r#"UPDATE {t} SET "status" = 'cancelled', "completedAt" = {now}, "lockedUntil" = NULL, "deduplicationKey" = NULL
+                WHERE "id" = {} AND "status" IN ('pending', 'scheduled', 'failed', 'processing')"#,
+                d.uuid("$1")
+            ),
+            pause: format!(
+                r#"INSERT INTO {tp} ("type", "pausedAt") VALUES ($1, {now}) ON CONFLICT DO NOTHING"#
+            ),
+            unpause: format!(r#"DELETE FROM {tp} WHERE "type" = $1"#),
+            unpause_all: format!(r#"DELETE FROM {tp}"#),
+            paused: format!(r#"SELECT "type" FROM {tp} ORDER BY "type""#),
+        }
+    }
+}

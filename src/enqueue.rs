@@ -87,27 +87,39 @@ pub(crate) fn job_type(env: &Env, v: Option<Unknown>, path: &str) -> Result<Stri
     rule::job_type_at(field(v)?, path).map_err(thrown(env))
 }
 
+/// An options argument found at `path`: `Some` when it is an object, `None` when it is
+/// `undefined` or `null`, a `TypeError` naming it otherwise.
+pub(crate) fn options_object<'a>(
+    env: &Env,
+    v: Option<Unknown<'a>>,
+    path: &str,
+) -> Result<Option<Unknown<'a>>> {
+    let Some(u) = v else {
+        return Ok(None);
+    };
+    match u.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        ValueType::Object => Ok(Some(u)),
+        _ => {
+            let got = config_value(&u, 1)?;
+            Err(thrown(env)(
+                rule::options_object_error(&got, path).unwrap_or_else(|| {
+                    ConfigError::type_error(format!("{path} must be an object"))
+                }),
+            ))
+        }
+    }
+}
+
 /// The options found at `path` checked (`undefined` and `null` are none).
 pub(crate) fn enqueue_options(
     env: &Env,
     v: Option<Unknown>,
     path: &str,
 ) -> Result<EnqueueOptions> {
-    let Some(u) = v else {
+    let Some(u) = options_object(env, v, path)? else {
         return Ok(EnqueueOptions::default());
     };
-    match u.get_type()? {
-        ValueType::Undefined | ValueType::Null => return Ok(EnqueueOptions::default()),
-        ValueType::Object => {}
-        _ => {
-            let got = config_value(&u, 1)?;
-            return Err(thrown(env)(
-                rule::options_object_error(&got, path).unwrap_or_else(|| {
-                    ConfigError::type_error(format!("{path} must be an object"))
-                }),
-            ));
-        }
-    }
     let a = unsafe { EnqueueArgs::from_napi_value(env.raw(), u.raw())? };
     let input = EnqueueInput {
         delay: field(a.delay)?,
@@ -184,7 +196,7 @@ pub(crate) fn bulk_jobs(
     let mut jobs = Vec::with_capacity(slots.len());
     for (i, (ty, payload)) in slots.into_iter().enumerate() {
         let checked = match ty {
-            Some(s) => rule::job_type_at(ConfigValue::String(s), &format!("items[{i}].type")),
+            Some(s) => rule::item_type_of(ConfigValue::String(s), i),
             None => Err(item_error(items, i)?),
         };
         jobs.push(NewJob::new(

@@ -9,9 +9,9 @@
 
 use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json};
 use crate::config::provider_config;
-use chaaskit_queue_core::config::{rule, ConfigError, ConfigValue, ProviderConfig};
+use chaaskit_queue_core::config::{rule, ConfigValue, ProviderConfig};
 use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
-use crate::enqueue::{bulk_jobs, new_job};
+use crate::enqueue::{bulk_jobs, new_job, options_object};
 use chaaskit_queue_core::job::{Job, JobStatus, Millis, QueueStats};
 use chaaskit_queue_core::memory::{JobView, MemoryQueue};
 use chaaskit_queue_core::sqs::SqsProvider;
@@ -131,19 +131,9 @@ pub struct ListJobsArgs<'a> {
 }
 
 fn job_filter(env: &Env, options: Option<Unknown>) -> Result<JobFilter> {
-    let Some(u) = options else {
+    let Some(u) = options_object(env, options, "options")? else {
         return Ok(JobFilter::default());
     };
-    match u.get_type()? {
-        ValueType::Undefined | ValueType::Null => return Ok(JobFilter::default()),
-        ValueType::Object => {}
-        _ => {
-            let got = config_value(&u, 1)?;
-            let e = rule::options_object_error(&got, "options")
-                .unwrap_or_else(|| ConfigError::type_error("options must be an object"));
-            return Err(throw_config(env, e));
-        }
-    }
     let a = unsafe { ListJobsArgs::from_napi_value(env.raw(), u.raw())? };
     let value = |v: Option<Unknown>| v.map_or(Ok(ConfigValue::Undefined), |u| config_value(&u, 1));
     rule::list_filter(

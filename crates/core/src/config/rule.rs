@@ -188,9 +188,14 @@ pub fn job_type_of(v: ConfigValue) -> R<String> {
     }
 }
 
-/// The job type found at `path` (`type`, `items[3].type`).
+/// The job type found at `path` (`type`, `input.type`).
 pub fn job_type_at(v: ConfigValue, path: &str) -> R<String> {
     job_type_of(v).map_err(|e| e.at(path))
+}
+
+/// The type of `enqueueBulk`'s item `i` (its path is only formatted for an error).
+pub fn item_type_of(v: ConfigValue, i: usize) -> R<String> {
+    job_type_of(v).map_err(|e| e.at(&format!("items[{i}].type")))
 }
 
 /// A date as epoch milliseconds (a JavaScript `Date` arrives as its time value): finite and
@@ -349,7 +354,7 @@ pub fn bulk_item_error(item: &ConfigValue, i: usize) -> Option<ConfigError> {
         .iter()
         .find(|(k, _)| k == "type")
         .map_or(ConfigValue::Undefined, |(_, v)| v.clone());
-    job_type_at(ty, &format!("items[{i}].type")).err()
+    item_type_of(ty, i).err()
 }
 
 /// `items must be an array, got …`.
@@ -417,4 +422,119 @@ pub fn sqlite_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 pub fn database_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     to(database_url_of(value(d)?)).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(x: f64) -> ConfigValue {
+        ConfigValue::Number(x)
+    }
+
+    #[test]
+    fn enqueue_options_name_the_field_and_value() {
+        let bad = |input: EnqueueInput| {
+            enqueue_options(&input, "items[2].options")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad(EnqueueInput {
+                timeout: n(0.0),
+                ..Default::default()
+            }),
+            "items[2].options.timeout must be at least 1 ms, got 0"
+        );
+        assert_eq!(
+            bad(EnqueueInput {
+                delay: ConfigValue::Null,
+                ..Default::default()
+            }),
+            "items[2].options.delay must be a non-negative finite number up to 9007199254740991, got null"
+        );
+        assert_eq!(
+            bad(EnqueueInput {
+                scheduled_for: ConfigValue::Other("Date(Invalid Date)".into()),
+                ..Default::default()
+            }),
+            "items[2].options.scheduledFor must be a valid Date, got Date(Invalid Date)"
+        );
+        assert_eq!(
+            bad(EnqueueInput {
+                deduplication_key: "".into(),
+                ..Default::default()
+            }),
+            "items[2].options.deduplicationKey must be a non-empty string, got \"\""
+        );
+        let ok = enqueue_options(
+            &EnqueueInput {
+                delay: n(10.4),
+                scheduled_for: n(-1.5),
+                max_retries: n(0.0),
+                timeout: n(MAX_TIMER_MS as f64),
+                priority: n(4_294_967_295.0),
+                deduplication_key: " ".into(),
+            },
+            "options",
+        )
+        .unwrap();
+        assert_eq!(ok.delay, Some(10));
+        assert_eq!(ok.scheduled_for, Some(-1));
+        assert_eq!(ok.max_retries, Some(0));
+        assert_eq!(ok.timeout, Some(MAX_TIMER_MS));
+        assert_eq!(ok.priority, Some(u32::MAX));
+        assert_eq!(ok.deduplication_key.as_deref(), Some(" "));
+        assert_eq!(
+            enqueue_options(&EnqueueInput::default(), "options").unwrap(),
+            EnqueueOptions::default()
+        );
+    }
+
+    #[test]
+    fn bulk_items_and_receive_and_list() {
+        assert_eq!(
+            bulk_item_error(&n(5.0), 3).unwrap().to_string(),
+            "items[3] must be an object, got 5"
+        );
+        let item = ConfigValue::Object(vec![("type".into(), ConfigValue::Bool(true))]);
+        assert_eq!(
+            bulk_item_error(&item, 0).unwrap().to_string(),
+            "items[0].type must be a non-empty string, got true"
+        );
+        assert_eq!(
+            receive_args(&ConfigValue::Undefined, &ConfigValue::Undefined).unwrap(),
+            (DEFAULT_RECEIVE_MAX, DEFAULT_RECEIVE_WAIT_S * 1000)
+        );
+        assert_eq!(receive_args(&n(0.0), &n(0.25)).unwrap(), (0, 250));
+        assert!(receive_args(&n(-1.0), &ConfigValue::Undefined)
+            .unwrap_err()
+            .to_string()
+            .starts_with("maxMessages must be"));
+        let e = list_filter(
+            &ConfigValue::Undefined,
+            ConfigValue::Undefined,
+            &n(0.0),
+            ConfigValue::Null,
+            "options",
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Range);
+        assert_eq!(
+            e.to_string(),
+            "options.limit must be an integer from 1 to 1000, got 0"
+        );
+        let f = list_filter(
+            &"dead".into(),
+            "email".into(),
+            &n(7.0),
+            "c".into(),
+            "options",
+        )
+        .unwrap();
+        assert_eq!(f.status, Some(JobStatus::Dead));
+        assert_eq!(f.limit, Some(7));
+        assert!(progress_of(&n(100.5)).is_err());
+        assert_eq!(progress_of(&n(12.5)).unwrap(), 12.5);
+    }
 }

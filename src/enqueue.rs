@@ -112,11 +112,7 @@ pub(crate) fn options_object<'a>(
 }
 
 /// The options found at `path` checked (`undefined` and `null` are none).
-pub(crate) fn enqueue_options(
-    env: &Env,
-    v: Option<Unknown>,
-    path: &str,
-) -> Result<EnqueueOptions> {
+pub(crate) fn enqueue_options(env: &Env, v: Option<Unknown>, path: &str) -> Result<EnqueueOptions> {
     let Some(u) = options_object(env, v, path)? else {
         return Ok(EnqueueOptions::default());
     };

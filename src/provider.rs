@@ -9,9 +9,9 @@
 
 use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json};
 use crate::config::provider_config;
+use crate::enqueue::{bulk_jobs, new_job, options_object};
 use chaaskit_queue_core::config::{rule, ConfigValue, ProviderConfig};
 use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
-use crate::enqueue::{bulk_jobs, new_job, options_object};
 use chaaskit_queue_core::job::{Job, JobStatus, Millis, QueueStats};
 use chaaskit_queue_core::memory::{JobView, MemoryQueue};
 use chaaskit_queue_core::sqs::SqsProvider;

@@ -266,7 +266,11 @@ impl NativeScheduler {
         };
         let core = self.core.clone();
         env.spawn_future(guarded("Scheduler.registerRecurring", async move {
-            Ok(core.register_recurring(input).await.map_err(napi_err)?.into())
+            Ok(core
+                .register_recurring(input)
+                .await
+                .map_err(napi_err)?
+                .into())
         }))
     }
 

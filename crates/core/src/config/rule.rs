@@ -6,8 +6,8 @@ use super::value::{js_number, ConfigValue};
 use super::*;
 use crate::admin::{JobFilter, MAX_LIST_LIMIT};
 use crate::job::{
-    EnqueueInput, EnqueueOptions, JobStatus, Millis, DEFAULT_RECEIVE_MAX, DEFAULT_RECEIVE_WAIT_S, MAX_DATE_MS,
-    MAX_DELAY_MS, MAX_TIMER_MS,
+    EnqueueInput, EnqueueOptions, JobStatus, Millis, DEFAULT_RECEIVE_MAX, DEFAULT_RECEIVE_WAIT_S,
+    MAX_DATE_MS, MAX_DELAY_MS, MAX_TIMER_MS,
 };
 use serde::de::{self, Deserializer, Unexpected};
 
@@ -235,13 +235,19 @@ pub fn enqueue_options(o: &EnqueueInput, path: &str) -> R<EnqueueOptions> {
         if matches!(v, ConfigValue::Undefined) {
             return Ok(None);
         }
-        read(v).map(Some).map_err(|e| e.at(&format!("{path}.{name}")))
+        read(v)
+            .map(Some)
+            .map_err(|e| e.at(&format!("{path}.{name}")))
     }
     Ok(EnqueueOptions {
-        delay: field(&o.delay, path, "delay", |v| number_of(v, 0, MAX_DELAY_MS, " ms"))?,
+        delay: field(&o.delay, path, "delay", |v| {
+            number_of(v, 0, MAX_DELAY_MS, " ms")
+        })?,
         scheduled_for: field(&o.scheduled_for, path, "scheduledFor", date_of)?,
         max_retries: field(&o.max_retries, path, "maxRetries", u32_of)?,
-        timeout: field(&o.timeout, path, "timeout", |v| number_of(v, 1, MAX_TIMER_MS, " ms"))?,
+        timeout: field(&o.timeout, path, "timeout", |v| {
+            number_of(v, 1, MAX_TIMER_MS, " ms")
+        })?,
         priority: field(&o.priority, path, "priority", u32_of)?,
         deduplication_key: field(&o.deduplication_key, path, "deduplicationKey", |v| {
             job_type_of(v.clone())
@@ -253,12 +259,10 @@ pub fn enqueue_options(o: &EnqueueInput, path: &str) -> R<EnqueueOptions> {
 pub fn progress_of(v: &ConfigValue) -> R<f64> {
     match *v {
         ConfigValue::Number(n) if (0.0..=100.0).contains(&n) => Ok(n),
-        _ => Err(ConfigError::expected(
-            ErrorKind::Range,
-            "a number from 0 to 100",
-            v.describe(),
-        )
-        .at("progress")),
+        _ => Err(
+            ConfigError::expected(ErrorKind::Range, "a number from 0 to 100", v.describe())
+                .at("progress"),
+        ),
     }
 }
 
@@ -271,7 +275,9 @@ pub fn receive_args(max: &ConfigValue, wait_seconds: &ConfigValue) -> R<(u32, u6
     };
     let wait_ms = match *wait_seconds {
         ConfigValue::Undefined => DEFAULT_RECEIVE_WAIT_S * 1000,
-        ConfigValue::Number(s) if s.is_finite() && s >= 0.0 && s * 1000.0 <= MAX_DELAY_MS as f64 => {
+        ConfigValue::Number(s)
+            if s.is_finite() && s >= 0.0 && s * 1000.0 <= MAX_DELAY_MS as f64 =>
+        {
             (s * 1000.0).round() as u64
         }
         ref v => {
@@ -315,9 +321,7 @@ pub fn list_filter(
     };
     let limit = match *limit {
         ConfigValue::Undefined => None,
-        ConfigValue::Number(n)
-            if n.fract() == 0.0 && n >= 1.0 && n <= MAX_LIST_LIMIT as f64 =>
-        {
+        ConfigValue::Number(n) if n.fract() == 0.0 && n >= 1.0 && n <= MAX_LIST_LIMIT as f64 => {
             Some(n as usize)
         }
         ref v => {
@@ -367,9 +371,9 @@ pub fn bulk_items_error(v: &ConfigValue) -> ConfigError {
 pub fn options_object_error(v: &ConfigValue, path: &str) -> Option<ConfigError> {
     match v {
         ConfigValue::Object(_) | ConfigValue::Undefined | ConfigValue::Null => None,
-        other => Some(
-            ConfigError::expected(ErrorKind::Type, "an object", other.describe()).at(path),
-        ),
+        other => {
+            Some(ConfigError::expected(ErrorKind::Type, "an object", other.describe()).at(path))
+        }
     }
 }
 

@@ -9,8 +9,9 @@ use std::cell::RefCell;
 use std::fmt;
 
 /// A JavaScript value as the config reader sees it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum ConfigValue {
+    #[default]
     Undefined,
     Null,
     Bool(bool),
@@ -21,12 +22,6 @@ pub enum ConfigValue {
     Object(Vec<(String, ConfigValue)>),
     /// Anything JSON has no place for (a function, a symbol, a bigint, a Date), described.
     Other(String),
-}
-
-impl Default for ConfigValue {
-    fn default() -> Self {
-        ConfigValue::Undefined
-    }
 }
 
 impl From<&str> for ConfigValue {

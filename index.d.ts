@@ -22,11 +22,11 @@ export interface JobOptions {
 export interface EnqueueOptions {
   /** Delay in ms. */
   delay?: number
-  /** Specific execution time. */
-  scheduledFor?: Date
-  /** Default: 3. */
+  /** Specific execution time (a Date, epoch ms or a date string `Date.parse` reads); wins over `delay`. */
+  scheduledFor?: Date | number | string
+  /** Retries after the first attempt (default: 3). */
   maxRetries?: number
-  /** Job timeout in ms (default: 30000). */
+  /** Job timeout in ms, at least 1 (default: 30000). */
   timeout?: number
   /** Prevent duplicate jobs while one with this key is unfinished. */
   deduplicationKey?: string

@@ -8,6 +8,7 @@
 mod bridge;
 mod config;
 mod events;
+mod enqueue;
 mod logging;
 mod metrics;
 mod provider;

@@ -13,7 +13,8 @@
 // BENCH_PG_RUNS (1: runs per system, median reported), BENCH_PG_BIG (1000000: the big queue of
 // the claim figure), BENCH_PG_LATENCY_MS (5000), BENCH_PG_RETENTION_S (180: the sustained-load
 // run whose table size is shown), BENCH_PG_ONLY (comma list of sections: drain, copy, latency,
-// idle, sqlite, claim, retention). Our rows are skipped, saying why, while the build has no
+// idle, sqlite, claim, retention), BENCH_PG_SYSTEMS (comma list of the drain's systems by key,
+// default all: `ours-postgres` alone for an A/B of our own builds; the ratios need graphile-worker). Our rows are skipped, saying why, while the build has no
 // postgres/sqlite provider.
 
 const { fork } = require('node:child_process')
@@ -479,8 +480,10 @@ async function measureAll(later) {
   let source = null
   const results = new Map()
   if (section('drain')) {
+    const only = process.env.BENCH_PG_SYSTEMS ? process.env.BENCH_PG_SYSTEMS.split(',') : null
     const systems = [graphile, pgboss]
     if (oursPgWhy === null) systems.push(oursPg)
+    if (only) systems.splice(0, systems.length, ...systems.filter((s) => only.includes(s.key)))
     for (const sys of systems) {
       const runs = []
       for (let i = 0; i < RUNS; i++) {
@@ -501,7 +504,7 @@ async function measureAll(later) {
     }
     if (oursPgWhy !== null) skip('postgres: @chaaskit/queue (postgres provider)', oursPgWhy)
     const o = results.get(oursPg)
-    if (o) {
+    if (o && results.has(graphile) && results.has(pgboss)) {
       const gw = results.get(graphile)
       const bestPeer = Math.max(results.get(graphile).enqueue, results.get(pgboss).enqueue)
       rows.push({ name: 'postgres: end-to-end, ours / graphile-worker (same run)', value: ratio(o.processed, gw.processed), unit: '', target: '≥ 3×' })

@@ -1,5 +1,7 @@
 // Types of @chaaskit/queue: the public API, compatible with the old JavaScript queue.
 
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
 export type JobStatus = 'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'
 
 /** Options stored with a job. */
@@ -20,11 +22,11 @@ export interface JobOptions {
 export interface EnqueueOptions {
   /** Delay in ms. */
   delay?: number
-  /** Specific execution time. */
-  scheduledFor?: Date
-  /** Default: 3. */
+  /** Specific execution time (a Date, epoch ms or a date string `Date.parse` reads); wins over `delay`. */
+  scheduledFor?: Date | number | string
+  /** Retries after the first attempt (default: 3). */
   maxRetries?: number
-  /** Job timeout in ms (default: 30000). */
+  /** Job timeout in ms, at least 1 (default: 30000). */
   timeout?: number
   /** Prevent duplicate jobs while one with this key is unfinished. */
   deduplicationKey?: string
@@ -121,7 +123,10 @@ export interface QueueProvider {
   listJobs<T = unknown>(options?: ListJobsOptions): Promise<JobPage<T>>
   /** A dead or failed job back to pending, visible now, its attempts kept; false when it is neither. */
   retryJob(jobId: string): Promise<boolean>
-  /** A pending, scheduled, failed or running job becomes `cancelled`; false when it is none of these. */
+  /**
+   * A pending, scheduled, failed or running job becomes `cancelled`; false when it is none of
+   * these. A running job's `ctx.signal` aborts (`CancelledError`), in any process on postgres.
+   */
   cancelJob(jobId: string): Promise<boolean>
   /** Workers stop taking jobs of `type` (of every type without one); running jobs finish. */
   pause(type?: string): Promise<void>
@@ -144,6 +149,11 @@ export interface JobContext {
   log: (msg: string, ...args: unknown[]) => void
   /** Report progress 0-100. */
   progress: (percent: number) => void
+  /**
+   * Aborts at the attempt's `timeout` ("Job timed out after N ms"), at a `stop()` that runs out
+   * of `shutdownTimeout`, and when `cancelJob` cancels the running job (reason: an Error named
+   * `CancelledError`, "Job <id> was cancelled (cancelJob)"; the outcome is then discarded).
+   */
   signal: AbortSignal
 }
 
@@ -190,6 +200,8 @@ export interface PostgresProviderConfig {
   /** Create the table at start when missing (default true). */
   autoMigrate?: boolean
   retention?: RetentionConfig
+  /** Publish job events for `createQueueEvents` in other processes, one NOTIFY per batch (default true). */
+  publishEvents?: boolean
 }
 
 /** Jobs in an SQLite file, which several processes on one host may share. */
@@ -237,7 +249,32 @@ export interface WorkerEvents {
   dead: [job: Job, error: Error]
   /** A handler called `ctx.progress(percent)`. */
   progress: [job: Job, percent: number]
+  /**
+   * A lease ran out (the worker holding the job stopped renewing it: crashed, or blocked past
+   * `visibilityTimeout`) and the provider took the job back: `pending` again, or `dead` when
+   * out of retries. postgres and sqlite; memory has no leases; SQS cannot tell.
+   */
+  stalled: [job: Job]
 }
+
+/**
+ * The queue's events from every process (postgres, through LISTEN/NOTIFY), with the names and
+ * arguments of `WorkerEvents`. Each `job` is read from the table when the event arrives.
+ */
+export declare class QueueEvents {
+  readonly provider: QueueProvider
+  on<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
+  off<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
+  /** Stop listening; closes the provider when `createQueueEvents` opened it from a config. */
+  close(): Promise<void>
+}
+
+/**
+ * Listen to the queue's events from every process. `source`: a provider from
+ * `createQueueProvider` (its connections are shared) or a providerConfig (a provider of its own).
+ * Resolves once listening. Providers other than postgres reject, naming themselves.
+ */
+export declare function createQueueEvents(source: QueueProvider | QueueProviderConfig): Promise<QueueEvents>
 
 export interface QueueSchedulerConfig {
   enabled: boolean
@@ -446,3 +483,39 @@ export declare const logger: {
   info(...args: unknown[]): void
   debug(...args: unknown[]): void
 }
+
+/** What `createDashboard` takes. */
+export interface DashboardOptions {
+  /** The queue to show and act on (its admin API). */
+  provider: QueueProvider
+  /** Shows its recurring jobs (next run, enable, disable). Default: no recurring-jobs panel. */
+  scheduler?: Pick<Scheduler, 'listRecurring' | 'enableRecurring' | 'disableRecurring'> | null
+  /**
+   * Called for every request, static files included: nothing is served unless it resolves to
+   * `true` (a 403 otherwise). It may answer the request itself on `res` (e.g. a 401 asking for
+   * credentials) and return false.
+   */
+  authorize: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
+  /** The path the dashboard is mounted at, e.g. '/admin/queue' (default '': the root). */
+  basePath?: string
+  /** How often the page refreshes, in ms, 250 to 3600000 (default 2000). */
+  refreshInterval?: number
+  /**
+   * The token state-changing requests must carry in the `X-Queue-Dashboard-Token` header
+   * (16 to 256 of A-Z a-z 0-9 _ -). Default: random per dashboard; give the same one to every
+   * process behind one load balancer.
+   */
+  csrfToken?: string
+}
+
+/** A Node request handler; with `next` (Express, Connect) a request outside `basePath` goes on to it. */
+export interface DashboardHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void
+  /** Stop the throughput sampler. */
+  close(): void
+  /** `basePath` without a trailing slash. */
+  readonly basePath: string
+}
+
+/** The queue's web page as a request handler: counts, throughput, jobs, retry/cancel/pause/resume, recurring jobs. */
+export declare function createDashboard(options: DashboardOptions): DashboardHandler

@@ -25,8 +25,6 @@ const logger = {
 
 // ---- validation ----------------------------------------------------------------------
 
-const MAX_TIMER_MS = 2147483647
-
 function describe(v) {
   if (typeof v === 'string') return JSON.stringify(v)
   if (typeof v === 'bigint') return `${v}n`
@@ -66,71 +64,41 @@ function payloadJson(payload, name = 'payload') {
   return json
 }
 
-function checkNonNegative(v, name, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}) {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max || (integer && !Number.isInteger(v))) {
-    const what = integer ? 'a non-negative integer' : 'a non-negative finite number'
-    throw new RangeError(`${name} must be ${what}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got ${describe(v)}`)
-  }
-  return v
-}
-
-/** A Date, an epoch-ms number or a date string, as epoch ms; RangeError when invalid. */
-function dateMs(v, name) {
-  const ms = v instanceof Date ? v.getTime() : typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN
-  // ±8.64e15 ms is the range of a JavaScript Date.
-  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw new RangeError(`${name} must be a valid Date, got ${describe(v)}`)
-  return ms
-}
-
-/** `EnqueueOptions` checked and in the native form (dates as epoch ms). */
-function enqueueArgs(options, name = 'options') {
-  if (options === undefined || options === null) return undefined
-  if (typeof options !== 'object') throw new TypeError(`${name} must be an object, got ${describe(options)}`)
-  const out = {}
-  if (options.delay !== undefined) out.delay = checkNonNegative(options.delay, `${name}.delay`, { max: Number.MAX_SAFE_INTEGER })
-  if (options.scheduledFor !== undefined) out.scheduledFor = dateMs(options.scheduledFor, `${name}.scheduledFor`)
-  if (options.maxRetries !== undefined) out.maxRetries = checkNonNegative(options.maxRetries, `${name}.maxRetries`, { integer: true, max: 4294967295 })
-  if (options.timeout !== undefined) {
-    checkNonNegative(options.timeout, `${name}.timeout`, { max: MAX_TIMER_MS })
-    if (options.timeout === 0) throw new RangeError(`${name}.timeout must be greater than 0, got 0`)
-    out.timeout = options.timeout
-  }
-  if (options.priority !== undefined) out.priority = checkNonNegative(options.priority, `${name}.priority`, { integer: true, max: 4294967295 })
-  if (options.deduplicationKey !== undefined) out.deduplicationKey = checkType(options.deduplicationKey, `${name}.deduplicationKey`)
-  return out
-}
-
 /**
- * `enqueueBulk` items checked and serialised for the native side: `flat` is
- * `[type, payload, …]` as one JSON text, `options` is `[[index, options], …]` or undefined,
- * `args` the same options by index (a Map) or undefined.
+ * `enqueueBulk` items in the native form, which checks them (it reads `items` again to say
+ * what is wrong with an item): `n` is their count (0 when `items` is no array), `flat` is
+ * `[type, payload, …]` as one JSON text, `optionItems` and `options` the indexes and options
+ * of the items that have them, or undefined.
  */
 function bulkArgs(items) {
-  if (!Array.isArray(items)) throw new TypeError(`items must be an array, got ${describe(items)}`)
-  const flat = new Array(2 * items.length)
+  const n = Array.isArray(items) ? items.length : 0
+  const flat = new Array(2 * n)
+  let optionItems
   let options
-  let args
-  for (let i = 0; i < items.length; i++) {
+  for (let i = 0; i < n; i++) {
     const it = items[i]
-    if (it === null || typeof it !== 'object') throw new TypeError(`items[${i}] must be an object, got ${describe(it)}`)
-    const type = it.type
-    if (typeof type !== 'string' || type.length === 0) checkType(type, `items[${i}].type`)
-    flat[2 * i] = type
-    flat[2 * i + 1] = it.payload === undefined ? null : it.payload
-    if (it.options !== undefined && it.options !== null) {
-      const a = enqueueArgs(it.options, `items[${i}].options`)
-      ;(options ??= []).push([i, a])
-      ;(args ??= new Map()).set(i, a)
+    flat[2 * i] = it?.type
+    const payload = it?.payload
+    flat[2 * i + 1] = payload === undefined ? null : payload
+    const o = it?.options
+    if (o !== undefined && o !== null) {
+      ;(optionItems ??= []).push(i)
+      ;(options ??= []).push(o)
     }
   }
-  let text
+  return { n, flat: flatJson(flat, n), optionItems, options }
+}
+
+/** `[type, payload, …]` as JSON; a payload JSON cannot carry is a TypeError naming its item. */
+function flatJson(flat, n) {
   try {
-    text = JSON.stringify(flat, rejectUnserialisable)
+    return JSON.stringify(flat, rejectUnserialisable)
   } catch {
-    for (let i = 0; i < items.length; i++) payloadJson(items[i].payload, `items[${i}].payload`) // names the item
-    throw new TypeError('items cannot be serialised to JSON')
+    // A type that is not a string crosses as null (the native side says what is wrong with it).
+    for (let i = 0; i < n; i++) if (typeof flat[2 * i] !== 'string') flat[2 * i] = null
+    for (let i = 0; i < n; i++) payloadJson(flat[2 * i + 1], `items[${i}].payload`)
+    return JSON.stringify(flat, rejectUnserialisable)
   }
-  return { flat: text, options: options && JSON.stringify(options), args }
 }
 
 // ---- jobs across the boundary ----------------------------------------------------------
@@ -181,33 +149,32 @@ class NativeQueueProvider {
     openProviders.add(this)
   }
 
+  /** `type` and `options` are checked natively (errors name the field and value). */
   async enqueue(type, payload, options) {
-    checkType(type)
     if (options?.tx !== undefined) return (await this._enqueueInTx(options.tx, [{ type, payload, options }]))[0]
     const json = payloadJson(payload)
-    const args = enqueueArgs(options)
     const span = otel.startSend(this.name, type)
-    if (span !== null) return otel.sending(span, async () => fromNative(await this._native.enqueue(type, json, otel.withTrace(span, args))))
-    return fromNative(await this._native.enqueue(type, json, args))
+    if (span !== null) return otel.sending(span, async () => fromNative(await this._native.enqueue(type, json, otel.withTrace(span, options))))
+    return fromNative(await this._native.enqueue(type, json, options))
   }
 
   /** Many jobs in one call: `items` is `[{ type, payload, options? }]`. All are checked first. */
   async enqueueBulk(items, bulkOptions) {
     if (bulkOptions?.tx !== undefined) return this._enqueueInTx(bulkOptions.tx, items)
-    const { flat, options } = bulkArgs(items)
+    const { flat, optionItems, options } = bulkArgs(items)
     const span = otel.startSend(this.name, items)
-    if (span !== null) return otel.sending(span, async () => (await this._native.enqueueBulk(flat, options, otel.traceOf(span))).map(fromNative))
-    return (await this._native.enqueueBulk(flat, options)).map(fromNative)
+    if (span !== null) return otel.sending(span, async () => (await this._native.enqueueBulk(items, flat, optionItems, options, otel.traceOf(span))).map(fromNative))
+    return (await this._native.enqueueBulk(items, flat, optionItems, options)).map(fromNative)
   }
 
   /** Enqueue inside the caller's transaction (postgres): the SQL comes from Rust, `tx` runs it. */
   async _enqueueInTx(tx, items) {
     const run = txRunner(tx)
     if (this.name !== 'postgres') throw new TypeError(`options.tx needs the postgres provider; this provider is ${this.name}`)
-    const { flat, options } = bulkArgs(items)
+    const { flat, optionItems, options } = bulkArgs(items)
     const span = otel.startSend(this.name, items.length === 1 ? items[0].type : items)
-    if (span !== null) return otel.sending(span, () => this._runInTx(run, items, this._native.txEnqueueSql(flat, options, otel.traceOf(span))))
-    return this._runInTx(run, items, this._native.txEnqueueSql(flat, options))
+    if (span !== null) return otel.sending(span, () => this._runInTx(run, items, this._native.txEnqueueSql(items, flat, optionItems, options, otel.traceOf(span))))
+    return this._runInTx(run, items, this._native.txEnqueueSql(items, flat, optionItems, options))
   }
 
   async _runInTx(run, items, [sql, param]) {
@@ -219,10 +186,10 @@ class NativeQueueProvider {
     return jobs.map(toJob)
   }
 
-  async receive(maxMessages = 1, waitTimeSeconds = 20) {
-    checkNonNegative(maxMessages, 'maxMessages', { integer: true, max: 4294967295 })
-    checkNonNegative(waitTimeSeconds, 'waitTimeSeconds')
-    return parseJobs(await this._native.receive(maxMessages, waitTimeSeconds * 1000))
+  /** Up to `maxMessages` jobs, waiting up to `waitTimeSeconds` for the first (defaults: native). */
+  async receive(maxMessages, waitTimeSeconds) {
+    const { max, waitMs } = binding.receiveArgs(maxMessages, waitTimeSeconds)
+    return parseJobs(await this._native.receive(max, waitMs))
   }
 
   /** Acknowledge an attempt; `result` (optional) is kept on the job. */
@@ -249,9 +216,9 @@ class NativeQueueProvider {
   async listJobs(options) {
     let page
     try {
-      page = await this._native.listJobs(listJobsArgs(options))
+      page = await this._native.listJobs(options)
     } catch (e) {
-      throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e // limit or cursor, checked in Rust
+      throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e // a cursor that is not one
     }
     page.jobs = page.jobs.map(fromNative)
     if (page.nextCursor === undefined) page.nextCursor = null
@@ -293,33 +260,13 @@ class NativeQueueProvider {
   }
 }
 
-/** `ListJobsOptions` checked, in the native form. */
-function listJobsArgs(options) {
-  if (options === undefined || options === null) return undefined
-  if (typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
-  const out = {}
-  if (options.status !== undefined) {
-    if (!JOB_STATUSES.includes(options.status)) {
-      throw new TypeError(`options.status must be one of ${JOB_STATUSES.map((s) => `'${s}'`).join(', ')}, got ${describe(options.status)}`)
-    }
-    out.status = options.status
-  }
-  if (options.type !== undefined) out.type = checkType(options.type, 'options.type')
-  if (options.limit !== undefined) {
-    if (!Number.isInteger(options.limit) || options.limit < 1) {
-      throw new RangeError(`options.limit must be a positive integer, got ${describe(options.limit)}`)
-    }
-    out.limit = Math.min(options.limit, 4294967295)
-  }
-  if (options.cursor !== undefined && options.cursor !== null) out.cursor = checkType(options.cursor, 'options.cursor')
-  return out
-}
-
 /** How to run one statement with one parameter on a caller's transaction, by its kind. */
 function txRunner(tx) {
   if (tx !== null && typeof tx === 'object') {
     if (typeof tx.$queryRawUnsafe === 'function') {
-      if (typeof tx.$transaction === 'function') {
+      // Prisma's transaction client lacks the root client's `$connect` (Prisma 7 gives it a
+      // `$transaction`, for nesting).
+      if (typeof tx.$connect === 'function') {
         throw new TypeError('options.tx must be the client prisma.$transaction(async (tx) => …) passes, not the PrismaClient itself')
       }
       return async (sql, param) => (await tx.$queryRawUnsafe(sql, param))[0].jobs
@@ -350,16 +297,17 @@ class MemoryQueueProvider extends NativeQueueProvider {
   }
 
   /** The job just queued: the caller's type and payload, the rest as the native side stored it. */
-  _queued(id, type, payload, args, out, k, trace) {
+  _queued(id, type, payload, given, out, k, trace) {
     const status = out[k + 5] | 0
     if (status < 0) return fromNative(this._native.getJobSync(id)) // an existing job with that deduplicationKey
     // `>>> 0`: the integers as small integers, not heap doubles (all three are u32 natively).
     const options = { maxRetries: out[k + 2] >>> 0, timeout: out[k + 3] >>> 0, priority: out[k + 4] >>> 0 }
-    if (args !== undefined && args.deduplicationKey !== undefined) options.deduplicationKey = args.deduplicationKey
-    if (args !== undefined && args.traceparent !== undefined) trace = args
+    // The caller's options, which the native side checked and stored.
+    if (given != null && given.deduplicationKey !== undefined) options.deduplicationKey = given.deduplicationKey
+    if (given != null && typeof given.traceparent === 'string') trace = given
     if (trace !== undefined) {
       options.traceparent = trace.traceparent
-      if (trace.tracestate !== undefined) options.tracestate = trace.tracestate
+      if (typeof trace.tracestate === 'string') options.tracestate = trace.tracestate
     }
     const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[status], attempts: 0, createdAt: new Date(out[k]) }
     const scheduledFor = out[k + 1]
@@ -368,47 +316,44 @@ class MemoryQueueProvider extends NativeQueueProvider {
   }
 
   async enqueue(type, payload, options) {
-    checkType(type)
     const json = payloadJson(payload)
     if (options?.tx !== undefined) return (await this._enqueueInTx(options.tx, [{ type, payload, options }]))[0]
-    let args = enqueueArgs(options)
     const span = otel.startSend(this.name, type)
     if (span !== null) {
-      args = otel.withTrace(span, args)
-      return otel.sending(span, () => this._queued(this._native.enqueueSync(type, json, args, this._out), type, payload, args, this._out, 0))
+      const traced = otel.withTrace(span, options)
+      return otel.sending(span, () => this._queued(this._native.enqueueSync(type, json, traced, this._out), type, payload, traced, this._out, 0))
     }
-    const id = this._native.enqueueSync(type, json, args, this._out)
-    return this._queued(id, type, payload, args, this._out, 0)
+    const id = this._native.enqueueSync(type, json, options, this._out)
+    return this._queued(id, type, payload, options, this._out, 0)
   }
 
   async enqueueBulk(items, bulkOptions) {
     if (bulkOptions?.tx !== undefined) return this._enqueueInTx(bulkOptions.tx, items)
-    const { flat, options, args } = bulkArgs(items)
+    const { n, flat, optionItems, options } = bulkArgs(items)
     // One scratch array, grown as needed: a new one per call would be external memory for
     // V8 to collect, which makes its collector run more often.
-    if (this._bulkOut.length < SLOTS * items.length) this._bulkOut = new Float64Array(SLOTS * items.length)
+    if (this._bulkOut.length < SLOTS * n) this._bulkOut = new Float64Array(SLOTS * n)
     const span = otel.startSend(this.name, items)
-    if (span !== null) return otel.sending(span, () => this._queuedBulk(items, flat, options, args, otel.traceOf(span)))
-    return this._queuedBulk(items, flat, options, args)
+    if (span !== null) return otel.sending(span, () => this._queuedBulk(items, n, flat, optionItems, options, otel.traceOf(span)))
+    return this._queuedBulk(items, n, flat, optionItems, options)
   }
 
-  _queuedBulk(items, flat, options, args, trace) {
+  _queuedBulk(items, n, flat, optionItems, options, trace) {
     const out = this._bulkOut
-    const ids = this._native.enqueueBulkSync(flat, options, out, trace)
-    const jobs = new Array(items.length)
-    for (let i = 0; i < items.length; i++) {
+    const ids = this._native.enqueueBulkSync(items, flat, optionItems, options, out, trace)
+    const jobs = new Array(n)
+    for (let i = 0; i < n; i++) {
       const it = items[i]
-      jobs[i] = this._queued(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, args && args.get(i), out, i * SLOTS, trace)
+      jobs[i] = this._queued(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, it.options, out, i * SLOTS, trace)
     }
     return jobs
   }
 
-  async receive(maxMessages = 1, waitTimeSeconds = 20) {
-    checkNonNegative(maxMessages, 'maxMessages', { integer: true, max: 4294967295 })
-    checkNonNegative(waitTimeSeconds, 'waitTimeSeconds')
-    const now = parseJobs(this._native.tryReceiveSync(maxMessages))
-    if (now.length > 0 || maxMessages === 0) return now
-    return parseJobs(await this._native.receive(maxMessages, waitTimeSeconds * 1000))
+  async receive(maxMessages, waitTimeSeconds) {
+    const { max, waitMs } = binding.receiveArgs(maxMessages, waitTimeSeconds)
+    const now = parseJobs(this._native.tryReceiveSync(max))
+    if (now.length > 0 || max === 0) return now
+    return parseJobs(await this._native.receive(max, waitMs))
   }
 
   async acknowledge(receiptHandle, result) {
@@ -611,6 +556,7 @@ class Worker {
         .run(
           (json) => this._startBatch(json),
           ([tokens, reason]) => this._abort(tokens, reason),
+          (json) => this._providerEvent(json),
         )
         .finally(() => {
           this._runPromise = null
@@ -659,7 +605,6 @@ class Worker {
       attempt: job.attempts,
       log: (msg, ...args) => binding.log('info', `[job ${job.id}] ${util.format(msg, ...args)}`),
       progress: (percent) => {
-        checkNonNegative(percent, 'progress', { max: 100 })
         if (native.progress(token, percent) && worker._events !== null) worker._emit('progress', [job, percent])
       },
       get signal() {
@@ -734,7 +679,7 @@ class Worker {
     for (const token of tokens) {
       const run = this._running.get(token)
       if (!run || run.abortReason !== undefined) continue
-      run.abortReason = new Error(reason === 'timeout' ? `Job timed out after ${run.job.options.timeout} ms` : 'Worker is shutting down')
+      run.abortReason = abortError(reason, run.job)
       if (run.ac) run.ac.abort(run.abortReason)
       if (reason === 'timeout' && run.span !== null) {
         // The attempt failed at its deadline, whenever the handler ends.
@@ -745,9 +690,89 @@ class Worker {
     }
     if (this._eventQueue.length !== 0) this._emitQueued()
   }
+
+  /** `stalled` (a lease of this worker's provider ran out and the provider took the job back). */
+  _providerEvent(json) {
+    if (this._events === null) return
+    const ev = JSON.parse(json)
+    this._emit(ev.e, [toJob(ev.job)])
+  }
 }
 
-const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress']
+/** The reason a handler's `ctx.signal` aborts with. */
+function abortError(reason, job) {
+  if (reason === 'timeout') return new Error(`Job timed out after ${job.options.timeout} ms`)
+  if (reason === 'cancel') {
+    const e = new Error(`Job ${job.id} was cancelled (cancelJob)`)
+    e.name = 'CancelledError'
+    return e
+  }
+  return new Error('Worker is shutting down')
+}
+
+const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress', 'stalled']
+
+// ---- events across processes (PostgreSQL LISTEN/NOTIFY) --------------------------------
+
+/** The queue's event stream in any process: `on`/`off` as on a Worker (WorkerEvents). */
+class QueueEvents {
+  constructor(provider, ownsProvider) {
+    this.provider = provider
+    this._native = null
+    this._owns = ownsProvider
+    this._events = null
+  }
+
+  /** `[{ e, job, a?, ms?, r?, p? }]` from Rust: the event's own facts, and the job as stored. */
+  _deliver(json) {
+    if (this._events === null) return
+    for (const ev of JSON.parse(json)) {
+      const job = toJob(ev.job)
+      switch (ev.e) {
+        case 'completed':
+          this._emit('completed', [job, job.result, ev.ms])
+          break
+        case 'failed':
+          this._emit('failed', [job, new Error(job.lastError), { attempt: ev.a, willRetry: ev.r }])
+          break
+        case 'dead':
+          this._emit('dead', [job, new Error(job.lastError)])
+          break
+        case 'progress':
+          this._emit('progress', [job, ev.p])
+          break
+        default:
+          this._emit(ev.e, [job])
+      }
+    }
+  }
+
+  /** Stop listening (and close the provider `createQueueEvents` opened for a config). */
+  async close() {
+    this._native.close()
+    this._events = null
+    if (this._owns) await this.provider.close()
+  }
+}
+for (const m of ['on', 'off', '_emit']) QueueEvents.prototype[m] = Worker.prototype[m]
+
+/**
+ * Listen to the queue's events from every process (postgres). `source` is a provider made by
+ * createQueueProvider (its connections are shared) or a providerConfig (a provider of its own,
+ * closed by `close()`). Resolves once listening.
+ */
+async function createQueueEvents(source) {
+  const own = !(source instanceof NativeQueueProvider)
+  const p = own ? await createQueueProvider(source) : source
+  const events = new QueueEvents(p, own)
+  try {
+    events._native = await p._native.listenEvents((json) => events._deliver(json))
+  } catch (e) {
+    if (own) await p.close()
+    throw e
+  }
+  return events
+}
 
 /** Prometheus text of this process: job counters and histograms, worker gauges, queue depths. */
 async function getMetrics() {
@@ -799,33 +824,6 @@ function resetWorker() {
 // Rust (crates/core/src/scheduler.rs). Rows come back as Prisma returned them to the old
 // scheduler: `payload`/`options` as JSON text, dates as `Date`s, absent values as `null`.
 
-const dateOrNull = (ms) => (ms === null || ms === undefined ? null : new Date(ms))
-
-function toScheduledJob(r) {
-  r.scheduledFor = new Date(r.scheduledFor)
-  r.createdAt = new Date(r.createdAt)
-  r.updatedAt = new Date(r.updatedAt)
-  return r
-}
-
-function toRecurringJob(r) {
-  r.nextRunAt = dateOrNull(r.nextRunAt)
-  r.lastRunAt = dateOrNull(r.lastRunAt)
-  r.createdAt = new Date(r.createdAt)
-  r.updatedAt = new Date(r.updatedAt)
-  return r
-}
-
-/** Job options stored with a scheduled or recurring job (delay/scheduledFor do not apply). */
-function jobOptionsArgs(options, name) {
-  const args = enqueueArgs(options, name)
-  if (args) {
-    delete args.delay
-    delete args.scheduledFor
-  }
-  return args
-}
-
 /** Delayed and recurring jobs kept in a database and enqueued to `provider` when due. */
 class Scheduler {
   constructor(options = {}) {
@@ -865,20 +863,15 @@ class Scheduler {
 
   /** Store a job to be enqueued at `date` (a Date, epoch ms or date string). */
   async schedule(type, payload, date, options) {
-    checkType(type)
     const json = payloadJson(payload)
-    const at = dateMs(date, 'date')
-    const args = jobOptionsArgs(options, 'options')
     const span = otel.startSend(this.provider.name, type, 'schedule')
-    if (span === null) return toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, args)))
-    return otel.sending(span, async () => toScheduledJob(JSON.parse(await this._native.schedule(type, json, at, otel.withTrace(span, args)))))
+    if (span === null) return this._native.schedule(type, json, date, options)
+    return otel.sending(span, () => this._native.schedule(type, json, date, otel.withTrace(span, options)))
   }
 
   /** A scheduled job by id, or null. */
   async getScheduledJob(id) {
-    checkType(id, 'id')
-    const json = await this._native.getScheduledJob(id)
-    return json == null ? null : toScheduledJob(JSON.parse(json))
+    return this._native.getScheduledJob(checkType(id, 'id'))
   }
 
   /** Cancel a job that is still `scheduled`; false otherwise. */
@@ -891,7 +884,6 @@ class Scheduler {
   async registerRecurring(input) {
     if (input === null || typeof input !== 'object') throw new TypeError(`input must be an object, got ${describe(input)}`)
     checkType(input.name, 'input.name')
-    checkType(input.type, 'input.type')
     if (typeof input.schedule !== 'string' || input.schedule.trim().length === 0) {
       throw new TypeError(`input.schedule must be a cron expression or "every N unit", got ${describe(input.schedule)}`)
     }
@@ -904,9 +896,9 @@ class Scheduler {
       payloadJson: payloadJson(input.payload, 'input.payload'),
       schedule: input.schedule,
       timezone: typeof input.timezone === 'string' ? input.timezone : undefined,
-      options: jobOptionsArgs(input.options, 'input.options'),
+      options: input.options,
     }
-    return toRecurringJob(JSON.parse(await this._native.registerRecurring(args)))
+    return this._native.registerRecurring(args)
   }
 
   async enableRecurring(name) {
@@ -923,7 +915,7 @@ class Scheduler {
 
   /** All recurring jobs, sorted by name. */
   async listRecurring() {
-    return JSON.parse(await this._native.listRecurring()).map(toRecurringJob)
+    return this._native.listRecurring()
   }
 }
 
@@ -1030,10 +1022,9 @@ function nextRuns(schedule, options = {}) {
     throw new TypeError(`options.timezone must be an IANA time zone name, got ${describe(timezone)}`)
   }
   if (count !== undefined && typeof count !== 'number') throw new TypeError(`options.count must be a number, got ${describe(count)}`)
-  const fromMs = from === undefined ? undefined : dateMs(from, 'options.from')
   let runs
   try {
-    runs = binding.nextRuns(schedule, timezone, fromMs, count)
+    runs = binding.nextRuns(schedule, timezone, from, count)
   } catch (e) {
     throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e
   }
@@ -1056,6 +1047,7 @@ module.exports = {
   clearJobHandlers,
   executeJob,
   Worker,
+  createQueueEvents,
   getMetrics,
   startWorker,
   stopWorker,
@@ -1073,4 +1065,5 @@ module.exports = {
   resetScheduler,
   nextRuns,
   logger,
+  createDashboard: require('./dashboard/index.js').createDashboard,
 }

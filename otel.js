@@ -86,9 +86,14 @@ function traceOf(span) {
   return out
 }
 
-/** `args` (native enqueue options, or undefined) with the span's trace context added. */
-function withTrace(span, args) {
-  return Object.assign(args === undefined ? {} : { ...args }, traceOf(span))
+/**
+ * The caller's enqueue options with the span's trace context added; options that are not an
+ * object are passed on as they are, for the native side to refuse with its own message.
+ */
+function withTrace(span, options) {
+  if (options == null) return traceOf(span)
+  if (typeof options !== 'object') return options
+  return Object.assign({ ...options }, traceOf(span))
 }
 
 /** `call()`'s result (a job or jobs) once it settles, the send span ended with its outcome. */

@@ -1,11 +1,14 @@
 // Enqueue inside the caller's transaction (postgres provider, `options.tx`): with a
-// node-postgres client after BEGIN, and with Prisma's interactive-transaction client when
-// Prisma is installed. A rollback leaves no job; a commit wakes an idle worker.
+// node-postgres client after BEGIN, and with a real Prisma 7 interactive-transaction client
+// (the Rust-free client over @prisma/adapter-pg, generated here from __test__/prisma). A
+// rollback leaves no job; a commit wakes an idle worker.
 'use strict'
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { randomUUID } = require('node:crypto')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
 const { Client, Pool } = require('pg')
 const queue = require('../index.js')
 
@@ -98,7 +101,7 @@ pgTest('a tx of the wrong kind, or with a provider that cannot join it, is a Typ
   } finally {
     await pool.end()
   }
-  await assert.rejects(p.enqueueBulk([{ type: 't', payload: 1 }], { tx: { $queryRawUnsafe() {}, $transaction() {} } }), /not the PrismaClient itself/)
+  await assert.rejects(p.enqueueBulk([{ type: 't', payload: 1 }], { tx: { $queryRawUnsafe() {}, $connect() {} } }), /not the PrismaClient itself/)
   const mem = await queue.createQueueProvider({ type: 'memory' })
   const c = new Client({ connectionString: PG_URL })
   try {
@@ -109,18 +112,77 @@ pgTest('a tx of the wrong kind, or with a provider that cannot join it, is a Typ
   assert.equal((await p.getStats()).pending, 0, 'nothing queued')
 })
 
-// Prisma itself cannot be installed on this machine (its CLI downloads engine binaries from a
-// host outside the package registries), so this runs the Prisma path — `$queryRawUnsafe(sql,
-// ...values)` on the interactive-transaction client, rows as objects — on an object with that
-// method over a real PostgreSQL transaction.
-pgTest('Prisma-shaped interactive-transaction client: rollback leaves no job, commit keeps it', async (p, c) => {
-  const prismaTx = { $queryRawUnsafe: async (sql, ...values) => (await c.query(sql, values)).rows }
-  await c.query('BEGIN')
-  const rolled = await p.enqueue('t', { n: 1 }, { tx: prismaTx })
-  await c.query('ROLLBACK')
-  assert.equal(await p.getJob(rolled.id), null)
-  await c.query('BEGIN')
-  const [kept] = await p.enqueueBulk([{ type: 't', payload: { n: 2 } }], { tx: prismaTx })
-  await c.query('COMMIT')
-  assert.deepEqual((await p.getJob(kept.id)).payload, { n: 2 })
+// ---- Prisma -------------------------------------------------------------------------------
+
+const PRISMA_DIR = path.join(__dirname, 'prisma')
+
+/**
+ * The Prisma client of __test__/prisma/schema.prisma, generated once per run. `prisma
+ * generate` fetches the schema engine (from binaries.prisma.sh) before it generates, though
+ * the Rust-free client never uses it: a stand-in that refuses to run is named instead.
+ */
+let generated = false
+function prismaClient(schema) {
+  if (!generated) {
+    execFileSync(process.execPath, [require.resolve('prisma/build/index.js'), 'generate', '--schema', path.join(PRISMA_DIR, 'schema.prisma')], {
+      env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: path.join(PRISMA_DIR, 'no-schema-engine.js'), CHECKPOINT_DISABLE: '1', PRISMA_HIDE_UPDATE_MESSAGE: '1' },
+      stdio: 'pipe',
+    })
+    generated = true
+  }
+  const { PrismaClient } = require('./prisma/client')
+  const { PrismaPg } = require('@prisma/adapter-pg')
+  return new PrismaClient({ adapter: new PrismaPg({ connectionString: PG_URL }, { schema }) })
+}
+
+test('Prisma: an interactive transaction that commits queues the job a worker runs; one that throws leaves neither order nor job', { timeout: 60_000 }, async (t) => {
+  if (!pgUp) return t.skip('PostgreSQL unavailable')
+  const schema = `tx_${randomUUID().slice(0, 8)}`
+  schemas.push(schema)
+  const p = await queue.createQueueProvider({ type: 'postgres', databaseUrl: PG_URL, schema })
+  const c = new Client({ connectionString: PG_URL })
+  await c.connect()
+  await c.query(`CREATE TABLE "${schema}".orders (id serial PRIMARY KEY, total int NOT NULL)`)
+  const prisma = prismaClient(schema)
+  const ran = []
+  queue.registerJobHandler('prisma:ship', async (job) => ran.push(job.payload))
+  const w = new queue.Worker({ provider: p, config: { concurrency: 1, pollInterval: 50 } })
+  t.after(async () => {
+    await w.stop()
+    queue.unregisterJobHandler('prisma:ship')
+    await prisma.$disconnect()
+    await c.end()
+    await p.close()
+  })
+
+  const committed = await prisma.$transaction(async (tx) => {
+    const order = await tx.order.create({ data: { total: 42 } })
+    const job = await p.enqueue('prisma:ship', { order: order.id }, { tx, priority: 1 })
+    assert.equal(await p.getJob(job.id), null, 'invisible outside the transaction before its commit')
+    return { order, job }
+  })
+  assert.equal(committed.job.status, 'pending')
+  assert.deepEqual(committed.job.options, { maxRetries: 3, timeout: 30000, priority: 1 })
+  assert.deepEqual((await p.getJob(committed.job.id)).payload, { order: committed.order.id })
+
+  await assert.rejects(
+    prisma.$transaction(async (tx) => {
+      const order = await tx.order.create({ data: { total: 7 } })
+      await p.enqueueBulk([{ type: 'prisma:ship', payload: { order: order.id } }], { tx })
+      throw new Error('payment declined')
+    }),
+    /payment declined/,
+  )
+  assert.equal(await prisma.order.count(), 1, 'the rolled-back order is gone')
+  assert.deepEqual(await p.getStats().then((s) => s.pending), 1, 'and so is its job')
+
+  await assert.rejects(p.enqueue('prisma:ship', {}, { tx: prisma }), (e) => e instanceof TypeError && /not the PrismaClient itself/.test(e.message))
+
+  w.start()
+  const deadline = Date.now() + 20_000
+  while ((await p.getJob(committed.job.id)).status !== 'completed') {
+    assert.ok(Date.now() < deadline, 'the committed job ran')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  assert.deepEqual(ran, [{ order: committed.order.id }])
 })

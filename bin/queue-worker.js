@@ -13,6 +13,7 @@ const { pathToFileURL } = require('node:url')
 /** The help text; the defaults it shows are the package's own (validateQueueConfig of an empty block). */
 const usage = ({ worker: w, scheduler: s } = require('../index.js').validateQueueConfig({})) => `Usage: queue-worker [start] [options]
        queue-worker migrate [options]
+       queue-worker dashboard [--port <n>] [--host <addr>] [options]
        queue-worker help
 
 Runs the @chaaskit/queue worker as its own process (worker.mode 'standalone'), in the app's
@@ -25,6 +26,9 @@ Commands:
                     queue.scheduler.databaseUrl, else DATABASE_URL, else sqlite:.chaaskit/queue.db,
                     and the QueueJob table of a 'postgres' or 'sqlite' providerConfig;
                     then exit. The config file is optional for this command.
+  dashboard         Serve the dashboard (createDashboard) of the config's provider, and of its
+                    scheduler's recurring jobs when queue.scheduler.enabled, until
+                    SIGINT/SIGTERM. It runs no worker and no scheduler polls.
   help              Show this help.
 
 Options:
@@ -35,6 +39,9 @@ Options:
   --metrics-port <n>
                     Serve Prometheus /metrics on 127.0.0.1:<n> while the worker runs
                     (worker.metricsPort; 0 picks a free port).
+  --port <n>        dashboard: the port (default ${DASHBOARD_PORT}; 0 picks a free port).
+  --host <addr>     dashboard: the address to listen on (default 127.0.0.1). Any address other
+                    than a loopback one needs QUEUE_DASHBOARD_PASSWORD.
   -h, --help        Show this help.
 
 Environment (a .env file in the working directory is loaded first; variables already set win;
@@ -47,6 +54,8 @@ an empty value counts as unset):
   DATABASE_URL                  scheduler database when queue.scheduler.databaseUrl is not set
   CHAASKIT_QUEUE_LOG=info       log level of the queue's own log lines (stderr)
   TSX_TSCONFIG_PATH             tsconfig.json for TypeScript files (default: ./tsconfig.json)
+  QUEUE_DASHBOARD_PASSWORD      dashboard: ask for this password (HTTP Basic, any user name);
+                                without it only requests to a loopback Host are served
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_SQS
                                 the usual AWS SDK variables, for the SQS provider
 
@@ -75,7 +84,8 @@ const say = (msg) => process.stdout.write(`queue-worker: ${msg}\n`)
 
 // ---- arguments ---------------------------------------------------------------------------
 
-const COMMANDS = ['start', 'migrate', 'help']
+const COMMANDS = ['start', 'migrate', 'dashboard', 'help']
+const DASHBOARD_PORT = 3030
 
 /** The command line, parsed by Node's `util.parseArgs`; usage errors exit 2. */
 function parseArgs(argv) {
@@ -85,7 +95,14 @@ function parseArgs(argv) {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { config: { type: 'string' }, jobs: { type: 'string' }, 'metrics-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        config: { type: 'string' },
+        jobs: { type: 'string' },
+        'metrics-port': { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     })
   } catch (e) {
     // Node's messages: "Unknown option '--bogus'", "Option '--config <value>' argument missing".
@@ -96,7 +113,7 @@ function parseArgs(argv) {
     throw new CliError(e.message, 2)
   }
   const { values, positionals } = parsed
-  for (const name of ['config', 'jobs', 'metrics-port']) {
+  for (const name of ['config', 'jobs', 'metrics-port', 'port', 'host']) {
     if (values[name] !== undefined && (values[name] === '' || values[name].startsWith('-'))) throw new CliError(`--${name} needs a value`, 2)
   }
   const [command = 'start', ...extra] = positionals
@@ -106,7 +123,13 @@ function parseArgs(argv) {
   const port = values['metrics-port']
   if (port !== undefined && !/^\d+$/.test(port)) throw new CliError(`--metrics-port must be a port number, got '${port}'`, 2)
   const metricsPort = port === undefined ? null : Number(port)
-  return { command: values.help ? 'help' : command, config: values.config ?? null, jobs: values.jobs ?? null, metricsPort }
+  const dash = values.port
+  if (dash !== undefined && (!/^\d+$/.test(dash) || Number(dash) > 65535)) throw new CliError(`--port must be a port number from 0 to 65535, got '${dash}'`, 2)
+  if ((dash !== undefined || values.host !== undefined) && command !== 'dashboard' && !values.help) {
+    throw new CliError(`--${dash !== undefined ? 'port' : 'host'} is an option of the dashboard command`, 2)
+  }
+  const dashboardPort = dash === undefined ? DASHBOARD_PORT : Number(dash)
+  return { command: values.help ? 'help' : command, config: values.config ?? null, jobs: values.jobs ?? null, metricsPort, dashboardPort, host: values.host ?? '127.0.0.1' }
 }
 
 // ---- .env ----------------------------------------------------------------------------------
@@ -336,6 +359,83 @@ async function start(args, overrides) {
   )
 }
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
+const isLoopback = (host) => LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host)
+
+/**
+ * The dashboard's authorize: HTTP Basic with QUEUE_DASHBOARD_PASSWORD when set; without one,
+ * only a loopback Host header (so a page on another site cannot reach it by DNS rebinding).
+ */
+function dashboardAuthorize(password) {
+  const crypto = require('node:crypto')
+  const digest = (s) => crypto.createHash('sha256').update(s).digest()
+  const want = password === undefined ? null : digest(password)
+  return (req, res) => {
+    const host = String(req.headers.host || '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')
+    if (want === null) return isLoopback(host)
+    const m = /^Basic ([A-Za-z0-9+/=]+)$/.exec(String(req.headers.authorization || ''))
+    const given = m ? Buffer.from(m[1], 'base64').toString('utf8') : ''
+    const colon = given.indexOf(':')
+    if (colon >= 0 && crypto.timingSafeEqual(digest(given.slice(colon + 1)), want)) return true
+    res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="queue dashboard", charset="UTF-8"', 'Content-Type': 'text/plain; charset=utf-8' })
+    res.end('Unauthorized\n')
+    return false
+  }
+}
+
+async function dashboard(args, overrides) {
+  const file = findConfig(args.config, true)
+  await registerTypeScript()
+  const rawQueue = await loadQueueConfig(file)
+  const rel = path.relative(process.cwd(), file) || file
+  if (rawQueue === undefined || rawQueue === null || typeof rawQueue !== 'object' || rawQueue.enabled !== true) {
+    throw new CliError(`the queue is disabled in ${rel}; the dashboard needs queue.enabled: true and its providerConfig`)
+  }
+  const password = (process.env.QUEUE_DASHBOARD_PASSWORD || '') === '' ? undefined : process.env.QUEUE_DASHBOARD_PASSWORD
+  if (!isLoopback(args.host) && password === undefined) {
+    throw new CliError(`--host ${args.host} is not a loopback address: set QUEUE_DASHBOARD_PASSWORD to serve the dashboard there`, 2)
+  }
+  const raw = { ...rawQueue, worker: { ...rawQueue.worker }, scheduler: { ...rawQueue.scheduler } }
+  for (const o of overrides) raw[o.block][o.key] = o.value
+  const queue = require('../index.js')
+  const cfg = validate(queue, raw, overrides, file)
+  let provider
+  try {
+    provider = await queue.createQueueProvider(cfg.providerConfig)
+  } catch (e) {
+    throw new CliError(`cannot create the ${cfg.providerConfig.type} provider: ${e.message}`)
+  }
+  if (cfg.providerConfig.type === 'memory') process.stderr.write('queue-worker: the memory provider lives in one process: this dashboard shows its own, empty queue\n')
+  let scheduler = null
+  if (cfg.scheduler.enabled) {
+    try {
+      scheduler = new queue.Scheduler({ provider, config: cfg.scheduler })
+      if (cfg.scheduler.autoMigrate) await scheduler.migrate()
+    } catch (e) {
+      await provider.close()
+      throw new CliError(`cannot open the scheduler (${databaseUrlOf(cfg.scheduler)}): ${e.message}`)
+    }
+  }
+  const handler = queue.createDashboard({ provider, scheduler, authorize: dashboardAuthorize(password) })
+  const http = require('node:http')
+  const server = http.createServer(handler)
+  await new Promise((resolve, reject) => {
+    server.once('error', (e) => reject(new CliError(`cannot listen on ${args.host}:${args.dashboardPort}: ${e.message}`)))
+    server.listen(args.dashboardPort, args.host, resolve)
+  })
+  const onSignal = () => {
+    handler.close()
+    server.close()
+    server.closeAllConnections()
+    provider.close().finally(() => process.exit(0))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  const { port } = server.address()
+  const shown = args.host.includes(':') ? `[${args.host}]` : args.host
+  say(`dashboard: http://${shown}:${port}/ provider=${cfg.providerConfig.type} scheduler=${scheduler ? 'on' : 'off'}${password === undefined ? '' : ' (password required)'}`)
+}
+
 function fail(e) {
   if (e instanceof CliError) process.stderr.write(`queue-worker: ${e.message}\n`)
   else process.stderr.write(`queue-worker: ${e && e.stack ? e.stack : e}\n`)
@@ -352,6 +452,10 @@ async function main() {
   const overrides = envOverrides()
   if (args.command === 'migrate') {
     await migrate(args, overrides)
+    return
+  }
+  if (args.command === 'dashboard') {
+    await dashboard(args, overrides)
     return
   }
   await start(args, overrides)

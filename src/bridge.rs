@@ -150,7 +150,10 @@ pub(crate) fn config_value(v: &Unknown, depth: usize) -> Result<ConfigValue> {
 /// `(jobsJson: string) => void`: start a batch of jobs on the JavaScript thread.
 pub(crate) type StartJobs = ThreadsafeFunction<String, (), String, Status, false>;
 
-/// `([tokens, reason]: [number[], 'timeout' | 'shutdown']) => void`: abort running handlers' signals.
+/// `(eventJson: string) => void`: a worker event from its provider (`{"e":"stalled","job":…}`).
+pub(crate) type EmitEvent = ThreadsafeFunction<String, (), String, Status, false>;
+
+/// `([tokens, reason]: [number[], 'timeout' | 'shutdown' | 'cancel']) => void`: abort running handlers' signals.
 pub(crate) type AbortJobs =
     ThreadsafeFunction<(Vec<f64>, String), (), (Vec<f64>, String), Status, false>;
 

@@ -7,6 +7,8 @@
 
 mod bridge;
 mod config;
+mod events;
+mod enqueue;
 mod logging;
 mod metrics;
 mod provider;

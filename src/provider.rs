@@ -7,63 +7,23 @@
 //! enqueue returns the job's id and writes the rest of what it stored into `out` (see
 //! [`ENQUEUED_SLOTS`]), the caller already holding the type and payload.
 
-use crate::bridge::{guarded, napi_err, to_json};
+use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json};
 use crate::config::provider_config;
-use chaaskit_queue_core::config::ProviderConfig;
+use crate::enqueue::{bulk_jobs, new_job, options_object, TraceArgs};
+use chaaskit_queue_core::config::{rule, ConfigValue, ProviderConfig};
 use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
-use chaaskit_queue_core::job::{
-    raw_json, EnqueueOptions, Job, JobStatus, Millis, NewJob, QueueStats,
-};
+use chaaskit_queue_core::job::{Job, JobStatus, Millis, QueueStats};
 use chaaskit_queue_core::memory::{JobView, MemoryQueue};
 use chaaskit_queue_core::sqs::SqsProvider;
 use chaaskit_queue_core::{Immediate, JobFilter, JobPage, SharedProvider};
 use chrono::{DateTime, Utc};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::fmt::Hyphenated;
 use uuid::Uuid;
-
-/// Options of one enqueue (`EnqueueOptions`, dates as epoch ms), checked by `index.js`.
-#[napi(object)]
-pub struct EnqueueArgs {
-    pub delay: Option<f64>,
-    pub scheduled_for: Option<f64>,
-    pub max_retries: Option<u32>,
-    pub timeout: Option<f64>,
-    pub deduplication_key: Option<String>,
-    pub priority: Option<u32>,
-    /// W3C trace context of the enqueue (set by `otel.js`; an invalid one is dropped).
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
-}
-
-pub(crate) fn enqueue_options(a: Option<EnqueueArgs>) -> EnqueueOptions {
-    let Some(a) = a else {
-        return EnqueueOptions::default();
-    };
-    EnqueueOptions {
-        delay: a.delay.map(|d| d.max(0.0) as u64),
-        scheduled_for: a.scheduled_for.map(|t| t as i64),
-        max_retries: a.max_retries,
-        timeout: a.timeout.map(|t| t.max(0.0) as u64),
-        deduplication_key: a.deduplication_key,
-        priority: a.priority,
-        traceparent: a.traceparent,
-        tracestate: a.tracestate,
-    }
-}
-
-/// The W3C trace context of an `enqueueBulk` call, given to every item (`otel.js`).
-#[napi(object)]
-pub struct TraceArgs {
-    pub traceparent: String,
-    pub tracestate: Option<String>,
-}
 
 /// `JobOptions`: what a job was stored with.
 #[napi(object)]
@@ -101,7 +61,7 @@ pub struct JobObject {
     pub receipt_handle: Option<String>,
 }
 
-fn date(ms: Millis) -> DateTime<Utc> {
+pub(crate) fn date(ms: Millis) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
@@ -159,38 +119,35 @@ impl From<QueueStats> for QueueStatsObject {
     }
 }
 
-/// `ListJobsOptions`, checked by `index.js` (the core checks `limit` and `cursor` again).
-#[napi(object)]
-pub struct ListJobsArgs {
+/// `ListJobsOptions` as JavaScript passes them, checked by the core (`rule::list_filter`).
+#[napi(object, object_to_js = false)]
+pub struct ListJobsArgs<'a> {
     #[napi(
         ts_type = "'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'"
     )]
-    pub status: Option<String>,
-    #[napi(js_name = "type")]
-    pub job_type: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
+    pub status: Option<Unknown<'a>>,
+    #[napi(js_name = "type", ts_type = "string")]
+    pub job_type: Option<Unknown<'a>>,
+    #[napi(ts_type = "number")]
+    pub limit: Option<Unknown<'a>>,
+    #[napi(ts_type = "string | null")]
+    pub cursor: Option<Unknown<'a>>,
 }
 
-fn job_filter(a: Option<ListJobsArgs>) -> Result<JobFilter> {
-    let Some(a) = a else {
+fn job_filter(env: &Env, options: Option<Unknown>) -> Result<JobFilter> {
+    let Some(u) = options_object(env, options, "options")? else {
         return Ok(JobFilter::default());
     };
-    let status = match a.status {
-        None => None,
-        Some(s) => Some(JobStatus::parse(&s).ok_or_else(|| {
-            Error::new(
-                Status::InvalidArg,
-                format!("status must be one of the JobStatus values, got {s:?}"),
-            )
-        })?),
-    };
-    Ok(JobFilter {
-        status,
-        job_type: a.job_type,
-        limit: a.limit.map(|n| n as usize),
-        cursor: a.cursor,
-    })
+    let a = unsafe { ListJobsArgs::from_napi_value(env.raw(), u.raw())? };
+    let value = |v: Option<Unknown>| v.map_or(Ok(ConfigValue::Undefined), |u| config_value(&u, 1));
+    rule::list_filter(
+        &value(a.status)?,
+        value(a.job_type)?,
+        &value(a.limit)?,
+        value(a.cursor)?,
+        "options",
+    )
+    .map_err(|e| throw_config(env, e))
 }
 
 /// `JobPage`: one page of `listJobs`.
@@ -246,76 +203,6 @@ fn write_enqueued(v: &JobView<'_>, out: &mut [f64]) {
     } else {
         -1.0
     };
-}
-
-fn new_job(job_type: String, payload_json: &str, options: Option<EnqueueArgs>) -> Result<NewJob> {
-    let payload = raw_json(payload_json)
-        .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
-    Ok(NewJob::new(job_type, payload, enqueue_options(options)))
-}
-
-/// The jobs of `enqueueBulk` as `index.js` serialises them: `flat_json` is
-/// `[type, payload, type, payload, …]` (one `JSON.stringify` for the whole batch) and
-/// `options_json`, when some items have options, is `[[index, options], …]`.
-/// `trace`, when given, is the context of the call: items without their own take it.
-fn bulk_jobs(
-    flat_json: &str,
-    options_json: Option<&str>,
-    trace: Option<TraceArgs>,
-) -> Result<Vec<NewJob>> {
-    let invalid = |e: String| {
-        Error::new(
-            Status::InvalidArg,
-            format!("enqueueBulk items are not valid: {e}"),
-        )
-    };
-    let Flat(mut jobs) = serde_json::from_str(flat_json).map_err(|e| invalid(e.to_string()))?;
-    if let Some(text) = options_json {
-        let options: Vec<(usize, EnqueueOptions)> =
-            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        for (i, o) in options {
-            let job = jobs
-                .get_mut(i)
-                .ok_or_else(|| invalid(format!("options for item {i}, which does not exist")))?;
-            job.options = o;
-        }
-    }
-    if let Some(t) = trace {
-        for job in jobs.iter_mut().filter(|j| j.options.traceparent.is_none()) {
-            job.options.traceparent = Some(t.traceparent.clone());
-            job.options.tracestate.clone_from(&t.tracestate);
-        }
-    }
-    Ok(jobs)
-}
-
-/// `[type, payload, …]` read straight into jobs, payloads kept as raw JSON.
-struct Flat(Vec<NewJob>);
-
-impl<'de> Deserialize<'de> for Flat {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Pairs;
-        impl<'de> Visitor<'de> for Pairs {
-            type Value = Flat;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array [type, payload, type, payload, …]")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<Flat, A::Error> {
-                let mut jobs = Vec::with_capacity(seq.size_hint().unwrap_or(0) / 2);
-                while let Some(job_type) = seq.next_element::<String>()? {
-                    let payload: Box<RawValue> = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::custom("a type without a payload"))?;
-                    jobs.push(NewJob::new(job_type, payload, EnqueueOptions::default()));
-                }
-                Ok(Flat(jobs))
-            }
-        }
-        d.deserialize_seq(Pairs)
-    }
 }
 
 /// Job ids as one string, 36 characters each (one JS string instead of one per job).
@@ -441,45 +328,63 @@ impl NativeProvider {
         self.memory.is_some()
     }
 
-    #[napi]
-    pub async fn enqueue(
+    /// `type` and `options` are checked here, before the promise (see `crate::enqueue`).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "type: string, payloadJson: string, options?: EnqueueArgs | undefined | null",
+        ts_return_type = "Promise<JobObject>"
+    )]
+    pub fn enqueue<'env>(
         &self,
-        job_type: String,
+        env: &'env Env,
+        job_type: Unknown,
         payload_json: String,
-        options: Option<EnqueueArgs>,
-    ) -> Result<JobObject> {
-        guarded("enqueue", async {
-            let job = new_job(job_type, &payload_json, options)?;
-            Ok(self.inner.enqueue(job).await.map_err(napi_err)?.into())
-        })
-        .await
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, JobObject>> {
+        let job = new_job(env, job_type, &payload_json, options)?;
+        let inner = self.inner.clone();
+        env.spawn_future(guarded("enqueue", async move {
+            Ok(inner.enqueue(job).await.map_err(napi_err)?.into())
+        }))
     }
 
-    #[napi]
-    pub async fn enqueue_bulk(
+    /// See `crate::enqueue::bulk_jobs` for the arguments.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "items: unknown, flatJson: string, optionItems?: Array<number> | undefined | null, options?: Array<EnqueueArgs> | undefined | null, trace?: TraceArgs | undefined | null",
+        ts_return_type = "Promise<Array<JobObject>>"
+    )]
+    pub fn enqueue_bulk<'env>(
         &self,
+        env: &'env Env,
+        items: Unknown,
         flat_json: String,
-        options_json: Option<String>,
+        option_items: Option<Vec<u32>>,
+        options: Option<Vec<Unknown>>,
         trace: Option<TraceArgs>,
-    ) -> Result<Vec<JobObject>> {
-        guarded("enqueueBulk", async {
-            let jobs = bulk_jobs(&flat_json, options_json.as_deref(), trace)?;
-            let jobs = self.inner.enqueue_bulk(jobs).await.map_err(napi_err)?;
+    ) -> Result<PromiseRaw<'env, Vec<JobObject>>> {
+        let jobs = bulk_jobs(env, &items, &flat_json, option_items, options, trace)?;
+        let inner = self.inner.clone();
+        env.spawn_future(guarded("enqueueBulk", async move {
+            let jobs = inner.enqueue_bulk(jobs).await.map_err(napi_err)?;
             Ok(jobs.into_iter().map(Into::into).collect())
-        })
-        .await
+        }))
     }
 
     /// Memory: the job's id; the rest of the job goes into `out` (see [`ENQUEUED_SLOTS`]).
-    #[napi(catch_unwind)]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "type: string, payloadJson: string, options: EnqueueArgs | undefined | null, out: Float64Array"
+    )]
     pub fn enqueue_sync(
         &self,
-        job_type: String,
+        env: Env,
+        job_type: Unknown,
         payload_json: String,
-        options: Option<EnqueueArgs>,
+        options: Option<Unknown>,
         mut out: Float64ArraySlice,
     ) -> Result<String> {
-        let job = new_job(job_type, &payload_json, options)?;
+        let job = new_job(&env, job_type, &payload_json, options)?;
         // Safety: the JavaScript thread is in this call, so nothing else touches the array.
         let out = unsafe { out.as_mut() };
         let out = out
@@ -496,16 +401,22 @@ impl NativeProvider {
     }
 
     /// Memory: the ids joined (36 characters each), in order; the rest of each job goes into
-    /// `out`, [`ENQUEUED_SLOTS`] numbers per job. See [`bulk_jobs`] for the arguments.
-    #[napi(catch_unwind)]
+    /// `out`, [`ENQUEUED_SLOTS`] numbers per job. See `crate::enqueue::bulk_jobs` for the arguments.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "items: unknown, flatJson: string, optionItems: Array<number> | undefined | null, options: Array<EnqueueArgs> | undefined | null, out: Float64Array, trace?: TraceArgs | undefined | null"
+    )]
     pub fn enqueue_bulk_sync(
         &self,
+        env: Env,
+        items: Unknown,
         flat_json: String,
-        options_json: Option<String>,
+        option_items: Option<Vec<u32>>,
+        options: Option<Vec<Unknown>>,
         mut out: Float64ArraySlice,
         trace: Option<TraceArgs>,
     ) -> Result<String> {
-        let jobs = bulk_jobs(&flat_json, options_json.as_deref(), trace)?;
+        let jobs = bulk_jobs(&env, &items, &flat_json, option_items, options, trace)?;
         // Safety: the JavaScript thread is in this call, so nothing else touches the array.
         let out = unsafe { out.as_mut() };
         let n = jobs.len();
@@ -610,13 +521,22 @@ impl NativeProvider {
         Ok(self.mem()?.stats_now().into())
     }
 
-    #[napi]
-    pub async fn list_jobs(&self, options: Option<ListJobsArgs>) -> Result<JobPageObject> {
-        guarded("listJobs", async {
-            let filter = job_filter(options)?;
-            Ok(self.inner.list_jobs(filter).await.map_err(napi_err)?.into())
-        })
-        .await
+    /// `options` are checked here, before the promise.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: ListJobsArgs | undefined | null",
+        ts_return_type = "Promise<JobPageObject>"
+    )]
+    pub fn list_jobs<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, JobPageObject>> {
+        let filter = job_filter(env, options)?;
+        let inner = self.inner.clone();
+        env.spawn_future(guarded("listJobs", async move {
+            Ok(inner.list_jobs(filter).await.map_err(napi_err)?.into())
+        }))
     }
 
     #[napi]
@@ -684,13 +604,20 @@ impl NativeProvider {
         .await
     }
 
-    /// Postgres only: `[sql, param]` that enqueue these jobs (see [`bulk_jobs`]) when run on the
-    /// caller's connection inside its transaction; the one row's `jobs` is the jobs as JSON.
-    #[napi(catch_unwind)]
+    /// Postgres only: `[sql, param]` that enqueue these jobs (the arguments of `enqueueBulk`)
+    /// when run on the caller's connection inside its transaction; the one row's `jobs` is the
+    /// jobs as JSON.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "items: unknown, flatJson: string, optionItems?: Array<number> | undefined | null, options?: Array<EnqueueArgs> | undefined | null, trace?: TraceArgs | undefined | null"
+    )]
     pub fn tx_enqueue_sql(
         &self,
+        env: Env,
+        items: Unknown,
         flat_json: String,
-        options_json: Option<String>,
+        option_items: Option<Vec<u32>>,
+        options: Option<Vec<Unknown>>,
         trace: Option<TraceArgs>,
     ) -> Result<Vec<String>> {
         let pg = self.postgres.as_ref().ok_or_else(|| {
@@ -702,7 +629,7 @@ impl NativeProvider {
                 ),
             )
         })?;
-        let jobs = bulk_jobs(&flat_json, options_json.as_deref(), trace)?;
+        let jobs = bulk_jobs(&env, &items, &flat_json, option_items, options, trace)?;
         let (sql, param) = pg.transactional_enqueue(jobs).map_err(napi_err)?;
         Ok(vec![sql, param])
     }

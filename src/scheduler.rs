@@ -1,25 +1,105 @@
-//! `NativeScheduler`: the core scheduler as a JavaScript class. Rows cross as JSON text
-//! (dates as epoch ms), which `index.js` turns into objects with `Date`s.
+//! `NativeScheduler`: the core scheduler as a JavaScript class. Rows cross as typed objects
+//! (`ScheduledJobObject`, `RecurringJobObject`) with `Date`s and `null`s, as Prisma gave them
+//! to the old scheduler.
 
-use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json, warn_all};
-use crate::provider::{enqueue_options, EnqueueArgs, NativeProvider};
+use crate::bridge::{config_value, guarded, napi_err, throw_config, warn_all};
+use crate::enqueue::{date_at, enqueue_options, job_type};
+use crate::provider::{date, NativeProvider};
 use chaaskit_queue_core::config::{ConfigValue, SchedulerConfig};
 use chaaskit_queue_core::job::{now_ms, raw_json};
 use chaaskit_queue_core::schedule::{self, Schedule};
 use chaaskit_queue_core::scheduler::{RecurringInput, Scheduler};
+use chaaskit_queue_core::store::{RecurringJob, ScheduledJob};
+use chrono::{DateTime, Utc};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// `registerRecurring`'s input.
-#[napi(object)]
-pub struct RecurringArgs {
+/// `registerRecurring`'s input (the payload as JSON text); `type` and `options` are checked here.
+#[napi(object, object_to_js = false)]
+pub struct RecurringArgs<'a> {
     pub name: String,
-    #[napi(js_name = "type")]
-    pub job_type: String,
+    #[napi(js_name = "type", ts_type = "string")]
+    pub job_type: Option<Unknown<'a>>,
     pub payload_json: String,
     pub schedule: String,
     pub timezone: Option<String>,
-    pub options: Option<EnqueueArgs>,
+    #[napi(ts_type = "EnqueueArgs")]
+    pub options: Option<Unknown<'a>>,
+}
+
+/// A `ScheduledJob` row.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct ScheduledJobObject {
+    pub id: String,
+    #[napi(js_name = "type")]
+    pub job_type: String,
+    /// JSON text.
+    pub payload: String,
+    /// JSON text.
+    pub options: String,
+    pub scheduled_for: DateTime<Utc>,
+    #[napi(ts_type = "'scheduled' | 'enqueued' | 'cancelled'")]
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ScheduledJob> for ScheduledJobObject {
+    fn from(r: ScheduledJob) -> Self {
+        ScheduledJobObject {
+            id: r.id,
+            job_type: r.job_type,
+            payload: r.payload,
+            options: r.options,
+            scheduled_for: date(r.scheduled_for),
+            status: r.status,
+            error: r.error,
+            created_at: date(r.created_at),
+            updated_at: date(r.updated_at),
+        }
+    }
+}
+
+/// A `RecurringJob` row.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct RecurringJobObject {
+    pub id: String,
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub job_type: String,
+    /// JSON text.
+    pub payload: String,
+    /// JSON text.
+    pub options: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub enabled: bool,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<RecurringJob> for RecurringJobObject {
+    fn from(r: RecurringJob) -> Self {
+        RecurringJobObject {
+            id: r.id,
+            name: r.name,
+            job_type: r.job_type,
+            payload: r.payload,
+            options: r.options,
+            schedule: r.schedule,
+            timezone: r.timezone,
+            enabled: r.enabled,
+            next_run_at: r.next_run_at.map(date),
+            last_run_at: r.last_run_at.map(date),
+            last_error: r.last_error,
+            created_at: date(r.created_at),
+            updated_at: date(r.updated_at),
+        }
+    }
 }
 
 /// What one poll enqueued (`PollOutcome`).
@@ -116,34 +196,41 @@ impl NativeScheduler {
         })
     }
 
-    /// `options_json`: the job options (`maxRetries`, `timeout`, `priority`, `deduplicationKey`).
-    #[napi]
-    pub async fn schedule(
+    /// `type`, `date` (a `Date`, epoch ms or date string) and `options` (of which `delay` and
+    /// `scheduledFor` do not apply) are checked here, before the promise.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "type: string, payloadJson: string, date: Date | number | string, options?: EnqueueArgs | undefined | null",
+        ts_return_type = "Promise<ScheduledJobObject>"
+    )]
+    pub fn schedule<'env>(
         &self,
-        job_type: String,
+        env: &'env Env,
+        job_type_value: Unknown,
         payload_json: String,
-        at_ms: f64,
-        options: Option<EnqueueArgs>,
-    ) -> Result<String> {
-        guarded("Scheduler.schedule", async {
-            let payload = raw_json(&payload_json)
-                .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
-            let options = enqueue_options(options);
-            let row = self
-                .core
-                .schedule(&job_type, &payload, at_ms as i64, &options)
+        at: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, ScheduledJobObject>> {
+        let job_type = job_type(env, Some(job_type_value), "type")?;
+        let at = date_at(env, at, "date")?;
+        let options = enqueue_options(env, options, "options")?;
+        let payload = raw_json(&payload_json)
+            .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
+        let core = self.core.clone();
+        env.spawn_future(guarded("Scheduler.schedule", async move {
+            let row = core
+                .schedule(&job_type, &payload, at, &options)
                 .await
                 .map_err(napi_err)?;
-            to_json(&row)
-        })
-        .await
+            Ok(row.into())
+        }))
     }
 
     #[napi]
-    pub async fn get_scheduled_job(&self, id: String) -> Result<Option<String>> {
+    pub async fn get_scheduled_job(&self, id: String) -> Result<Option<ScheduledJobObject>> {
         guarded("Scheduler.getScheduledJob", async {
             let row = self.core.get_scheduled_job(&id).await.map_err(napi_err)?;
-            row.as_ref().map(to_json).transpose()
+            Ok(row.map(Into::into))
         })
         .await
     }
@@ -156,33 +243,35 @@ impl NativeScheduler {
         .await
     }
 
-    /// `registerRecurring`'s input, checked by `index.js` (the payload as JSON text).
-    #[napi]
-    pub async fn register_recurring(&self, input: RecurringArgs) -> Result<String> {
-        guarded("Scheduler.registerRecurring", async {
-            let payload = raw_json(&input.payload_json).map_err(|e| {
-                Error::new(
-                    Status::InvalidArg,
-                    format!("input.payload is not JSON: {e}"),
-                )
-            })?;
-            let input = RecurringInput {
-                name: input.name,
-                job_type: input.job_type,
-                payload,
-                schedule: input.schedule,
-                timezone: input.timezone,
-                options: enqueue_options(input.options),
-            };
-            to_json(
-                &self
-                    .core
-                    .register_recurring(input)
-                    .await
-                    .map_err(napi_err)?,
+    /// `registerRecurring`'s input (`index.js` checks the name, schedule and time zone kinds).
+    #[napi(catch_unwind, ts_return_type = "Promise<RecurringJobObject>")]
+    pub fn register_recurring<'env>(
+        &self,
+        env: &'env Env,
+        input: RecurringArgs,
+    ) -> Result<PromiseRaw<'env, RecurringJobObject>> {
+        let payload = raw_json(&input.payload_json).map_err(|e| {
+            Error::new(
+                Status::InvalidArg,
+                format!("input.payload is not JSON: {e}"),
             )
-        })
-        .await
+        })?;
+        let input = RecurringInput {
+            name: input.name,
+            job_type: job_type(env, input.job_type, "input.type")?,
+            payload,
+            schedule: input.schedule,
+            timezone: input.timezone,
+            options: enqueue_options(env, input.options, "input.options")?,
+        };
+        let core = self.core.clone();
+        env.spawn_future(guarded("Scheduler.registerRecurring", async move {
+            Ok(core
+                .register_recurring(input)
+                .await
+                .map_err(napi_err)?
+                .into())
+        }))
     }
 
     #[napi]
@@ -210,9 +299,10 @@ impl NativeScheduler {
     }
 
     #[napi]
-    pub async fn list_recurring(&self) -> Result<String> {
+    pub async fn list_recurring(&self) -> Result<Vec<RecurringJobObject>> {
         guarded("Scheduler.listRecurring", async {
-            to_json(&self.core.list_recurring().await.map_err(napi_err)?)
+            let rows = self.core.list_recurring().await.map_err(napi_err)?;
+            Ok(rows.into_iter().map(Into::into).collect())
         })
         .await
     }
@@ -220,23 +310,23 @@ impl NativeScheduler {
 
 /// `nextRuns(schedule, { timezone, from, count })`: the next `count` runs (default 1) of
 /// `schedule` in `timezone` (default UTC) strictly after `from_ms` (default now), as epoch
-/// ms. `index.js` checks the argument types; values are checked here.
-#[napi(catch_unwind)]
+/// ms. `index.js` checks the argument kinds; `from` (a `Date`, epoch ms or date string) and
+/// the values are checked here.
+#[napi(
+    catch_unwind,
+    ts_args_type = "schedule: string, timezone?: string | undefined | null, from?: Date | number | string | undefined | null, count?: number | undefined | null"
+)]
 pub fn next_runs(
+    env: Env,
     schedule: String,
     timezone: Option<String>,
-    from_ms: Option<f64>,
+    from: Option<Unknown>,
     count: Option<f64>,
 ) -> Result<Vec<f64>> {
     let tz = timezone.as_deref().unwrap_or(schedule::DEFAULT_TIME_ZONE);
     let s = Schedule::parse(&schedule, tz).map_err(napi_err)?;
-    let from = match from_ms {
-        Some(ms) if ms.is_finite() && ms.abs() <= MAX_DATE_MS => ms.floor() as i64,
-        Some(ms) => {
-            return Err(invalid_arg(format!(
-                "options.from must be a valid date, got {ms}"
-            )))
-        }
+    let from = match from {
+        Some(v) => date_at(&env, Some(v), "options.from")?,
         None => now_ms(),
     };
     let count = match count {
@@ -254,9 +344,6 @@ pub fn next_runs(
         .map(|ms| ms as f64)
         .collect())
 }
-
-/// The largest epoch-ms value a JavaScript `Date` holds.
-const MAX_DATE_MS: f64 = 8.64e15;
 
 fn invalid_arg(msg: String) -> Error {
     Error::new(Status::InvalidArg, msg)

@@ -1,31 +1,41 @@
 //! `NativeWorker`: the core worker pool driven from JavaScript. Jobs go to the JavaScript
 //! thread in batches through a threadsafe function; outcomes come back in batches.
 
-use crate::bridge::{config_value, guarded, throw_config, to_json, warn_all, AbortJobs, StartJobs};
+use crate::bridge::{
+    config_value, guarded, throw_config, to_json, warn_all, AbortJobs, EmitEvent, StartJobs,
+};
 use crate::provider::NativeProvider;
 use chaaskit_queue_core::config::{ConfigValue, WorkerConfig};
+use chaaskit_queue_core::events::{Delivered, EventKind, EventRecord};
+use chaaskit_queue_core::job::Job;
 use chaaskit_queue_core::worker::{AbortReason, Dispatch, HandlerRuntime, Outcome, Worker};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use std::sync::{Arc, Mutex};
 
-/// The JavaScript side of the worker: two callbacks, held only while the worker runs so a
+/// The JavaScript side of the worker: three callbacks, held only while the worker runs so a
 /// stopped worker does not keep Node's event loop alive.
 #[derive(Default)]
 struct JsRuntime {
-    callbacks: Mutex<Option<(StartJobs, AbortJobs)>>,
+    callbacks: Mutex<Option<Callbacks>>,
+}
+
+struct Callbacks {
+    start: StartJobs,
+    abort: AbortJobs,
+    event: EmitEvent,
 }
 
 impl JsRuntime {
-    fn with<F: FnOnce(&StartJobs, &AbortJobs)>(&self, f: F) {
-        if let Some((start, abort)) = self
+    fn with<F: FnOnce(&Callbacks)>(&self, f: F) {
+        if let Some(c) = self
             .callbacks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            f(start, abort);
+            f(c);
         }
     }
 }
@@ -33,8 +43,8 @@ impl JsRuntime {
 impl HandlerRuntime for JsRuntime {
     fn start(&self, jobs: Vec<Dispatch>) {
         match to_json(&jobs) {
-            Ok(json) => self.with(|start, _| {
-                start.call(json, ThreadsafeFunctionCallMode::NonBlocking);
+            Ok(json) => self.with(|c| {
+                c.start.call(json, ThreadsafeFunctionCallMode::NonBlocking);
             }),
             Err(e) => tracing::error!("worker: could not hand jobs to JavaScript: {e}"),
         }
@@ -44,14 +54,28 @@ impl HandlerRuntime for JsRuntime {
         let reason = match reason {
             AbortReason::Timeout => "timeout",
             AbortReason::Shutdown => "shutdown",
+            AbortReason::Cancelled => "cancel",
         };
         let tokens: Vec<f64> = tokens.into_iter().map(|t| t as f64).collect();
-        self.with(|_, abort| {
-            abort.call(
+        self.with(|c| {
+            c.abort.call(
                 (tokens, reason.to_owned()),
                 ThreadsafeFunctionCallMode::NonBlocking,
             );
         });
+    }
+
+    fn stalled(&self, job: Job) {
+        let event = Delivered {
+            record: EventRecord::new(EventKind::Stalled, job.id.clone()),
+            job,
+        };
+        match to_json(&event) {
+            Ok(json) => self.with(|c| {
+                c.event.call(json, ThreadsafeFunctionCallMode::NonBlocking);
+            }),
+            Err(e) => tracing::error!("worker: could not hand an event to JavaScript: {e}"),
+        }
     }
 
     fn close(&self) {
@@ -108,7 +132,8 @@ impl NativeWorker {
         serde_json::to_value(&self.config).map_err(|e| Error::from_reason(e.to_string()))
     }
 
-    /// Run until stopped. `on_jobs(json)` starts a batch; `on_abort(tokens, reason)` aborts signals.
+    /// Run until stopped. `on_jobs(json)` starts a batch; `on_abort(tokens, reason)` aborts
+    /// signals; `on_event(json)` delivers an event of the provider (`stalled`).
     /// The worker counts as running when this returns its promise, so a `stop()` called right
     /// after it ends this run.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
@@ -117,12 +142,17 @@ impl NativeWorker {
         env: &'env Env,
         on_jobs: StartJobs,
         on_abort: AbortJobs,
+        on_event: EmitEvent,
     ) -> Result<PromiseRaw<'env, ()>> {
         *self
             .runtime
             .callbacks
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((on_jobs, on_abort));
+            .unwrap_or_else(|p| p.into_inner()) = Some(Callbacks {
+            start: on_jobs,
+            abort: on_abort,
+            event: on_event,
+        });
         let run = self.core.run();
         env.spawn_future(guarded("Worker.start", async move {
             run.await;
@@ -154,9 +184,14 @@ impl NativeWorker {
     }
 
     /// Store progress for a running attempt; false when it is no longer running.
-    #[napi(catch_unwind)]
-    pub fn progress(&self, token: f64, percent: f64) -> bool {
-        self.core.progress(token as u64, percent)
+    /// `percent` is checked here (a number from 0 to 100).
+    #[napi(catch_unwind, ts_args_type = "token: number, percent: number")]
+    pub fn progress(&self, env: Env, token: f64, percent: Unknown) -> Result<bool> {
+        let percent = chaaskit_queue_core::config::rule::progress_of(&crate::bridge::config_value(
+            &percent, 1,
+        )?)
+        .map_err(|e| crate::bridge::throw_config(&env, e))?;
+        Ok(self.core.progress(token as u64, percent))
     }
 
     #[napi(catch_unwind)]

@@ -39,6 +39,7 @@ import {
   type JobContext,
   type JobHandler,
   type Job,
+  type QueueEvents,
   type ReceivedJob,
   type QueueStats,
   type JobStatus,
@@ -408,6 +409,14 @@ async function surface(): Promise<void> {
   worker.on('finished', () => {})
   // @ts-expect-error a progress listener gets a number, not a string
   worker.on('progress', (_job, percent: string) => void percent)
+  worker.on('stalled', (job: Job) => void job.status)
+  // Events across processes (postgres): the same names and arguments.
+  const events: QueueEvents = await queuePackage.createQueueEvents({ type: 'postgres', schema: 'app', publishEvents: true })
+  events.on('completed', (job, result, durationMs: number) => void [job.id, result, durationMs]).on('dead', (job, error) => void [job.id, error.message])
+  const shared: QueueEvents = await queuePackage.createQueueEvents(p)
+  await Promise.all([events.close(), shared.close()])
+  // @ts-expect-error a memory provider config has no publishEvents
+  void queuePackage.createQueueEvents({ type: 'memory', publishEvents: true })
   const metricsPort: number | null = new Worker({ provider: p, config: { metricsPort: 9464 } }).metricsPort
   const metrics: string = await queuePackage.getMetrics()
   void [metricsPort, metrics]
@@ -437,6 +446,31 @@ function scheduleRuns(): Date[] {
   // @ts-expect-error the time zone is a name, not an offset
   queuePackage.nextRuns('@daily', { timezone: -5 })
   return [...next, ...queuePackage.nextRuns('every 1 hour', options), ...queuePackage.nextRuns('0 9 * * 1#2')]
+}
+
+async function dashboardMount(provider: QueueProvider, scheduler: Scheduler): Promise<void> {
+  const { createServer } = await import('node:http')
+  const options: queuePackage.DashboardOptions = {
+    provider,
+    scheduler,
+    authorize: async (req, res) => {
+      if (req.headers.authorization === 'Bearer x') return true
+      res.writeHead(401).end()
+      return false
+    },
+    basePath: '/admin/queue',
+    refreshInterval: 5000,
+  }
+  const dashboard: queuePackage.DashboardHandler = queuePackage.createDashboard(options)
+  createServer(dashboard)
+  createServer((req, res) => dashboard(req, res, () => res.end('not the dashboard')))
+  const base: string = dashboard.basePath
+  dashboard.close()
+  // @ts-expect-error authorize is required
+  queuePackage.createDashboard({ provider })
+  // @ts-expect-error basePath is a string
+  queuePackage.createDashboard({ provider, authorize: () => true, basePath: 5 })
+  void base
 }
 
 // ---- Strictness: each of these must NOT compile --------------------------------------------------
@@ -520,4 +554,5 @@ void [
   badDelay,
   noEnabled,
   scheduleRuns,
+  dashboardMount,
 ]

@@ -142,6 +142,10 @@ pub struct PostgresConfig {
     #[serde(deserialize_with = "rule::boolean")]
     pub auto_migrate: bool,
     pub retention: RetentionConfig,
+    /// Publish job events (NOTIFY, one per batch) for `createQueueEvents` in other processes
+    /// (default true).
+    #[serde(deserialize_with = "rule::boolean")]
+    pub publish_events: bool,
 }
 
 impl Default for PostgresConfig {
@@ -152,6 +156,7 @@ impl Default for PostgresConfig {
             visibility_timeout: default_visibility_timeout(),
             auto_migrate: true,
             retention: RetentionConfig::default(),
+            publish_events: true,
         }
     }
 }

@@ -16,7 +16,10 @@ pub use jobs::Jobs;
 use crate::admin::{Cursor, JobFilter, JobPage};
 use crate::config::{PostgresConfig, RetentionConfig, SqliteConfig};
 use crate::error::{QueueError, Result};
-use crate::job::{retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStats, ReceivedJob};
+use crate::events::{self, Delivered, EventKind, EventRecord, Signal, Signals};
+use crate::job::{
+    has_retries_left, retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStats, ReceivedJob,
+};
 use crate::provider::QueueProvider;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
@@ -36,6 +39,8 @@ const ENQUEUE_BATCH: usize = 1000;
 const SETTLE_BATCH: usize = 1000;
 /// Rows one retention statement deletes at most.
 const PURGE_BATCH: i64 = 1000;
+/// How long queued events gather before one NOTIFY statement publishes them.
+const PUBLISH_WINDOW: Duration = Duration::from_millis(5);
 /// How often expired leases are looked for.
 const REAP_EVERY: Duration = Duration::from_millis(500);
 /// How often finished jobs past their retention are purged.
@@ -100,6 +105,8 @@ pub struct Shared {
     /// Ends the background tasks at close.
     stop: Notify,
     closed: AtomicBool,
+    /// Tells this process's workers of cancelled running jobs and stalled leases.
+    signals: Signals,
 }
 
 impl Shared {
@@ -175,10 +182,23 @@ struct Inner {
     lease_ms: u64,
     retention: RetentionConfig,
     /// Attempts handed out by this provider and not settled: the heartbeat renews them.
-    held: Mutex<HashMap<Uuid, i64>>,
+    held: Mutex<HashMap<Uuid, Held>>,
+    /// Events to publish for other processes (postgres with `publishEvents`); `None` when
+    /// nothing is published.
+    publish_tx: Option<mpsc::UnboundedSender<Vec<EventRecord>>>,
     settle_tx: Mutex<Option<mpsc::UnboundedSender<SettleReq>>>,
     settler: Mutex<Option<tokio::task::JoinHandle<()>>>,
     enqueuer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// An attempt this provider handed out: its delivery, and what its events say.
+#[derive(Clone, Copy)]
+struct Held {
+    delivery: i64,
+    since: Instant,
+    attempt: u32,
+    /// No retries left: a failure makes the job dead.
+    last: bool,
 }
 
 /// A durable queue provider over a [`Jobs`] table.
@@ -214,7 +234,7 @@ impl DbQueue {
         if config.auto_migrate {
             backend.migrate_postgres().await?;
         }
-        DbQueue::start(backend, lease, config.retention).await
+        DbQueue::start(backend, lease, config.retention, config.publish_events).await
     }
 
     /// The `sqlite` provider: open the file (creating it), migrate when `autoMigrate`, and start.
@@ -224,7 +244,7 @@ impl DbQueue {
         if config.auto_migrate {
             backend.migrate_sqlite().await?;
         }
-        DbQueue::start(backend, lease, config.retention).await
+        DbQueue::start(backend, lease, config.retention, false).await
     }
 
     /// Enqueue inside a caller's transaction: the statement to run on the caller's connection
@@ -260,10 +280,21 @@ impl DbQueue {
         Ok((sql, serde_json::Value::Array(param).to_string()))
     }
 
-    async fn start(backend: Jobs, lease_ms: u64, retention: RetentionConfig) -> Result<Arc<Self>> {
+    async fn start(
+        backend: Jobs,
+        lease_ms: u64,
+        retention: RetentionConfig,
+        publish: bool,
+    ) -> Result<Arc<Self>> {
         backend.ping().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (etx, erx) = mpsc::unbounded_channel();
+        let (publish_tx, publish_rx) = if publish {
+            let (t, r) = mpsc::unbounded_channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
         let inner = Arc::new(Inner {
             backend,
             enqueue_tx: Mutex::new(Some(etx)),
@@ -271,10 +302,12 @@ impl DbQueue {
                 wake: Notify::new(),
                 stop: Notify::new(),
                 closed: AtomicBool::new(false),
+                signals: Signals::default(),
             }),
             lease_ms,
             retention,
             held: Mutex::new(HashMap::new()),
+            publish_tx,
             settle_tx: Mutex::new(Some(tx)),
             settler: Mutex::new(None),
             enqueuer: Mutex::new(None),
@@ -284,6 +317,9 @@ impl DbQueue {
         *lock(&inner.settler) = Some(settler);
         *lock(&inner.enqueuer) = Some(tokio::spawn(enqueue_loop(Arc::downgrade(&inner), erx)));
         tokio::spawn(maintenance(Arc::downgrade(&inner)));
+        if let Some(rx) = publish_rx {
+            tokio::spawn(publish_loop(Arc::downgrade(&inner), rx));
+        }
         Ok(Arc::new(DbQueue { inner }))
     }
 
@@ -439,19 +475,97 @@ impl Inner {
 
     fn forget(&self, lease: Lease) {
         let mut held = lock(&self.held);
-        if held.get(&lease.id) == Some(&lease.delivery) {
+        if held.get(&lease.id).map(|h| h.delivery) == Some(lease.delivery) {
             held.remove(&lease.id);
         }
     }
 
+    /// The events with their jobs as stored now, in order; events of jobs gone are dropped.
+    async fn deliver(&self, records: Vec<EventRecord>) -> Result<Vec<Delivered>> {
+        let mut ids: Vec<Uuid> = records
+            .iter()
+            .filter_map(|r| Uuid::try_parse(&r.id).ok())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let jobs: HashMap<String, Job> = self
+            .backend
+            .by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|j| (j.id.clone(), j))
+            .collect();
+        Ok(records
+            .into_iter()
+            .filter_map(|record| {
+                let job = jobs.get(&record.id)?.clone();
+                Some(Delivered { record, job })
+            })
+            .collect())
+    }
+
+    /// Queue events for other processes (nothing when this provider does not publish).
+    fn publish(&self, records: Vec<EventRecord>) {
+        if let Some(tx) = &self.publish_tx {
+            if !records.is_empty() {
+                let _ = tx.send(records);
+            }
+        }
+    }
+
+    /// The events of settled attempts: `completed` for `acked`, `failed` (then `dead` when
+    /// out of retries) for `failed`.
+    fn publish_settled(&self, acked: &[Lease], failed: &[Lease]) {
+        if self.publish_tx.is_none() {
+            return;
+        }
+        let held = lock(&self.held);
+        let mut out = Vec::with_capacity(acked.len() + failed.len());
+        let info = |l: &Lease| {
+            held.get(&l.id)
+                .filter(|h| h.delivery == l.delivery)
+                .copied()
+        };
+        for l in acked {
+            let mut r = EventRecord::new(EventKind::Completed, l.id.hyphenated().to_string());
+            if let Some(h) = info(l) {
+                r.duration_ms = Some(h.since.elapsed().as_millis() as u64);
+            }
+            out.push(r);
+        }
+        for l in failed {
+            let id = l.id.hyphenated().to_string();
+            let h = info(l);
+            let last = h.is_some_and(|h| h.last);
+            let mut r = EventRecord::new(EventKind::Failed, id.clone());
+            r.attempt = h.map(|h| h.attempt);
+            r.will_retry = Some(!last);
+            out.push(r);
+            if last {
+                out.push(EventRecord::new(EventKind::Dead, id));
+            }
+        }
+        drop(held);
+        self.publish(out);
+    }
+
     async fn reap(&self) -> Result<u64> {
-        let n = self.backend.reap().await?;
+        let jobs = self.backend.reap().await?;
+        let n = jobs.len() as u64;
         if n > 0 {
             tracing::warn!(
                 jobs = n,
                 "{n} job(s) whose worker stopped renewing its lease are visible again (or dead when out of retries)"
             );
             self.shared.wake();
+            self.publish(
+                jobs.iter()
+                    .map(|j| EventRecord::new(EventKind::Stalled, j.id.clone()))
+                    .collect(),
+            );
+            for j in jobs {
+                self.shared.signals.send(Signal::Stalled(j));
+            }
             self.backend.notify_others().await?;
         }
         Ok(n)
@@ -475,15 +589,44 @@ impl Inner {
         Ok(total)
     }
 
+    /// Renew the held leases. One that no longer matches was settled meanwhile, reclaimed, or
+    /// cancelled: a cancel whose notification was lost is told to the workers from here.
     async fn heartbeat(&self) -> Result<()> {
         let leases: Vec<Lease> = lock(&self.held)
             .iter()
-            .map(|(&id, &delivery)| Lease { id, delivery })
+            .map(|(&id, h)| Lease {
+                id,
+                delivery: h.delivery,
+            })
             .collect();
         if leases.is_empty() {
             return Ok(());
         }
-        self.backend.extend(&leases, self.lease_ms).await
+        let kept: std::collections::HashSet<Lease> = self
+            .backend
+            .extend(&leases, self.lease_ms)
+            .await?
+            .into_iter()
+            .collect();
+        let lost: Vec<Uuid> = {
+            let held = lock(&self.held);
+            leases
+                .iter()
+                .filter(|l| !kept.contains(l))
+                // Still held: not settled here in between.
+                .filter(|l| held.get(&l.id).map(|h| h.delivery) == Some(l.delivery))
+                .map(|l| l.id)
+                .collect()
+        };
+        if lost.is_empty() {
+            return Ok(());
+        }
+        for job in self.backend.by_ids(&lost).await? {
+            if job.status == JobStatus::Cancelled {
+                self.shared.signals.send(Signal::Cancelled(job.id));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -610,6 +753,29 @@ async fn insert_batch(i: &Inner, batch: Vec<EnqueueReq>) {
     }
 }
 
+/// Publishes queued events: whatever was queued while one NOTIFY statement ran goes in the
+/// next, in payloads of at most [`events::MAX_NOTIFY_BYTES`].
+async fn publish_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Vec<EventRecord>>) {
+    while let Some(mut records) = rx.recv().await {
+        // Gather for a moment: a NOTIFY takes PostgreSQL's notification-queue lock at commit,
+        // so under load fewer, fuller payloads cost the workers less.
+        tokio::time::sleep(PUBLISH_WINDOW).await;
+        while let Ok(more) = rx.try_recv() {
+            records.extend(more);
+        }
+        let Some(i) = inner.upgrade() else { return };
+        let payloads = events::encode(&i.backend.schema, &records);
+        if let Err(e) = i.backend.publish(&payloads).await {
+            if !i.shared.is_closed() {
+                tracing::warn!(
+                    "queue events: publishing {} event(s) failed: {e}",
+                    records.len()
+                );
+            }
+        }
+    }
+}
+
 /// Settles attempts in batches: whatever is queued while one statement runs goes in the next.
 async fn settle_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<SettleReq>) {
     while let Some(first) = rx.recv().await {
@@ -638,6 +804,10 @@ async fn settle_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<SettleR
                 })
                 .collect();
             let r = i.backend.complete(&rows).await;
+            if let Ok(done) = &r {
+                // Before the replies: each caller forgets its lease once answered.
+                i.publish_settled(done, &[]);
+            }
             reply(acks, r, |r| match &r.op {
                 Settle::Ack(l, _) | Settle::Fail(l, _) => *l,
             });
@@ -651,6 +821,9 @@ async fn settle_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<SettleR
                 })
                 .collect();
             let r = i.backend.fail(&rows).await;
+            if let Ok(done) = &r {
+                i.publish_settled(&[], done);
+            }
             reply(fails, r, |r| match &r.op {
                 Settle::Ack(l, _) | Settle::Fail(l, _) => *l,
             });
@@ -756,12 +929,24 @@ impl QueueProvider for DbQueue {
                 r => r?,
             };
             if !claimed.is_empty() {
+                let since = Instant::now();
+                let publishing = self.inner.publish_tx.is_some();
+                let mut active = Vec::new();
                 let mut held = lock(&self.inner.held);
-                return Ok(claimed
+                let out = claimed
                     .into_iter()
                     .map(|(job, delivery)| {
                         if let Ok(id) = Uuid::try_parse(&job.id) {
-                            held.insert(id, delivery);
+                            let h = Held {
+                                delivery,
+                                since,
+                                attempt: job.attempts,
+                                last: !has_retries_left(job.attempts, &job.options),
+                            };
+                            held.insert(id, h);
+                        }
+                        if publishing {
+                            active.push(EventRecord::new(EventKind::Active, job.id.clone()));
                         }
                         let receipt_handle = format!("{}:{delivery}", job.id);
                         ReceivedJob {
@@ -769,7 +954,10 @@ impl QueueProvider for DbQueue {
                             receipt_handle,
                         }
                     })
-                    .collect());
+                    .collect();
+                drop(held);
+                self.inner.publish(active);
+                return Ok(out);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -817,6 +1005,12 @@ impl QueueProvider for DbQueue {
     async fn set_progress(&self, receipt: &str, percent: f64) -> Result<()> {
         let lease = parse_receipt(receipt)?;
         if self.inner.backend.set_progress(lease, percent).await? {
+            if self.inner.publish_tx.is_some() {
+                let mut r =
+                    EventRecord::new(EventKind::Progress, lease.id.hyphenated().to_string());
+                r.percent = Some(percent);
+                self.inner.publish(vec![r]);
+            }
             Ok(())
         } else {
             Err(QueueError::UnknownReceipt(receipt.to_owned()))
@@ -877,10 +1071,21 @@ impl QueueProvider for DbQueue {
     }
 
     async fn cancel_job(&self, id: &str) -> Result<bool> {
-        match Uuid::try_parse(id) {
-            Ok(id) => self.inner.backend.cancel(id).await,
-            Err(_) => Ok(false),
+        let Ok(uuid) = Uuid::try_parse(id) else {
+            return Ok(false);
+        };
+        if !self.inner.backend.cancel(uuid).await? {
+            return Ok(false);
         }
+        // A worker running it here aborts at once; one in another process (PostgreSQL) when
+        // the notification arrives, or at its next heartbeat if it is lost.
+        let id = uuid.hyphenated().to_string();
+        self.inner
+            .shared
+            .signals
+            .send(Signal::Cancelled(id.clone()));
+        self.inner.backend.notify_cancel(&id).await?;
+        Ok(true)
     }
 
     async fn pause(&self, job_type: Option<&str>) -> Result<()> {
@@ -905,6 +1110,49 @@ impl QueueProvider for DbQueue {
             .into_iter()
             .map(|k| (!k.is_empty()).then_some(k))
             .collect())
+    }
+
+    fn signals(&self) -> Option<&Signals> {
+        Some(&self.inner.shared.signals)
+    }
+
+    async fn subscribe_events(&self) -> Result<mpsc::UnboundedReceiver<Vec<Delivered>>> {
+        self.check_open()?;
+        let mut raw = self
+            .inner
+            .backend
+            .listen_events(Arc::downgrade(&self.inner.shared))
+            .await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(first) = raw.recv().await {
+                let Some(i) = inner.upgrade() else { return };
+                // Whatever else has arrived goes in the same read.
+                let mut records = Vec::new();
+                let mut next = Some(first);
+                while let Some(p) = next {
+                    if let Some(r) = events::decode(&i.backend.schema, &p) {
+                        records.extend(r);
+                    }
+                    next = raw.try_recv().ok();
+                }
+                if records.is_empty() {
+                    continue;
+                }
+                let delivered = match i.deliver(records).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!("queue events: reading the jobs of a notification failed; its events are dropped: {e}");
+                        continue;
+                    }
+                };
+                if !delivered.is_empty() && tx.send(delivered).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn close(&self) -> Result<()> {

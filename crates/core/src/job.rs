@@ -1,6 +1,7 @@
 //! The job model shared by every provider, the worker and the scheduler.
 //! Dates are milliseconds since the Unix epoch; payloads and results stay raw JSON text.
 
+use crate::config::{rule, ConfigError, ConfigValue};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,8 +13,16 @@ pub type Millis = i64;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// Default for [`JobOptions::timeout`], in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-/// Largest timeout or delay accepted, in milliseconds (the largest a JS timer takes).
+/// Largest timeout accepted, in milliseconds (the largest a JS timer takes).
 pub const MAX_TIMER_MS: u64 = 2_147_483_647;
+/// Largest delay accepted, in milliseconds (the largest integer a JavaScript number holds exactly).
+pub const MAX_DELAY_MS: u64 = 9_007_199_254_740_991;
+/// Default of `receive`'s `maxMessages`.
+pub const DEFAULT_RECEIVE_MAX: u32 = 1;
+/// Default of `receive`'s `waitTimeSeconds`.
+pub const DEFAULT_RECEIVE_WAIT_S: u64 = 20;
+/// Largest distance of a date from the epoch, in milliseconds (the range of a JavaScript `Date`).
+pub const MAX_DATE_MS: i64 = 8_640_000_000_000_000;
 
 /// Now, in milliseconds since the epoch.
 pub fn now_ms() -> Millis {
@@ -165,6 +174,18 @@ pub fn trace_context(
     }
 }
 
+/// One enqueue's options as the caller gave them, each field's value unread (`Undefined` when
+/// absent); [`EnqueueOptions::from_input`] checks them. Dates arrive as epoch milliseconds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnqueueInput {
+    pub delay: ConfigValue,
+    pub scheduled_for: ConfigValue,
+    pub max_retries: ConfigValue,
+    pub timeout: ConfigValue,
+    pub priority: ConfigValue,
+    pub deduplication_key: ConfigValue,
+}
+
 /// What a caller asks for at enqueue time (`EnqueueOptions` in JavaScript).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -181,6 +202,12 @@ pub struct EnqueueOptions {
 }
 
 impl EnqueueOptions {
+    /// The options found at `path` (`options`, `items[3].options`) checked: a `TypeError` or
+    /// `RangeError` naming the field and its value otherwise. The rules are in [`rule`].
+    pub fn from_input(input: &EnqueueInput, path: &str) -> Result<Self, ConfigError> {
+        rule::enqueue_options(input, path)
+    }
+
     /// The options stored on the job, defaults filled in.
     pub fn job_options(&self) -> JobOptions {
         let d = JobOptions::default();

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod durable;
 pub mod error;
+pub mod events;
 pub mod job;
 pub mod memory;
 pub mod metrics;

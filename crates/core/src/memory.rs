@@ -4,6 +4,7 @@
 use crate::admin::{Cursor, JobFilter, JobPage};
 use crate::config::MemoryConfig;
 use crate::error::{QueueError, Result};
+use crate::events::{Signal, Signals};
 use crate::job::{
     has_retries_left, now_ms, retry_backoff_ms, Job, JobOptions, JobStatus, Millis, NewJob,
     QueueStats, ReceivedJob,
@@ -23,6 +24,8 @@ pub struct MemoryQueue {
     /// High half of every job id this queue makes: job ids are UUIDs (version 8) whose low
     /// half is the job's sequence number, so an id finds its job without a second index.
     id_tag: u64,
+    /// Tells this process's workers of cancelled running jobs.
+    signals: Signals,
 }
 
 /// One job, kept compact: a pending job costs this struct, its map slot and its place in a set.
@@ -243,6 +246,7 @@ impl MemoryQueue {
             }),
             wake: Notify::new(),
             id_tag,
+            signals: Signals::default(),
         })
     }
 
@@ -682,21 +686,21 @@ impl Immediate for MemoryQueue {
             return false;
         };
         let mut st = self.lock();
-        match st.jobs.get(&seq).map(|e| e.status) {
-            Some(
-                JobStatus::Pending
-                | JobStatus::Scheduled
-                | JobStatus::Failed
-                | JobStatus::Processing,
-            ) => {}
+        let running = match st.jobs.get(&seq).map(|e| e.status) {
+            Some(JobStatus::Pending | JobStatus::Scheduled | JobStatus::Failed) => false,
+            Some(JobStatus::Processing) => true,
             _ => return false,
-        }
+        };
         Self::unqueue(&mut st, seq);
         if let Some(e) = st.jobs.get_mut(&seq) {
             e.extra().completed_at = Some(now_ms());
         }
         st.set_status(seq, JobStatus::Cancelled);
         st.finish(seq);
+        drop(st);
+        if running {
+            self.signals.send(Signal::Cancelled(id.to_owned()));
+        }
         true
     }
 
@@ -725,6 +729,10 @@ impl Immediate for MemoryQueue {
             }
         }
         self.wake.notify_waiters();
+    }
+
+    fn signals_now(&self) -> Option<&Signals> {
+        Some(&self.signals)
     }
 
     fn paused_now(&self) -> Vec<Option<String>> {

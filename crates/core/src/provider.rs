@@ -3,12 +3,13 @@
 
 use crate::admin::{unsupported, JobFilter, JobPage};
 use crate::error::Result;
+use crate::events::{Delivered, Signals};
 use crate::job::{now_ms, Job, Millis, NewJob, QueueStats, ReceivedJob};
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 /// A queue backend: the `QueueProvider` of the specification.
@@ -93,6 +94,21 @@ pub trait QueueProvider: Send + Sync + 'static {
         true
     }
 
+    /// What this provider tells the workers of its process (cancelled running jobs, stalled
+    /// leases); `None` when it has nothing to tell.
+    fn signals(&self) -> Option<&Signals> {
+        None
+    }
+
+    /// The cross-process event stream (PostgreSQL): batches of events with their jobs, in
+    /// order, until the receiver is dropped or the provider closes.
+    async fn subscribe_events(&self) -> Result<mpsc::UnboundedReceiver<Vec<Delivered>>> {
+        Err(unsupported(
+            self.name(),
+            "createQueueEvents (events across processes; use worker.on in the worker's process)",
+        ))
+    }
+
     /// The longest delay this backend holds itself; `None` when unbounded.
     fn max_delay(&self) -> Option<Duration> {
         None
@@ -139,6 +155,10 @@ pub trait Immediate: Send + Sync + 'static {
     fn pause_now(&self, job_type: Option<&str>);
     fn resume_now(&self, job_type: Option<&str>);
     fn paused_now(&self) -> Vec<Option<String>>;
+    /// See [`QueueProvider::signals`].
+    fn signals_now(&self) -> Option<&Signals> {
+        None
+    }
 }
 
 /// Every [`Immediate`] provider is a [`QueueProvider`]: each operation at once, and a receive
@@ -227,6 +247,9 @@ impl<T: Immediate> QueueProvider for T {
     }
     fn immediate(&self) -> Option<&dyn Immediate> {
         Some(self)
+    }
+    fn signals(&self) -> Option<&Signals> {
+        self.signals_now()
     }
 }
 

@@ -11,6 +11,7 @@
 //! once; so its wait is never longer than `shutdownTimeout`.
 
 use crate::config::WorkerConfig;
+use crate::events::Signal;
 use crate::job::{has_retries_left, now_ms, Job, ReceivedJob};
 use crate::metrics::{self, JobOutcome, TypeMetrics, WorkerGauges};
 use crate::provider::SharedProvider;
@@ -61,6 +62,8 @@ pub struct Outcome {
 pub enum AbortReason {
     Timeout,
     Shutdown,
+    /// `cancelJob` of a running job (in this process or, on PostgreSQL, another).
+    Cancelled,
 }
 
 /// Where handlers run (the JavaScript thread, in the binding).
@@ -69,6 +72,8 @@ pub trait HandlerRuntime: Send + Sync + 'static {
     fn start(&self, jobs: Vec<Dispatch>);
     /// Abort the signals of these attempts.
     fn abort(&self, tokens: Vec<u64>, reason: AbortReason);
+    /// A job's lease ran out and its provider took it back (the `stalled` event).
+    fn stalled(&self, _job: Job) {}
     /// The worker has stopped: release whatever keeps the host alive.
     fn close(&self) {}
 }
@@ -94,6 +99,8 @@ struct Flight {
     deadline: Instant,
     /// Set once the deadline passed: the attempt is already failed; the handler still runs.
     timed_out: bool,
+    /// The job was cancelled while this attempt ran: its outcome is discarded.
+    cancelled: bool,
     warned: bool,
     /// No retries left: a failure makes the job dead.
     last_attempt: bool,
@@ -234,7 +241,14 @@ impl Worker {
         *self.settle_tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         let settler = tokio::spawn(settle_loop(self.provider.clone(), rx));
         let timer = tokio::spawn(self.clone().timer_loop());
+        let signals = self
+            .provider
+            .signals()
+            .map(|s| tokio::spawn(self.clone().signal_loop(s.subscribe())));
         self.feed_loop().await;
+        if let Some(s) = signals {
+            s.abort();
+        }
         // stop() has drained the flights; let the settler finish what is queued.
         drop(
             self.settle_tx
@@ -414,6 +428,7 @@ impl Worker {
                     timeout_ms,
                     deadline,
                     timed_out: false,
+                    cancelled: false,
                     warned: false,
                     last_attempt,
                     started,
@@ -442,6 +457,12 @@ impl Worker {
                 };
                 landed = true;
                 st.deadlines.remove(&(f.deadline, o.token));
+                if f.cancelled {
+                    // cancelJob already ended the job; the provider discards this settle,
+                    // which only ends the attempt (its lease) here.
+                    settles.push(Settle::Ack(f.receipt, None));
+                    continue;
+                }
                 if f.timed_out {
                     // Already failed at its deadline; the late result is discarded. Its job may
                     // now run again here.
@@ -499,7 +520,7 @@ impl Worker {
     /// Store a handler's progress on its job.
     pub fn progress(&self, token: u64, percent: f64) -> bool {
         let receipt = match self.lock().flights.get(&token) {
-            Some(f) if !f.timed_out => f.receipt.clone(),
+            Some(f) if !f.timed_out && !f.cancelled => f.receipt.clone(),
             _ => return false,
         };
         self.settle(Settle::Progress(receipt, percent));
@@ -648,6 +669,9 @@ impl Worker {
                     let Some(f) = st.flights.get_mut(&token) else {
                         continue;
                     };
+                    if f.cancelled {
+                        continue;
+                    }
                     if !f.timed_out {
                         f.timed_out = true;
                         let (receipt, ms, id) = (f.receipt.clone(), f.timeout_ms, f.job_id.clone());
@@ -693,6 +717,69 @@ impl Worker {
                 None => wake.await,
             }
         }
+    }
+}
+
+impl Worker {
+    /// Acts on its provider's signals until the run ends.
+    async fn signal_loop(self: Arc<Self>, mut rx: tokio::sync::broadcast::Receiver<Signal>) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match rx.recv().await {
+                Ok(Signal::Cancelled(id)) => {
+                    self.cancel(&id);
+                }
+                Ok(Signal::Stalled(job)) => self.runtime.stalled(job),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        "worker: {n} queue signal(s) were missed (the worker fell behind)"
+                    );
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Job `id` was cancelled: abort its running attempt here (its outcome is then discarded)
+    /// and drop it if it waits here to start. Returns the attempts aborted.
+    pub fn cancel(&self, id: &str) -> usize {
+        let mut waiting = Vec::new();
+        let tokens: Vec<u64> = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            st.buffer.retain(|r| {
+                let keep = r.job.id != id;
+                if !keep {
+                    waiting.push(r.receipt_handle.clone());
+                }
+                keep
+            });
+            st.parked.retain(|r| {
+                let keep = r.job.id != id;
+                if !keep {
+                    waiting.push(r.receipt_handle.clone());
+                }
+                keep
+            });
+            st.flights
+                .iter_mut()
+                .filter(|(_, f)| f.job_id == id && !f.timed_out && !f.cancelled)
+                .map(|(&t, f)| {
+                    f.cancelled = true;
+                    t
+                })
+                .collect()
+        };
+        // Never started here: giving them back ends their leases (the provider keeps them
+        // cancelled).
+        for receipt in waiting {
+            self.settle(Settle::Release(receipt));
+        }
+        let n = tokens.len();
+        if n > 0 {
+            self.runtime.abort(tokens, AbortReason::Cancelled);
+        }
+        n
     }
 }
 

@@ -9,8 +9,9 @@ use std::cell::RefCell;
 use std::fmt;
 
 /// A JavaScript value as the config reader sees it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum ConfigValue {
+    #[default]
     Undefined,
     Null,
     Bool(bool),

@@ -146,9 +146,12 @@ impl Jobs {
                     .collect(),
             ),
         ];
-        let rows = self
-            .batch(&self.pool, &self.sql.insert, &cols, "enqueueing")
-            .await?;
+        let sql = if jobs.iter().any(|j| j.deduplication_key.is_some()) {
+            &self.sql.insert
+        } else {
+            &self.sql.insert_plain
+        };
+        let rows = self.batch(&self.pool, sql, &cols, "enqueueing").await?;
         rows.iter().map(inserted_from_row).collect()
     }
 
@@ -252,26 +255,46 @@ impl Jobs {
             == 1)
     }
 
-    /// Move the leases of these attempts `lease_ms` past the database's now.
-    pub(super) async fn extend(&self, leases: &[Lease], lease_ms: u64) -> Result<()> {
-        let ids = id_texts(leases.iter().map(|l| &l.id));
+    /// Move the leases of these attempts `lease_ms` past the database's now; returns the
+    /// leases still held (the others were settled, cancelled or reclaimed meanwhile).
+    pub(super) async fn extend(&self, held: &[Lease], lease_ms: u64) -> Result<Vec<Lease>> {
+        let ids = id_texts(held.iter().map(|l| &l.id));
         let cols = [
             Column::Text(strs(&ids)),
-            Column::Int(leases.iter().map(|l| l.delivery).collect()),
+            Column::Int(held.iter().map(|l| l.delivery).collect()),
         ];
         let args = [
             Arg::Int(i64::try_from(lease_ms).unwrap_or(i64::MAX)),
             Arg::Rows(&cols),
         ];
-        self.write(&self.work, &self.sql.extend, &args, "renewing leases")
-            .await
-            .map(drop)
+        let rows = self
+            .write_rows(&self.work, &self.sql.extend, &args, "renewing leases")
+            .await?;
+        leases(&rows)
     }
 
-    /// Expired leases: pending again, or dead when out of retries. Returns rows changed.
-    pub(super) async fn reap(&self) -> Result<u64> {
-        self.write(&self.work, &self.sql.reap, &[], "reclaiming expired leases")
-            .await
+    /// Expired leases: pending again, or dead when out of retries. Returns those jobs.
+    pub(super) async fn reap(&self) -> Result<Vec<Job>> {
+        let rows = self
+            .write_rows(&self.work, &self.sql.reap, &[], "reclaiming expired leases")
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// The jobs of these ids that exist, in any order.
+    pub(super) async fn by_ids(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
+        let ids = id_texts(ids.iter());
+        let cols = [Column::Text(strs(&ids))];
+        self.fetch(
+            &self.pool,
+            &self.sql.by_ids,
+            &[Arg::Rows(&cols)],
+            "reading jobs",
+        )
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
     }
 
     /// Delete up to `limit` jobs of `status` finished more than `older_than_ms` ago.
@@ -396,6 +419,58 @@ impl Jobs {
                 .map(drop)
             }
             Dialect::Sqlite => Ok(()),
+        }
+    }
+
+    /// Tell every process that job `id` was cancelled, so a worker running it aborts
+    /// (PostgreSQL: NOTIFY on the wake-up channel; SQLite has no one to tell).
+    pub(super) async fn notify_cancel(&self, id: &str) -> Result<()> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        let payload = crate::events::cancel_payload(&self.schema, id);
+        let args = [Arg::Text(super::postgres::CHANNEL), Arg::Text(&payload)];
+        self.fetch(
+            &self.pool,
+            "SELECT pg_notify($1, $2)",
+            &args,
+            "notifying a cancel",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Publish event payloads (see [`crate::events::encode`]) on the events channel, in one
+    /// statement. PostgreSQL only; nothing elsewhere.
+    pub(super) async fn publish(&self, payloads: &[String]) -> Result<()> {
+        if self.dialect != Dialect::Postgres || payloads.is_empty() {
+            return Ok(());
+        }
+        let cols = [Column::Text(strs(payloads))];
+        let sql = format!(
+            "SELECT pg_notify($1, u.p) FROM {}",
+            self.dialect.rows(2, &[("p", super::sql::Kind::Text)])
+        );
+        let args = [Arg::Text(super::postgres::EVENTS_CHANNEL), Arg::Rows(&cols)];
+        self.fetch(&self.pool, &sql, &args, "publishing events")
+            .await
+            .map(drop)
+    }
+
+    /// The raw payloads of the events channel for this schema's queue, from the moment this
+    /// resolves (LISTEN is on) until the receiver is dropped or the provider closes.
+    pub(super) async fn listen_events(
+        &self,
+        shared: Weak<Shared>,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        match &self.pool {
+            Pool::Pg(pool) => {
+                super::postgres::listen_events(pool.clone(), self.url.clone(), shared).await
+            }
+            Pool::Sqlite(_) => Err(crate::admin::unsupported(
+                self.name(),
+                "createQueueEvents (events across processes; use worker.on in the worker's process)",
+            )),
         }
     }
 

@@ -7,6 +7,7 @@ use super::sql::{insert_from, Statements};
 use super::Shared;
 use crate::config::PostgresConfig;
 use crate::error::{QueueError, Result};
+use crate::events::{parse_cancel, Signal};
 use crate::redact_url as redact;
 use crate::store::db::Pool;
 use crate::store::dialect::Dialect;
@@ -15,6 +16,7 @@ use sqlx::PgPool;
 use std::str::FromStr;
 use std::sync::Weak;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 const MIGRATION: &str = include_str!("../../../../migrations/postgres/0002_queue.sql");
 const ADMIN_MIGRATION: &str = include_str!("../../../../migrations/postgres/0003_admin.sql");
@@ -22,6 +24,8 @@ const ADMIN_MIGRATION: &str = include_str!("../../../../migrations/postgres/0003
 const MIGRATION_LOCK: i64 = 7_283_641_093;
 /// The NOTIFY channel; the payload is the schema whose table changed.
 pub(super) const CHANNEL: &str = "chaaskit_queue";
+/// The NOTIFY channel of job events (`createQueueEvents`); payloads name their schema.
+pub(super) const EVENTS_CHANNEL: &str = "chaaskit_queue_events";
 /// How long a call waits for a connection before it fails (the database is down).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,7 +66,7 @@ fn tx_insert(t: &str) -> String {
             SELECT u.jord, {jd} FROM u JOIN ins d ON d."deduplicationKey" = u.jkey
             WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins."id" = u.jid))
         SELECT COALESCE(json_agg(j ORDER BY jord), '[]'::json)::text AS "jobs" FROM out"#,
-        insert = insert_from(Dialect::Postgres, t, "u", "*"),
+        insert = insert_from(Dialect::Postgres, t, "u", "*", true),
         ji = job_json("i"),
         je = job_json("e"),
         jd = job_json("d"),
@@ -192,6 +196,8 @@ pub(super) fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Share
                     Ok(Some(n)) => {
                         if n.payload() == schema {
                             shared.wake();
+                        } else if let Some(id) = parse_cancel(&schema, n.payload()) {
+                            shared.signals.send(Signal::Cancelled(id.to_owned()));
                         }
                     }
                     // The connection dropped (it reconnects on the next call): anything
@@ -211,6 +217,75 @@ pub(super) fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Share
             }
         }
     });
+}
+
+/// LISTEN on the events channel (resolves once listening) and forward its payloads until the
+/// receiver is dropped or the provider closes; a lost connection reconnects with backoff
+/// (what was sent meanwhile is missed).
+pub(super) async fn listen_events(
+    pool: PgPool,
+    url: String,
+    shared: Weak<Shared>,
+) -> Result<mpsc::UnboundedReceiver<String>> {
+    let connect = |pool: PgPool| async move {
+        let mut l = PgListener::connect_with(&pool).await?;
+        l.listen(EVENTS_CHANNEL).await?;
+        Ok::<_, sqlx::Error>(l)
+    };
+    let mut listener = connect(pool.clone())
+        .await
+        .map_err(|e| QueueError::Backend(format!("queue database {url}: LISTEN failed: {e}")))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut retry = Duration::from_millis(100);
+        loop {
+            let Some(s) = shared.upgrade() else { return };
+            let got = {
+                let stop = s.stop.notified();
+                tokio::pin!(stop);
+                stop.as_mut().enable();
+                if s.is_closed() {
+                    return;
+                }
+                tokio::select! {
+                    r = listener.try_recv() => r,
+                    _ = &mut stop => return,
+                    _ = tx.closed() => return,
+                }
+            };
+            match got {
+                Ok(Some(n)) => {
+                    retry = Duration::from_millis(100);
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "queue database {url}: events LISTEN failed, reconnecting in {} ms: {e}",
+                        retry.as_millis()
+                    );
+                    loop {
+                        if !pause(&shared, retry).await || tx.is_closed() {
+                            return;
+                        }
+                        retry = (retry * 2).min(Duration::from_secs(10));
+                        match connect(pool.clone()).await {
+                            Ok(l) => {
+                                listener = l;
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!("queue database {url}: events LISTEN failed: {e}")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Sleep `d` unless the provider closes first; false when it is gone or closed.

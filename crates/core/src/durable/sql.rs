@@ -154,8 +154,13 @@ impl Dialect {
 
 /// Every statement the queue runs, made once for its dialect and table.
 pub(super) struct Statements {
+    /// Jobs of which some carry a deduplication key.
     pub insert: String,
+    /// Jobs none of which carries a deduplication key.
+    pub insert_plain: String,
     pub by_keys: String,
+    /// The jobs of these ids (the cross-process event listener's read).
+    pub by_ids: String,
     pub claim: String,
     pub next_due: String,
     pub complete: String,
@@ -219,16 +224,25 @@ pub(super) const INSERT_FIELDS: [(&str, Kind); 9] = [
 ];
 
 /// `INSERT … SELECT` of the jobs in `source` (a table `u` with [`INSERT_FIELDS`] and
-/// `jord`), in input order; rows whose deduplication key an unfinished job holds are skipped.
-pub(super) fn insert_from(d: Dialect, t: &str, source: &str, returning: &str) -> String {
+/// `jord`), in input order. With `dedup`, rows whose deduplication key an unfinished job
+/// holds are skipped; without, no row may carry a key (no conflict is possible, and the
+/// speculative insertion `ON CONFLICT` costs per row is saved).
+pub(super) fn insert_from(
+    d: Dialect,
+    t: &str,
+    source: &str,
+    returning: &str,
+    dedup: bool,
+) -> String {
     let now = d.clock();
+    let on_conflict = if dedup { "ON CONFLICT DO NOTHING" } else { "" };
     format!(
         r#"INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "deduplicationKey", "createdAt")
         SELECT v.jid, v.jtype, {payload}, {options}, CASE WHEN v.at > {now} THEN 'scheduled' ELSE 'pending' END,
             v.jprio, v.jretries, {run_at}, CASE WHEN v.at > {now} THEN v.at END, v.jkey, {now}
         FROM (SELECT u.*, COALESCE({sched}, {delayed}) AS at FROM {source}) AS v
         WHERE true ORDER BY v.jord
-        ON CONFLICT DO NOTHING
+        {on_conflict}
         RETURNING {returning}"#,
         payload = d.json("v.jpayload"),
         options = d.json("v.joptions"),
@@ -246,24 +260,25 @@ impl Statements {
         let key = d.row_key();
         let lease = |f: &'static str| [("jid", Kind::Uuid), ("jd", Kind::Int), (f, Kind::Text)];
         let settled = format!(r#"{} AS "id", "deliveries""#, d.text(r#""id""#));
+        let inserted = format!(
+            r#"{id} AS "id", {status} AS "status", {created} AS "createdAt", {sched} AS "scheduledFor""#,
+            id = d.text(r#""id""#),
+            // A new row is never `failed`: the shown status of a scheduled one.
+            status = shown_status(d, ""),
+            created = d.epoch_ms(r#""createdAt""#),
+            sched = d.epoch_ms(r#""scheduledFor""#),
+        );
         Statements {
-            insert: insert_from(
-                d,
-                t,
-                &d.rows(1, &INSERT_FIELDS),
-                &format!(
-                    r#"{id} AS "id", {status} AS "status", {created} AS "createdAt", {sched} AS "scheduledFor""#,
-                    id = d.text(r#""id""#),
-                    // A new row is never `failed`: the shown status of a scheduled one.
-                    status = shown_status(d, ""),
-                    created = d.epoch_ms(r#""createdAt""#),
-                    sched = d.epoch_ms(r#""scheduledFor""#),
-                ),
-            ),
+            insert: insert_from(d, t, &d.rows(1, &INSERT_FIELDS), &inserted, true),
+            insert_plain: insert_from(d, t, &d.rows(1, &INSERT_FIELDS), &inserted, false),
             by_keys: format!(
                 r#"SELECT {c} FROM {t} WHERE "deduplicationKey" IN (SELECT u.jkey FROM {rows})
                 AND "status" NOT IN ('completed', 'dead')"#,
                 rows = d.rows(1, &[("jkey", Kind::Text)]),
+            ),
+            by_ids: format!(
+                r#"SELECT {c} FROM {t} WHERE "id" IN (SELECT u.jid FROM {rows})"#,
+                rows = d.rows(1, &[("jid", Kind::Uuid)]),
             ),
             // The chosen rows are materialised first, so the lock is taken once per claim.
             claim: format!(
@@ -322,7 +337,8 @@ impl Statements {
                 r#"WITH s AS MATERIALIZED (
                     SELECT x.{key} AS sid FROM {t} x JOIN {rows} ON x."id" = u.jid AND x."deliveries" = u.jd
                     WHERE x."status" = 'processing'{lock})
-                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)"#,
+                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)
+                RETURNING {settled}"#,
                 rows = d.rows(2, &[("jid", Kind::Uuid), ("jd", Kind::Int)]),
                 lock = d.lock_of("x"),
                 until = d.clock_plus("$1"),
@@ -335,7 +351,8 @@ impl Statements {
                     "status" = CASE WHEN "attempts" <= "maxRetries" THEN 'pending' ELSE 'dead' END,
                     "completedAt" = CASE WHEN "attempts" <= "maxRetries" THEN NULL ELSE {now} END,
                     "lastError" = 'lease expired: the worker running this job stopped renewing its lease (crashed or lost)'
-                WHERE {key} IN (SELECT rid FROM r)"#,
+                WHERE {key} IN (SELECT rid FROM r)
+                RETURNING {c}"#,
                 lock = d.lock_of("x"),
             ),
             // $2: minus the retention in ms.
@@ -350,11 +367,13 @@ impl Statements {
                 shown_status(d, "")
             ),
             // $3/$4: the cursor's (createdAt in epoch ms, id), or NULL for the first page.
+            // ORDER BY names the table's columns (l."createdAt"): a bare "createdAt" is the
+            // output column, epoch ms on PostgreSQL, which no index has (1M jobs sorted a page).
             list: format!(
-                r#"SELECT {c} FROM {t}
+                r#"SELECT {c} FROM {t} AS l
                 WHERE ($1 IS NULL OR "status" = $1) AND ($2 IS NULL OR "type" = $2)
                     AND ($3 IS NULL OR ("createdAt", "id") < ({at}, {id}))
-                ORDER BY "createdAt" DESC, "id" DESC LIMIT $5"#,
+                ORDER BY l."createdAt" DESC, l."id" DESC LIMIT $5"#,
                 at = d.date_of_ms("$3"),
                 id = d.uuid("$4"),
             ),

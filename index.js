@@ -594,12 +594,8 @@ class Worker {
   _startJob(token, job, last, tracer) {
     // The AbortController is made when a handler first reads `ctx.signal`: most never do,
     // and making one per job would cost more than the rest of the dispatch.
-    const run = { ac: null, abortReason: undefined, job, last, span: null }
-    let traced = null
-    if (tracer !== null) {
-      traced = otel.startProcess(tracer, this.provider.name, job)
-      run.span = traced.span
-    }
+    const run = { ac: null, abortReason: undefined, job, last, span: null, context: null }
+    if (tracer !== null) otel.startProcess(tracer, this.provider.name, job, run)
     this._running.set(token, run)
     if (this._events !== null) this._emit('active', [job])
     const native = this._native
@@ -623,7 +619,7 @@ class Worker {
     if (!entry) return this._settle(token, new Error(`No handler registered for job type: ${job.type}`))
     let r
     try {
-      r = traced === null ? entry.handler(job, ctx) : otel.runIn(traced.context, entry.handler, job, ctx)
+      r = run.context === null ? entry.handler(job, ctx) : otel.runIn(run.context, entry.handler, job, ctx)
     } catch (e) {
       return this._settle(token, e === undefined ? new Error('Job failed (threw undefined)') : e)
     }

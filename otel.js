@@ -19,6 +19,7 @@ let api
 let noopProvider
 let tracerFor = null // the provider `tracer` was made by
 let tracer = null
+let CONSUMER
 
 function load() {
   api = false
@@ -30,6 +31,7 @@ function load() {
     return
   }
   noopProvider = new api.ProxyTracerProvider().getDelegate()
+  CONSUMER = api.SpanKind.CONSUMER
 }
 
 /** This package's tracer while a tracer provider is registered, else null (cheap: call it per job or per batch). */
@@ -130,15 +132,19 @@ function jobContext(job) {
   return api.trace.setSpanContext(api.context.active(), parent)
 }
 
-/** A CONSUMER span for one attempt of `job` (`t`: the tracer `activeTracer` gave), with its context. */
-function startProcess(t, provider, job) {
+/**
+ * Start a CONSUMER span for one attempt of `job` (`t`: the tracer `activeTracer` gave) and
+ * store it and its context on `run` (`run.span`, `run.context`): no object per job beyond
+ * the span, its attributes and its context.
+ */
+function startProcess(t, provider, job, run) {
   const parent = jobContext(job)
   const span = t.startSpan(
     `process ${job.type}`,
     {
-      kind: api.SpanKind.CONSUMER,
+      kind: CONSUMER,
       attributes: {
-        'messaging.system': system(provider),
+        'messaging.system': provider === 'sqs' ? 'aws_sqs' : 'chaaskit_queue',
         'messaging.operation.type': 'process',
         'messaging.operation.name': 'process',
         'messaging.destination.name': job.type,
@@ -149,7 +155,8 @@ function startProcess(t, provider, job) {
     },
     parent,
   )
-  return { span, context: api.trace.setSpan(parent, span) }
+  run.span = span
+  run.context = api.trace.setSpan(parent, span)
 }
 
 /** Call `fn(a, b)` with `context` active (so spans `fn` makes are children of the attempt's). */

@@ -7,8 +7,8 @@
 
 mod bridge;
 mod config;
-mod events;
 mod enqueue;
+mod events;
 mod logging;
 mod metrics;
 mod provider;

@@ -406,6 +406,8 @@ impl NativeProvider {
         catch_unwind,
         ts_args_type = "items: unknown, flatJson: string, optionItems: Array<number> | undefined | null, options: Array<EnqueueArgs> | undefined | null, out: Float64Array, trace?: TraceArgs | undefined | null"
     )]
+    // Positional arguments: the fast path's calling convention with index.js.
+    #[allow(clippy::too_many_arguments)]
     pub fn enqueue_bulk_sync(
         &self,
         env: Env,

@@ -564,7 +564,7 @@ impl Inner {
                     .collect(),
             );
             for j in jobs {
-                self.shared.signals.send(Signal::Stalled(j));
+                self.shared.signals.send(Signal::Stalled(Box::new(j)));
             }
             self.backend.notify_others().await?;
         }

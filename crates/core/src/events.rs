@@ -25,7 +25,7 @@ pub enum Signal {
     Cancelled(String),
     /// This job's lease ran out and the provider took it back (pending again, or dead when out
     /// of retries): the `stalled` event.
-    Stalled(Job),
+    Stalled(Box<Job>),
 }
 
 /// A provider's signal channel.

@@ -729,7 +729,7 @@ impl Worker {
                 Ok(Signal::Cancelled(id)) => {
                     self.cancel(&id);
                 }
-                Ok(Signal::Stalled(job)) => self.runtime.stalled(job),
+                Ok(Signal::Stalled(job)) => self.runtime.stalled(*job),
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(
                         "worker: {n} queue signal(s) were missed (the worker fell behind)"

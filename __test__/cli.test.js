@@ -50,13 +50,13 @@ class Cli {
 
   /** Resolves with the match once stdout matches `re`; rejects on timeout or exit. */
   async waitFor(re, timeoutMs = 15_000) {
-    const deadline = Date.now() + timeoutMs
+    const deadline = performance.now() + timeoutMs
     let done = false
     this.exited.then(() => (done = true))
     for (;;) {
       const m = re.exec(this.stdout)
       if (m) return m
-      if (done || Date.now() > deadline) {
+      if (done || performance.now() > deadline) {
         throw new Error(`${done ? 'worker exited' : 'timed out'} waiting for ${re}\n--- stdout:\n${this.stdout}\n--- stderr:\n${this.stderr}`)
       }
       await sleep(20)
@@ -88,7 +88,7 @@ async function run(args, opts) {
   return { code, signal, stdout: cli.stdout, stderr: cli.stderr }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { sleep } = require('./wait.js')
 const count = (text, re) => (text.match(new RegExp(re.source, `${re.flags.replace('g', '')}g`)) || []).length
 
 /** A Scheduler in this process on the worker's database, to feed it jobs. */
@@ -337,9 +337,9 @@ test('SQS: two worker processes share a queue and each job runs exactly once', {
     await provider.close()
   }
   const doneIn = (w) => [...w.stdout.matchAll(/^\[report (s\d+)\] done$/gm)].map((m) => m[1])
-  const deadline = Date.now() + 30_000
+  const deadline = performance.now() + 30_000
   while (doneIn(a).length + doneIn(b).length < N) {
-    if (Date.now() > deadline) throw new Error(`not all jobs ran: ${doneIn(a).length} + ${doneIn(b).length} of ${N}\n${a.stderr}\n${b.stderr}`)
+    if (performance.now() > deadline) throw new Error(`not all jobs ran: ${doneIn(a).length} + ${doneIn(b).length} of ${N}\n${a.stderr}\n${b.stderr}`)
     await sleep(50)
   }
   await sleep(500) // a duplicate delivery would show up here
@@ -422,9 +422,9 @@ test('postgres: migrate creates the QueueJob table; two worker processes share t
       await provider.close()
     }
     const doneIn = (w) => [...w.stdout.matchAll(/^\[report (p\d+)\] done$/gm)].map((m) => m[1])
-    const deadline = Date.now() + 30_000
+    const deadline = performance.now() + 30_000
     while (doneIn(a).length + doneIn(b).length < N) {
-      if (Date.now() > deadline) throw new Error(`not all jobs ran: ${doneIn(a).length} + ${doneIn(b).length} of ${N}\n${a.stderr}\n${b.stderr}`)
+      if (performance.now() > deadline) throw new Error(`not all jobs ran: ${doneIn(a).length} + ${doneIn(b).length} of ${N}\n${a.stderr}\n${b.stderr}`)
       await sleep(50)
     }
     await sleep(500)

@@ -16,17 +16,7 @@ const { PG_URL, pgReachable, dropSchemas } = require('./pg.js')
 const queue = require('../index.js')
 
 const RUN = randomUUID().slice(0, 8)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-async function until(what, fn, ms = 15_000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
+const { sleep, until } = require('./wait.js')
 
 let moto = null
 let sqs = null

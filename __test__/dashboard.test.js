@@ -15,17 +15,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const RUN = `${process.pid}_${Date.now().toString(36)}`
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-dashboard-'))
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-async function until(fn, what, ms = 15000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
-  }
-}
+const { sleep } = require('./wait.js')
 
 /** `handler` on a loopback port; resolves to { url, close }. */
 function listen(handler) {

@@ -13,17 +13,7 @@ const { Client } = require('pg')
 
 const PG_URL = process.env.QUEUE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const RUN = randomUUID().slice(0, 8)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-async function until(what, fn, ms = 15000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
+const { sleep, until } = require('./wait.js')
 
 const schemas = []
 const dirs = []

@@ -5,10 +5,10 @@ const assert = require('node:assert/strict')
 const parse = require('parse-prometheus-text-format')
 const q = require('..')
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { sleep } = require('./wait.js')
 async function until(fn, ms = 15000) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
+  const end = performance.now() + ms
+  while (performance.now() < end) {
     if (await fn()) return
     await sleep(10)
   }

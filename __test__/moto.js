@@ -48,7 +48,7 @@ async function startMoto() {
   const port = await freePort()
   const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
   const spawnError = new Promise((resolve) => child.once('error', resolve))
-  const deadline = Date.now() + 30_000
+  const deadline = performance.now() + 30_000
   let why = null
   for (;;) {
     const err = await Promise.race([spawnError, new Promise((r) => setTimeout(() => r(null), 100))])
@@ -61,7 +61,7 @@ async function startMoto() {
       break
     }
     if (await canConnect(port)) break
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       why = 'moto_server did not listen within 30 s'
       child.kill('SIGKILL')
       break

@@ -19,23 +19,13 @@ const { startMoto, sqsClient, createQueue, REGION } = require('./moto.js')
 const queue = require('../index.js')
 
 const RUN = randomUUID().slice(0, 8)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { sleep, until } = require('./wait.js')
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/
 
 const exporter = new InMemorySpanExporter()
 const sdk = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
 const tracer = api.trace.getTracer('otel-test')
 const register = () => api.trace.setGlobalTracerProvider(sdk)
-
-async function until(what, fn, ms = 15_000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
 
 const spans = () => exporter.getFinishedSpans()
 const named = (name) => spans().filter((s) => s.name === name)

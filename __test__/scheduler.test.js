@@ -12,17 +12,8 @@ const path = require('node:path')
 const queue = require('../index.js')
 const { startMoto, REGION, sqsClient, createQueue } = require('./moto.js')
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-async function waitFor(what, fn, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
-  }
-}
+const { sleep, until } = require('./wait.js')
+const waitFor = (what, fn, ms) => until(what, fn, ms, 25)
 
 // ---- PostgreSQL through psql ---------------------------------------------------------------
 

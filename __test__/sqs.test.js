@@ -34,17 +34,9 @@ function sqsTest(name, fn) {
   })
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-async function waitFor(what, fn, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
-  }
-}
+const { sleep, until } = require('./wait.js')
+// Every 100 ms: each poll is a request to moto.
+const waitFor = (what, fn, ms) => until(what, fn, ms, 100)
 
 function provider(queueUrl, extra = {}) {
   return queue.createQueueProvider({ type: 'sqs', region: REGION, queueUrl, endpoint: moto.endpoint, ...extra })

@@ -179,9 +179,9 @@ test('Prisma: an interactive transaction that commits queues the job a worker ru
   await assert.rejects(p.enqueue('prisma:ship', {}, { tx: prisma }), (e) => e instanceof TypeError && /not the PrismaClient itself/.test(e.message))
 
   w.start()
-  const deadline = Date.now() + 20_000
+  const deadline = performance.now() + 20_000
   while ((await p.getJob(committed.job.id)).status !== 'completed') {
-    assert.ok(Date.now() < deadline, 'the committed job ran')
+    assert.ok(performance.now() < deadline, 'the committed job ran')
     await new Promise((r) => setTimeout(r, 50))
   }
   assert.deepEqual(ran, [{ order: committed.order.id }])

@@ -5,10 +5,10 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 const q = require('..')
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { sleep } = require('./wait.js')
 async function until(fn, ms = 10000) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
+  const end = performance.now() + ms
+  while (performance.now() < end) {
     if (await fn()) return
     await sleep(10)
   }

@@ -1032,6 +1032,10 @@ function nextRuns(schedule, options = {}) {
 }
 
 // One object literal, so ES-module importers (`import { x }`, `export * from`) see every name.
+// A name, not `key: require(…)`: Node 24's CommonJS lexer reads the latter as a re-export of
+// the whole module, which would add the dashboard's own names to the package's ES view.
+const { createDashboard } = require('./dashboard/index.js')
+
 module.exports = {
   createQueueProvider,
   initializeQueueProvider,
@@ -1065,5 +1069,5 @@ module.exports = {
   resetScheduler,
   nextRuns,
   logger,
-  createDashboard: require('./dashboard/index.js').createDashboard,
+  createDashboard,
 }

@@ -111,7 +111,7 @@ async function workerProcess(setup) {
 
 /** 'go', then the seconds until `n` jobs are handled and none is left unfinished. */
 async function drainInChild(setup) {
-  const w = await workerProcess({ mode: 'drain', concurrency: CONCURRENCY, timeoutMs: DRAIN_TIMEOUT_MS, ...setup })
+  const w = await workerProcess({ mode: 'drain', n: N, concurrency: CONCURRENCY, timeoutMs: DRAIN_TIMEOUT_MS, ...setup })
   try {
     w.send('go')
     const r = await w.next()

@@ -979,6 +979,13 @@ impl QueueProvider for DbQueue {
         }
     }
 
+    /// As many as run: a claim is one statement whatever its size, so a worker's next batch
+    /// is claimed while the last one runs (with no-op jobs at concurrency 24 on SQLite, the
+    /// default's 10 left the claims too small to keep up).
+    fn prefetch(&self, concurrency: usize) -> usize {
+        concurrency.min(100)
+    }
+
     async fn acknowledge(&self, receipt: &str, result: Option<Box<RawValue>>) -> Result<()> {
         self.settle(receipt, |l| Settle::Ack(l, result)).await
     }

@@ -94,6 +94,13 @@ pub trait QueueProvider: Send + Sync + 'static {
         true
     }
 
+    /// How many jobs a worker at `concurrency` may hold beyond its running ones, so that the
+    /// next claim overlaps the running batch. Held jobs keep their leases (the provider's
+    /// heartbeat renews them); a stopping worker gives them back at once.
+    fn prefetch(&self, concurrency: usize) -> usize {
+        concurrency.min(10)
+    }
+
     /// What this provider tells the workers of its process (cancelled running jobs, stalled
     /// leases); `None` when it has nothing to tell.
     fn signals(&self) -> Option<&Signals> {

@@ -548,7 +548,7 @@ impl Worker {
         let prefetch = if self.provider.immediate().is_some() {
             0
         } else {
-            self.concurrency().min(10)
+            self.provider.prefetch(self.concurrency())
         };
         let mut backoff = Duration::from_millis(100);
         loop {

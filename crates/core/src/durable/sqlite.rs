@@ -10,8 +10,9 @@ use crate::store::dialect::Dialect;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::str::FromStr;
 
-const MIGRATION: &str = include_str!("../../../../migrations/sqlite/0002_queue.sql");
-const ADMIN_MIGRATION: &str = include_str!("../../../../migrations/sqlite/0003_admin.sql");
+pub(super) const MIGRATION: &str = include_str!("../../../../migrations/sqlite/0002_queue.sql");
+pub(super) const ADMIN_MIGRATION: &str =
+    include_str!("../../../../migrations/sqlite/0003_admin.sql");
 
 impl Jobs {
     /// A pool for `config.databaseUrl` (WAL, busy timeout; the file and its directory are

@@ -67,7 +67,7 @@ async function measure(label, provider, total, target) {
       ['status=dead', 'status=dead&limit=25'],
       ['type=email', 'type=email&limit=25'],
       ['status=dead&type=sms', 'status=dead&type=sms&limit=25'],
-      ['type=nope (no such type: the whole list is walked)', 'type=nope&limit=25'],
+      ['type=nope (no job has this type)', 'type=nope&limit=25'],
       ['page 40 (cursor), no filter', `limit=25&cursor=${encodeURIComponent(cursor)}`],
     ]
     for (const [name, q] of pages) {

@@ -3,7 +3,7 @@
 //! the in-transaction enqueue on PostgreSQL, one writer on SQLite) is in `postgres.rs` and
 //! `sqlite.rs`.
 
-use super::sql::Statements;
+use super::sql::{list_variant, Statements};
 use super::{backoff_table, Insert, Inserted, Lease, Shared};
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobOptions, JobStatus, QueueStats};
@@ -354,7 +354,12 @@ impl Jobs {
             Arg::Int(limit),
         ];
         let rows = self
-            .fetch(&self.pool, &self.sql.list, &args, "listing jobs")
+            .fetch(
+                &self.pool,
+                &self.sql.list[list_variant(status.is_some(), job_type.is_some(), after.is_some())],
+                &args,
+                "listing jobs",
+            )
             .await?;
         rows.iter().map(job_from_row).collect()
     }

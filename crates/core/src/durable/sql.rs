@@ -187,7 +187,9 @@ pub(super) struct Statements {
     pub purge: String,
     pub get: String,
     pub stats: String,
-    pub list: String,
+    /// By [`list_variant`]: each filter is either in the text or absent from it, so every
+    /// variant walks one index whatever the plan cache does with its parameters.
+    pub list: [String; 8],
     pub retry: String,
     pub cancel: String,
     pub pause: String,
@@ -264,6 +266,46 @@ pub(super) fn insert_from(
         run_at = d.greater("v.at", now),
         sched = d.date_of_ms("u.jsched"),
         delayed = d.clock_plus("COALESCE(u.jdelay, 0)"),
+    )
+}
+
+/// Which of [`Statements::list`] serves a listing with these filters.
+pub(super) fn list_variant(status: bool, job_type: bool, cursor: bool) -> usize {
+    usize::from(status) | usize::from(job_type) << 1 | usize::from(cursor) << 2
+}
+
+/// The listing of variant `v` (see [`list_variant`]): newest first, at most $5 rows. $1 the
+/// status, $2 the type, $3/$4 the cursor's (createdAt in epoch ms, id); a parameter whose filter
+/// the variant lacks is NULL and tested only as such (a constant, no row condition).
+/// ORDER BY names the table's columns (l."createdAt"): a bare "createdAt" is the output column,
+/// epoch ms on PostgreSQL, which no index has (1M jobs sorted a page). The indexes are
+/// ascending and walked backwards (ascending keys appended at the right keep them dense).
+fn list_sql(d: Dialect, t: &str, cols: &str, v: usize) -> String {
+    let on = |bit: usize| v & bit != 0;
+    let status = if on(1) {
+        r#"l."status" = $1"#
+    } else {
+        "$1 IS NULL"
+    };
+    let job_type = if on(2) {
+        r#"l."type" = $2"#
+    } else {
+        "$2 IS NULL"
+    };
+    let cursor = if on(4) {
+        format!(
+            r#"(l."createdAt", l."id") < ({at}, {id})"#,
+            at = d.date_of_ms("$3"),
+            id = d.uuid("$4"),
+        )
+    } else {
+        "$3 IS NULL AND $4 IS NULL".to_owned()
+    };
+    format!(
+        r#"SELECT {cols} FROM {t} AS l{walk}
+        WHERE {status} AND {job_type} AND {cursor}
+        ORDER BY l."createdAt" DESC, l."id" DESC LIMIT $5"#,
+        walk = d.walk(if on(2) { "type_created" } else { "created" }),
     )
 }
 
@@ -389,17 +431,7 @@ impl Statements {
                 r#"SELECT {} AS "s", count(*) AS "n" FROM {t} GROUP BY 1"#,
                 shown_status(d, "")
             ),
-            // $3/$4: the cursor's (createdAt in epoch ms, id), or NULL for the first page.
-            // ORDER BY names the table's columns (l."createdAt"): a bare "createdAt" is the
-            // output column, epoch ms on PostgreSQL, which no index has (1M jobs sorted a page).
-            list: format!(
-                r#"SELECT {c} FROM {t} AS l
-                WHERE ($1 IS NULL OR "status" = $1) AND ($2 IS NULL OR "type" = $2)
-                    AND ($3 IS NULL OR ("createdAt", "id") < ({at}, {id}))
-                ORDER BY l."createdAt" DESC, l."id" DESC LIMIT $5"#,
-                at = d.date_of_ms("$3"),
-                id = d.uuid("$4"),
-            ),
+            list: std::array::from_fn(|v| list_sql(d, t, &c, v)),
             // A dead job gives up its deduplication key for good: another job may hold it now.
             retry: format!(
                 r#"UPDATE {t} SET "status" = 'pending', "runAt" = {now}, "completedAt" = NULL, "lockedUntil" = NULL,
@@ -465,8 +497,21 @@ mod tests {
             ("reap", &s.reap, "QueueJob_lease_idx"),
             ("purge", &s.purge, "QueueJob_finished_idx"),
             ("get", &s.get, "sqlite_autoindex_QueueJob_1"),
-            ("list", &s.list, "QueueJob_list_idx"),
         ];
+        let list: Vec<(String, &String, &str)> = (0..8)
+            .map(|v| {
+                let index = if v & 2 != 0 {
+                    "QueueJob_type_created_idx"
+                } else {
+                    "QueueJob_created_idx"
+                };
+                (format!("list variant {v}"), &s.list[v], index)
+            })
+            .collect();
+        let hot = hot
+            .iter()
+            .map(|(n, q, i)| (n.to_string(), *q, *i))
+            .chain(list);
         for (name, sql, index) in hot {
             let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .fetch_all(&pool)

@@ -34,7 +34,7 @@ const BIG = Number(process.env.BENCH_PG_BIG || 1000000)
 const SMALL = 10000
 const CLAIM_BATCH = 100
 const CLAIM_ROUND = 1000
-const CLAIM_ROUNDS = 5
+const CLAIM_ROUNDS = 15
 const BATCH = 1000
 const CONCURRENCY = 24
 const LATENCY_RATE = 500
@@ -364,6 +364,31 @@ async function latency(sys, where, enqueueOne) {
   }
 }
 
+/**
+ * The machine's floor under any enqueue's latency: single-row INSERTs of a bare table (no index
+ * but its key, no trigger), one per call through node-postgres, at the same rate and for as long;
+ * each commit waits for the disk as an enqueue's does. Sorted ms from call to resolved.
+ */
+async function bareInsertLatency() {
+  const { Pool } = require('pg')
+  const pool = new Pool({ connectionString: DATABASE_URL, max: 10 })
+  const table = `"${freshSchema('bare_insert')}"`
+  try {
+    await pool.query(`CREATE TABLE ${table} (id BIGSERIAL PRIMARY KEY, payload JSON NOT NULL)`)
+    const took = []
+    const pending = []
+    await pace(LATENCY_RATE, LATENCY_MS, () => {
+      const t = performance.now()
+      pending.push(pool.query(`INSERT INTO ${table} (payload) VALUES ($1)`, [JSON.stringify({ t })]).then(() => took.push(performance.now() - t)))
+    })
+    await Promise.all(pending)
+    return took.sort((a, b) => a - b)
+  } finally {
+    await pool.query(`DROP TABLE IF EXISTS ${table}`)
+    await pool.end()
+  }
+}
+
 // ---- claim throughput -------------------------------------------------------------------------------
 
 /**
@@ -545,6 +570,12 @@ async function measureAll(later) {
         await dropSchema(schema)
       }
     }
+  }
+
+  if (section('latency')) {
+    const took = await bareInsertLatency()
+    const pcts = `${percentile(took, 50).toFixed(2)} / ${percentile(took, 99).toFixed(2)} / ${took[took.length - 1].toFixed(2)}`
+    rows.push({ name: `postgres: the machine's commit floor, a bare single-row INSERT per call (node-postgres, no index but the key, no trigger), ${fmt(LATENCY_RATE)} calls/s for ${(LATENCY_MS / 1000).toFixed(1)} s, call → resolved, p50 / p99 / max`, value: pcts, unit: 'ms', target: '' })
   }
 
   if (section('idle')) {

@@ -338,9 +338,10 @@ impl DbQueue {
         self.inner.reap().await
     }
 
-    /// Purge finished jobs past their retention now (the background task does this every minute).
+    /// Purge finished jobs past their retention now, then vacuum the table if the server will
+    /// not (what the background task does every minute); how many jobs were deleted.
     pub async fn purge_finished(&self) -> Result<u64> {
-        self.inner.purge().await
+        self.inner.purge_and_tidy().await
     }
 
     /// Claim in a task of its own: a receive dropped mid-claim (a worker stopping) gives the
@@ -589,6 +590,15 @@ impl Inner {
         Ok(total)
     }
 
+    /// [`Inner::purge`], then, when it deleted rows, [`Jobs::vacuum_if_unattended`].
+    async fn purge_and_tidy(&self) -> Result<u64> {
+        let n = self.purge().await?;
+        if n > 0 {
+            self.backend.vacuum_if_unattended().await?;
+        }
+        Ok(n)
+    }
+
     /// Renew the held leases. One that no longer matches was settled meanwhile, reclaimed, or
     /// cancelled: a cancel whose notification was lost is told to the workers from here.
     async fn heartbeat(&self) -> Result<()> {
@@ -652,6 +662,7 @@ async fn maintenance(inner: Weak<Inner>) {
     let mut last_beat = Instant::now();
     let mut last_reap = Instant::now() - REAP_EVERY;
     let mut last_purge = Instant::now() - PURGE_EVERY;
+    let mut purging: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         {
             let Some(i) = inner.upgrade() else { return };
@@ -671,11 +682,16 @@ async fn maintenance(inner: Weak<Inner>) {
                     tracing::warn!("reclaiming expired leases failed: {e}");
                 }
             }
-            if now - last_purge >= PURGE_EVERY {
+            // In a task of its own, so that a long purge never holds up a heartbeat.
+            if now - last_purge >= PURGE_EVERY && purging.as_ref().is_none_or(|t| t.is_finished()) {
                 last_purge = now;
-                if let Err(e) = i.purge().await.map(drop).or_else(|e| i.ignore_if_closed(e)) {
-                    tracing::warn!("purging finished jobs failed: {e}");
-                }
+                let i = i.clone();
+                purging = Some(tokio::spawn(async move {
+                    let r = i.purge_and_tidy().await.map(drop);
+                    if let Err(e) = r.or_else(|e| i.ignore_if_closed(e)) {
+                        tracing::warn!("purging finished jobs failed: {e}");
+                    }
+                }));
             }
         }
         tokio::time::sleep(tick).await;

@@ -313,6 +313,36 @@ impl Jobs {
             .await
     }
 
+    /// After a purge that deleted rows: on PostgreSQL, `VACUUM` the table when the server's
+    /// autovacuum is off (else it does this itself), so that a queue under steady load keeps
+    /// a bounded size. Whether it ran.
+    pub(super) async fn vacuum_if_unattended(&self) -> Result<bool> {
+        let Some(vacuum) = &self.sql.vacuum else {
+            return Ok(false);
+        };
+        let rows = self
+            .fetch(
+                &self.work,
+                "SELECT current_setting('autovacuum') AS \"on\"",
+                &[],
+                "reading the autovacuum setting",
+            )
+            .await?;
+        let on = rows
+            .first()
+            .map(|r| r.get::<String>("on"))
+            .transpose()?
+            .unwrap_or_default();
+        if on == "on" {
+            return Ok(false);
+        }
+        self.work
+            .script(vacuum)
+            .await
+            .map_err(self.err("vacuuming the jobs table"))?;
+        Ok(true)
+    }
+
     pub(super) async fn get(&self, id: Uuid) -> Result<Option<Job>> {
         let id = id.hyphenated().to_string();
         let rows = self

@@ -185,6 +185,9 @@ pub(super) struct Statements {
     pub extend: String,
     pub reap: String,
     pub purge: String,
+    /// PostgreSQL: reclaim the purged rows' space when the server's autovacuum will not
+    /// (`None` on SQLite, whose freed pages are reused as they are).
+    pub vacuum: Option<String>,
     pub get: String,
     pub stats: String,
     /// By [`list_variant`]: each filter is either in the text or absent from it, so every
@@ -421,11 +424,17 @@ impl Statements {
             // $1: 'completed' or 'dead'; $2: minus the retention in ms. (The IN list is the
             // index's own condition, which SQLite must see to use a partial index.)
             purge: format!(
-                r#"DELETE FROM {t} WHERE {key} IN (SELECT {key} FROM {t}{walk}
-                    WHERE "status" IN ('completed', 'dead') AND "status" = $1 AND "completedAt" < {before} LIMIT $3)"#,
+                r#"DELETE FROM {t} WHERE {key} IN (SELECT {key} FROM {t} f{walk}
+                    WHERE "status" IN ('completed', 'dead') AND "status" = $1 AND "completedAt" < {before} LIMIT $3{lock})"#,
                 before = d.clock_plus("$2"),
                 walk = d.walk("finished"),
+                // Purgers in several processes share the work instead of queueing on rows.
+                lock = d.lock_of("f"),
             ),
+            vacuum: match d {
+                Dialect::Postgres => Some(format!("VACUUM {t}")),
+                Dialect::Sqlite => None,
+            },
             get: format!(r#"SELECT {c} FROM {t} WHERE "id" = {}"#, d.uuid("$1")),
             stats: format!(
                 r#"SELECT {} AS "s", count(*) AS "n" FROM {t} GROUP BY 1"#,

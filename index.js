@@ -446,7 +446,8 @@ const clearJobHandlers = () => handlers.clear()
 async function executeJob(job, ctx) {
   if (job === null || typeof job !== 'object') throw new TypeError(`job must be an object, got ${describe(job)}`)
   const entry = handlers.get(job.type)
-  if (!entry) throw new Error(`No handler registered for job type: ${job.type}`)
+  // A type that is no string (a symbol would not even convert) is shown as describe() shows it.
+  if (!entry) throw new Error(`No handler registered for job type: ${typeof job.type === 'string' ? job.type : describe(job.type)}`)
   return entry.handler(job, ctx)
 }
 

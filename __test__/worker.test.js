@@ -24,7 +24,7 @@ async function setup(config = {}) {
 
 test.afterEach(() => q.clearJobHandlers())
 
-test('handler registry', () => {
+test('handler registry', async () => {
   const h = async () => 1
   q.registerJobHandler('x', h, 'desc')
   assert.deepEqual(q.getJobHandler('x'), { handler: h, description: 'desc' })
@@ -32,7 +32,10 @@ test('handler registry', () => {
   assert.deepEqual(q.getRegisteredJobTypes(), ['x'])
   assert.equal(q.unregisterJobHandler('x'), true)
   assert.equal(q.unregisterJobHandler('x'), false)
-  return assert.rejects(q.executeJob({ type: 'nope' }, {}), /No handler registered for job type: nope/)
+  await assert.rejects(q.executeJob({ type: 'nope' }, {}), /No handler registered for job type: nope/)
+  // A type that is no string is named too (a symbol once made the message itself throw).
+  await assert.rejects(q.executeJob({ type: Symbol('s') }, {}), { message: 'No handler registered for job type: Symbol(s)' })
+  await assert.rejects(q.executeJob({ type: 5 }, {}), { message: 'No handler registered for job type: 5' })
 })
 
 test('outcomes: result kept, sync throws of non-Errors, unknown type', async () => {

@@ -146,7 +146,10 @@ struct State {
     /// Finished jobs, oldest first, trimmed to `max_history`.
     history: VecDeque<u64>,
     max_history: usize,
+    /// Every job type seen, shared by the jobs of that type.
     types: HashSet<Arc<str>>,
+    /// The type interned last: a bulk of one type, the usual case, skips hashing each job's.
+    last_type: Option<Arc<str>>,
     stats: QueueStats,
     /// `pause()` of everything: nothing is handed out.
     paused_all: bool,
@@ -178,11 +181,18 @@ impl State {
     }
 
     fn intern(&mut self, t: &str) -> Arc<str> {
-        if let Some(a) = self.types.get(t) {
+        if let Some(a) = self.last_type.as_ref().filter(|a| ***a == *t) {
             return a.clone();
         }
-        let a: Arc<str> = Arc::from(t);
-        self.types.insert(a.clone());
+        let a = match self.types.get(t) {
+            Some(a) => a.clone(),
+            None => {
+                let a: Arc<str> = Arc::from(t);
+                self.types.insert(a.clone());
+                a
+            }
+        };
+        self.last_type = Some(a.clone());
         a
     }
 
@@ -240,6 +250,7 @@ impl MemoryQueue {
                 history: VecDeque::new(),
                 max_history: config.max_history_size,
                 types: HashSet::new(),
+                last_type: None,
                 stats: QueueStats::default(),
                 paused_all: false,
                 paused_types: HashSet::new(),
@@ -771,6 +782,33 @@ mod tests {
     fn a_pending_job_costs_one_80_byte_entry() {
         // RSS per pending job is a target (≤ 300 bytes); the entry is most of it.
         assert!(std::mem::size_of::<Entry>() <= 80);
+    }
+
+    #[test]
+    fn job_types_are_shared_and_kept_apart() {
+        // A bulk of mixed types: the last-type shortcut must never give a job another's type.
+        let q = q(10);
+        let types = ["a", "b", "b", "a", "ab", "a"];
+        let jobs = q
+            .enqueue_bulk_now(types.iter().map(|t| job(t, Default::default())).collect())
+            .unwrap();
+        let got: Vec<String> = jobs
+            .iter()
+            .map(|j| q.get_job_now(&j.id).unwrap().job_type)
+            .collect();
+        assert_eq!(got, types);
+        let st = q.lock();
+        assert_eq!(st.types.len(), 3);
+        let a: Vec<&Arc<str>> = st
+            .jobs
+            .values()
+            .filter(|e| &*e.job_type == "a")
+            .map(|e| &e.job_type)
+            .collect();
+        assert!(
+            a.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])),
+            "one Arc per type"
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ function describe(v) {
   try {
     return util.inspect(v, { depth: 1, breakLength: Infinity })
   } catch {
-    return String(v)
+    return Object.prototype.toString.call(v)
   }
 }
 
@@ -129,7 +129,8 @@ function errorMessage(e) {
   try {
     return `Job failed: ${JSON.stringify(e)}`
   } catch {
-    return `Job failed: ${String(e)}`
+    // Neither JSON (a cycle, a throwing getter) nor String() (a null-prototype object) may work.
+    return `Job failed: ${describe(e)}`
   }
 }
 

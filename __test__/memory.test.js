@@ -81,6 +81,24 @@ test('fail retries with backoff then dead; maxRetries means retries', async () =
   assert.deepEqual(await p.receive(1, 0), [], 'backing off')
 })
 
+test('fail with an error JSON and String() cannot carry still records what it was', async () => {
+  // Found by the fuzz test: a throwing getter defeats JSON, a null-prototype object String().
+  const p = await mem()
+  const bad = [{ get provider() { throw new Error('getter') } }, Object.create(null)]
+  const cyclic = { name: 'c' }
+  cyclic.self = cyclic
+  for (const [error, lastError] of [
+    [bad, 'Job failed: [ { provider: [Getter] }, [Object: null prototype] {} ]'],
+    [cyclic, "Job failed: <ref *1> { name: 'c', self: [Circular *1] }"],
+    [{ code: 7 }, 'Job failed: {"code":7}'],
+  ]) {
+    const j = await p.enqueue('t', {}, { maxRetries: 0 })
+    const [r] = await p.receive(1, 0)
+    await p.fail(r.receiptHandle, error)
+    assert.equal((await p.getJob(j.id)).lastError, lastError)
+  }
+})
+
 test('history keeps the newest maxHistorySize finished jobs', async () => {
   const p = await mem({ maxHistorySize: 2 })
   const ids = []

@@ -240,8 +240,9 @@ fn permanent(e: &QueueError) -> bool {
     matches!(e, QueueError::Invalid(_))
 }
 
+/// The rule every provider applies (`config::rule::job_type_of`): any non-empty string.
 fn check_type(job_type: &str) -> Result<()> {
-    if job_type.trim().is_empty() {
+    if job_type.is_empty() {
         return Err(QueueError::invalid(format!(
             "type must be a non-empty string, got {job_type:?}"
         )));
@@ -432,7 +433,7 @@ impl Scheduler {
     /// Insert or replace the recurring job named `input.name`: validates the schedule and
     /// time zone, enables it, clears `lastError` and computes `nextRunAt`.
     pub async fn register_recurring(&self, input: RecurringInput) -> Result<RecurringJob> {
-        if input.name.trim().is_empty() {
+        if input.name.is_empty() {
             return Err(QueueError::invalid(format!(
                 "name must be a non-empty string, got {:?}",
                 input.name

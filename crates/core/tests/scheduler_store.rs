@@ -279,11 +279,11 @@ async fn every_method(db: &Db) {
         "cancelled"
     );
     let e = s
-        .schedule("  ", &raw("{}"), now, &opts)
+        .schedule("", &raw("{}"), now, &opts)
         .await
         .unwrap_err()
         .to_string();
-    assert_eq!(e, "type must be a non-empty string, got \"  \"");
+    assert_eq!(e, "type must be a non-empty string, got \"\"");
 
     // A due job is enqueued, after which it can no longer be cancelled; a cancelled one never runs.
     let due = s

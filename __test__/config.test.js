@@ -63,6 +63,9 @@ test('the defaults come from the native side, and the constructors check their b
   assert.deepEqual(new q.Worker({ provider: p }).config, q.validateQueueConfig({}).worker)
   assert.throws(() => new q.Worker({ provider: p, config: { concurrency: -1 } }), { name: 'RangeError', message: 'worker.concurrency must be a non-negative integer up to 100000, got -1' })
   assert.throws(() => q.validateQueueConfig({}, 5), { name: 'TypeError', message: 'name must be a non-empty string, got 5' })
+  // A NUL in a value the message quotes (napi throws C strings; found by the fuzz test, seed 12).
+  assert.throws(() => q.validateQueueConfig(1023, '\u0000'), { name: 'TypeError', message: '\\u0000 must be an object, got 1023' })
+  assert.throws(() => new q.Worker({ provider: p, config: { concurrency: 'a\u0000' } }), { name: 'RangeError', message: /^worker\.concurrency must be .*, got "a\\u0000"$/ })
   q.resetQueueProvider()
 })
 

@@ -22,7 +22,9 @@ pub(crate) fn napi_err(e: QueueError) -> Error {
 
 /// Throw a config error as the JavaScript class its kind names (`TypeError`, `RangeError`, `Error`).
 pub(crate) fn throw_config(env: &Env, e: ConfigError) -> Error {
-    let msg = e.to_string();
+    // napi takes the message as a C string: a NUL the caller passed in (quoted in the
+    // message) is written as JSON would write it, or the throw itself would fail.
+    let msg = e.to_string().replace('\0', "\\u0000");
     let thrown = match e.kind {
         ErrorKind::Type => env.throw_type_error(&msg, None),
         ErrorKind::Range => env.throw_range_error(&msg, None),

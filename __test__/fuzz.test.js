@@ -259,7 +259,7 @@ test(`fuzz: every export and method with random arguments (seed ${SEED})`, { tim
     ['clearJobHandlers', [], () => [], () => q.clearJobHandlers()],
     ['executeJob', ['job', 'ctx'], () => [arg(), arg()], (j, c) => q.executeJob(j, c)],
     // The message names the path the caller gave (`name`, default `queue`).
-    // The name is the errors' path; a NUL in it is written \\u0000 (napi throws C strings).
+    // The name is the errors' path; a NUL in it is written \u0000 (napi throws C strings).
     ['validateQueueConfig', (c, n) => ['queue', 'name', typeof n === 'string' ? n.toWellFormed().replaceAll('\0', '\\u0000') : 'queue'], () => [arg(), chance(0.8) ? undefined : arg()], (c, n) => q.validateQueueConfig(c, n)],
     ['redactUrl', ['url'], () => [arg()], (u) => q.redactUrl(u)],
     ['getWorker', ['options', 'provider', 'worker'], () => [chance(0.5) ? { provider, config: arg() } : arg()], (o) => q.getWorker(o)],

@@ -164,8 +164,8 @@ class NativeQueueProvider {
     if (bulkOptions?.tx !== undefined) return this._enqueueInTx(bulkOptions.tx, items)
     const { flat, optionItems, options } = bulkArgs(items)
     const span = otel.startSend(this.name, items)
-    if (span !== null) return otel.sending(span, async () => (await this._native.enqueueBulk(items, flat, optionItems, options, otel.traceOf(span))).map(fromNative))
-    return (await this._native.enqueueBulk(items, flat, optionItems, options)).map(fromNative)
+    if (span !== null) return otel.sending(span, async () => parseJobs(await this._native.enqueueBulk(items, flat, optionItems, options, otel.traceOf(span))))
+    return parseJobs(await this._native.enqueueBulk(items, flat, optionItems, options))
   }
 
   /** Enqueue inside the caller's transaction (postgres): the SQL comes from Rust, `tx` runs it. */

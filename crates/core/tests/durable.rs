@@ -404,6 +404,94 @@ contract!(bulk_keeps_order_and_stats_count, 30, |q, _b| {
     assert!(q.enqueue_bulk(Vec::new()).await.unwrap().is_empty());
 });
 
+// A large batch without deduplication keys goes in by COPY on PostgreSQL (an INSERT on SQLite):
+// each job as enqueueBulk returns it is the job as stored, and as a one-job enqueue (an INSERT
+// on both) of the same item stores it, down to escapes, due times and the database's clock.
+contract!(a_large_bulk_is_stored_as_returned, 30, |q, _b| {
+    let now = chaaskit_queue_core::job::now_ms();
+    let item = |i: usize| {
+        let o = EnqueueOptions {
+            priority: Some(u32::try_from(i % 3).unwrap()),
+            delay: (i % 5 == 0).then_some(60_000),
+            scheduled_for: match i % 5 {
+                1 => Some(now + 3_600_000),
+                2 => Some(now - 1_000),
+                _ => None,
+            },
+            max_retries: (i % 7 == 0).then_some(0),
+            ..Default::default()
+        };
+        let payload = format!(
+            "{{\n\t\"i\": {i}, \"s\": \"tab\\t nl\\n cr\\r back\\\\ quote\\\" \\u00e9 \\\\N\"}}"
+        );
+        let t = if i % 5 == 3 {
+            "odd\ttype\\with\nescapes"
+        } else {
+            "bulk"
+        };
+        NewJob::new(t, raw_json(&payload).unwrap(), o)
+    };
+    let n = 100;
+    let out = q.enqueue_bulk((0..n).map(item).collect()).await.unwrap();
+    let one = q.enqueue_bulk(vec![item(n)]).await.unwrap().pop().unwrap();
+    let one_alone = q.enqueue(item(0)).await.unwrap();
+    assert_eq!(out.len(), n);
+    let shown = |j: &chaaskit_queue_core::Job| {
+        let mut v = serde_json::to_value(j).unwrap();
+        v.as_object_mut().unwrap().remove("id");
+        v
+    };
+    for (i, j) in out.iter().enumerate() {
+        let stored = q.get_job(&j.id).await.unwrap().expect("stored");
+        assert_eq!(
+            shown(&stored),
+            shown(j),
+            "job {i} as returned and as stored"
+        );
+        let sent: serde_json::Value = serde_json::from_str(item(i).payload.get()).unwrap();
+        let got: serde_json::Value = serde_json::from_str(j.payload.get()).unwrap();
+        assert_eq!(got, sent, "job {i}'s payload");
+        assert_eq!(j.job_type, item(i).job_type);
+        assert_eq!(
+            j.created_at, out[0].created_at,
+            "one batch, one clock reading"
+        );
+        let (status, due) = match i % 5 {
+            0 => (JobStatus::Scheduled, Some(j.created_at + 60_000)),
+            1 => (JobStatus::Scheduled, Some(now + 3_600_000)),
+            _ => (JobStatus::Pending, None),
+        };
+        assert_eq!((j.status, j.scheduled_for), (status, due), "job {i}");
+        assert_eq!(j.options.max_retries, if i % 7 == 0 { 0 } else { 3 });
+    }
+    // The same item as a one-job enqueue: the same shape but for its clock reading.
+    let delayed = |j: &chaaskit_queue_core::Job| j.scheduled_for.map(|at| at - j.created_at);
+    assert_eq!(delayed(&one_alone), delayed(&out[0]));
+    assert_eq!(one.status, out[n % 5].status);
+    let mut a = shown(&one_alone);
+    let mut b = shown(&out[0]);
+    for v in [&mut a, &mut b] {
+        let o = v.as_object_mut().unwrap();
+        o.remove("createdAt");
+        o.remove("scheduledFor");
+    }
+    assert_eq!(a, b);
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.pending, s.scheduled), (60, 42));
+    // Due ones come out by priority, then in order.
+    let got = q.receive(100, NOW).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|r| r.job.id.as_str()).collect();
+    let mut want: Vec<(u32, usize, &str)> = out
+        .iter()
+        .chain([&one])
+        .enumerate()
+        .filter(|(_, j)| j.status == JobStatus::Pending)
+        .map(|(i, j)| (j.options.priority, i, j.id.as_str()))
+        .collect();
+    want.sort();
+    assert_eq!(ids, want.iter().map(|w| w.2).collect::<Vec<_>>());
+});
+
 contract!(close_ends_receivers_and_refuses_enqueues, 30, |q, _b| {
     let waiting = {
         let q = q.clone();

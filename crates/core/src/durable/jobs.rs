@@ -28,6 +28,8 @@ pub struct Jobs {
     pub(super) sql: Statements,
     /// PostgreSQL: the statement of an enqueue inside a caller's transaction.
     pub(super) tx_insert: Option<String>,
+    /// PostgreSQL: the `COPY` of a large batch without deduplication keys.
+    pub(super) copy_in: Option<String>,
     /// PostgreSQL: the schema (the NOTIFY payload).
     pub(super) schema: String,
     /// The redacted URL, for messages.
@@ -59,6 +61,7 @@ impl Jobs {
             write: tokio::sync::Mutex::new(()),
             sql,
             tx_insert: None,
+            copy_in: None,
             schema,
             url,
         }
@@ -130,6 +133,12 @@ impl Jobs {
     /// Insert; rows whose deduplication key is taken by an unfinished job are skipped.
     /// Returns what the database decided for the inserted rows, in any order.
     pub(super) async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
+        let keys = jobs.iter().any(|j| j.deduplication_key.is_some());
+        if let Some(copy_in) = self.copy_in.as_deref() {
+            if !keys && jobs.len() >= super::postgres::COPY_MIN {
+                return self.insert_copy(copy_in, jobs).await;
+            }
+        }
         let ids = id_texts(jobs.iter().map(|j| &j.id));
         let cols = [
             Column::Text(strs(&ids)),
@@ -146,7 +155,7 @@ impl Jobs {
                     .collect(),
             ),
         ];
-        let sql = if jobs.iter().any(|j| j.deduplication_key.is_some()) {
+        let sql = if keys {
             &self.sql.insert
         } else {
             &self.sql.insert_plain

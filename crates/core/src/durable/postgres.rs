@@ -4,15 +4,16 @@
 
 use super::jobs::Jobs;
 use super::sql::{insert_from, Statements};
-use super::Shared;
+use super::{Insert, Inserted, Shared};
 use crate::config::PostgresConfig;
 use crate::error::{QueueError, Result};
 use crate::events::{parse_cancel, Signal};
+use crate::job::JobStatus;
 use crate::redact_url as redact;
 use crate::store::db::Pool;
 use crate::store::dialect::Dialect;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row as _};
 use std::str::FromStr;
 use std::sync::Weak;
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub(super) const CHANNEL: &str = "chaaskit_queue";
 pub(super) const EVENTS_CHANNEL: &str = "chaaskit_queue_events";
 /// How long a call waits for a connection before it fails (the database is down).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Batches of at least this many jobs, none with a deduplication key, go in by `COPY` (below
+/// it the two extra round trips cost more than the rows save).
+pub(super) const COPY_MIN: usize = 64;
 
 /// `"name"` with inner quotes doubled.
 fn quote_ident(name: &str) -> String {
@@ -133,7 +138,75 @@ impl Jobs {
             shown,
         );
         jobs.tx_insert = Some(tx_insert(&table));
+        jobs.copy_in = Some(format!(
+            r#"COPY {table} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "createdAt") FROM STDIN WITH (FORMAT binary)"#
+        ));
         Ok(jobs)
+    }
+
+    /// Insert `jobs` (none carries a deduplication key) with one `COPY … FROM STDIN`, about
+    /// twice as fast as the `INSERT … SELECT unnest(…)` of the same rows. What that INSERT
+    /// computes from the database clock is computed here from the same clock, read first in
+    /// the same transaction (`now()` is the transaction's start), so the rows are identical.
+    pub(super) async fn insert_copy(
+        &self,
+        copy_in: &str,
+        jobs: &[&Insert],
+    ) -> Result<Vec<Inserted>> {
+        let Pool::Pg(pool) = &self.pool else {
+            return Err(QueueError::Backend("COPY needs PostgreSQL".into()));
+        };
+        let err = self.err("enqueueing");
+        let mut tx = pool.begin().await.map_err(&err)?;
+        // now() in µs, and as a TIMESTAMPTZ(3) column stores it, in ms.
+        let clock = sqlx::query(
+            "SELECT CAST(EXTRACT(EPOCH FROM now()) * 1000000 AS BIGINT) AS us, CAST(EXTRACT(EPOCH FROM CAST(now() AS TIMESTAMPTZ(3))) * 1000 AS BIGINT) AS ms",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(&err)?;
+        let (now_us, now_ms): (i64, i64) = (
+            clock.try_get("us").map_err(&err)?,
+            clock.try_get("ms").map_err(&err)?,
+        );
+        let mut data = CopyBinary::new(jobs.len() * 200);
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let due = copy_due(j, now_us, now_ms);
+            let (status, run_at) = match due {
+                Some(at) => (JobStatus::Scheduled, at),
+                None => (JobStatus::Pending, now_ms),
+            };
+            data.row(10);
+            data.bytes(j.id.as_bytes());
+            data.bytes(j.job_type.as_bytes());
+            data.bytes(j.payload.get().as_bytes());
+            data.bytes(j.options.as_bytes());
+            data.bytes(status.as_str().as_bytes());
+            data.int(j.priority);
+            data.int(j.max_retries);
+            data.time(run_at);
+            match due {
+                Some(at) => data.time(at),
+                None => data.null(),
+            }
+            data.time(now_ms);
+            out.push(Inserted {
+                id: j.id,
+                status,
+                created_at: now_ms,
+                scheduled_for: due,
+            });
+        }
+        let data = data.finish()?;
+        let mut copy = tx.copy_in_raw(copy_in).await.map_err(&err)?;
+        if let Err(e) = copy.send(data).await {
+            let _ = copy.abort(e.to_string()).await;
+            return Err(err(e));
+        }
+        copy.finish().await.map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        Ok(out)
     }
 
     /// Create the table when missing: one simple-protocol query runs as one transaction, so
@@ -144,6 +217,77 @@ impl Jobs {
             "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}\n{ADMIN_MIGRATION}"
         );
         self.pool.script(&sql).await.map_err(self.err("migrating"))
+    }
+}
+
+/// When a job the INSERT would make `scheduled` is due (epoch ms), or None when it is due
+/// now: its `scheduledFor`, else the clock plus its delay, if later than the clock (`now_us`,
+/// and `now_ms` as stored).
+fn copy_due(j: &Insert, now_us: i64, now_ms: i64) -> Option<i64> {
+    match (j.scheduled_for, j.delay_ms) {
+        (Some(at), _) => (at.saturating_mul(1000) > now_us).then_some(at),
+        (None, Some(d)) if d > 0 => Some(now_ms.saturating_add(d)),
+        _ => None,
+    }
+}
+
+/// Rows in `COPY`'s binary format: no escaping, and dates and numbers as PostgreSQL keeps them
+/// (parsing date text is most of what a text `COPY` costs the server per row).
+struct CopyBinary {
+    data: Vec<u8>,
+    /// A field too long for the format (over 2 GiB).
+    too_long: bool,
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+
+impl CopyBinary {
+    fn new(capacity: usize) -> CopyBinary {
+        let mut b = Vec::with_capacity(capacity + 21);
+        b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        b.extend_from_slice(&0i32.to_be_bytes()); // flags
+        b.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        CopyBinary {
+            data: b,
+            too_long: false,
+        }
+    }
+
+    /// Start a row of `fields` fields.
+    fn row(&mut self, fields: i16) {
+        self.data.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        let len = i32::try_from(v.len()).unwrap_or_else(|_| {
+            self.too_long = true;
+            0
+        });
+        self.data.extend_from_slice(&len.to_be_bytes());
+        self.data.extend_from_slice(v);
+    }
+
+    fn int(&mut self, v: i64) {
+        self.data.extend_from_slice(&8i32.to_be_bytes());
+        self.data.extend_from_slice(&v.to_be_bytes());
+    }
+
+    /// A `TIMESTAMPTZ` of epoch ms.
+    fn time(&mut self, ms: i64) {
+        self.int(ms.saturating_mul(1000).saturating_sub(PG_EPOCH_US));
+    }
+
+    fn null(&mut self) {
+        self.data.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>> {
+        if self.too_long {
+            return Err(QueueError::invalid("a job's field is over 2 GiB"));
+        }
+        self.data.extend_from_slice(&(-1i16).to_be_bytes());
+        Ok(self.data)
     }
 }
 

@@ -114,6 +114,43 @@ function toJob(j) {
 
 const parseJobs = (json) => JSON.parse(json).map(toJob)
 
+const JOB_STATUSES = binding.jobStatuses()
+const SLOTS = binding.enqueuedSlots()
+
+/**
+ * A job just queued: the caller's type, payload and options, and the call's trace context; the
+ * rest as the native side stored it, `SLOTS` numbers from `out[k]` (`ENQUEUED_SLOTS` in
+ * src/provider.rs). A status number of -1 is a job that already held the deduplication key:
+ * `existing(id)` gives it.
+ */
+function queuedJob(id, type, payload, given, out, k, trace, existing) {
+  const status = out[k + 5] | 0
+  if (status < 0) return existing(id)
+  // `>>> 0`: the integers as small integers, not heap doubles (all three are u32 natively).
+  const options = { maxRetries: out[k + 2] >>> 0, timeout: out[k + 3] >>> 0, priority: out[k + 4] >>> 0 }
+  // The caller's options, which the native side checked and stored.
+  if (given != null && given.deduplicationKey !== undefined) options.deduplicationKey = given.deduplicationKey
+  if (given != null && typeof given.traceparent === 'string') trace = given
+  if (trace !== undefined) {
+    options.traceparent = trace.traceparent
+    if (typeof trace.tracestate === 'string') options.tracestate = trace.tracestate
+  }
+  const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[status], attempts: 0, createdAt: new Date(out[k]) }
+  const scheduledFor = out[k + 1]
+  if (scheduledFor === scheduledFor) job.scheduledFor = new Date(scheduledFor) // NaN when none
+  return job
+}
+
+/** `queuedJob` for each of `items`, whose ids come joined, 36 characters each. */
+function queuedJobs(items, ids, out, trace, existing) {
+  const jobs = new Array(items.length)
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]
+    jobs[i] = queuedJob(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, it.options, out, i * SLOTS, trace, existing)
+  }
+  return jobs
+}
+
 /** A native job object (dates already `Date`s) with its payload and result parsed. */
 function fromNative(j) {
   if (j === null || j === undefined) return null
@@ -164,8 +201,15 @@ class NativeQueueProvider {
     if (bulkOptions?.tx !== undefined) return this._enqueueInTx(bulkOptions.tx, items)
     const { flat, optionItems, options } = bulkArgs(items)
     const span = otel.startSend(this.name, items)
-    if (span !== null) return otel.sending(span, async () => parseJobs(await this._native.enqueueBulk(items, flat, optionItems, options, otel.traceOf(span))))
-    return parseJobs(await this._native.enqueueBulk(items, flat, optionItems, options))
+    const trace = span === null ? undefined : otel.traceOf(span)
+    const queue = async () => {
+      // `EnqueuedJobs` in src/provider.rs: the jobs of items with a deduplication key as JSON.
+      const { ids, slots, keyed } = await this._native.enqueueBulk(items, flat, optionItems, options, trace)
+      const held = keyed == null ? [] : JSON.parse(keyed)
+      let next = 0
+      return queuedJobs(items, ids, slots, trace, () => toJob(held[next++]))
+    }
+    return span === null ? queue() : otel.sending(span, queue)
   }
 
   /** Enqueue inside the caller's transaction (postgres): the SQL comes from Rust, `tx` runs it. */
@@ -282,9 +326,6 @@ function txRunner(tx) {
   throw new TypeError(`options.tx must be a Prisma interactive-transaction client or a node-postgres client, got ${describe(tx)}`)
 }
 
-const JOB_STATUSES = binding.jobStatuses()
-const SLOTS = binding.enqueuedSlots()
-
 /**
  * The memory provider: it never blocks, so every call is synchronous on the native side. An
  * enqueue returns the id and writes the stored job's numbers into a Float64Array (see
@@ -297,24 +338,8 @@ class MemoryQueueProvider extends NativeQueueProvider {
     this._bulkOut = this._out
   }
 
-  /** The job just queued: the caller's type and payload, the rest as the native side stored it. */
-  _queued(id, type, payload, given, out, k, trace) {
-    const status = out[k + 5] | 0
-    if (status < 0) return fromNative(this._native.getJobSync(id)) // an existing job with that deduplicationKey
-    // `>>> 0`: the integers as small integers, not heap doubles (all three are u32 natively).
-    const options = { maxRetries: out[k + 2] >>> 0, timeout: out[k + 3] >>> 0, priority: out[k + 4] >>> 0 }
-    // The caller's options, which the native side checked and stored.
-    if (given != null && given.deduplicationKey !== undefined) options.deduplicationKey = given.deduplicationKey
-    if (given != null && typeof given.traceparent === 'string') trace = given
-    if (trace !== undefined) {
-      options.traceparent = trace.traceparent
-      if (typeof trace.tracestate === 'string') options.tracestate = trace.tracestate
-    }
-    const job = { id, type, payload: payload === undefined ? null : payload, options, status: JOB_STATUSES[status], attempts: 0, createdAt: new Date(out[k]) }
-    const scheduledFor = out[k + 1]
-    if (scheduledFor === scheduledFor) job.scheduledFor = new Date(scheduledFor) // NaN when none
-    return job
-  }
+  /** A deduplicated job: the one that held the key. */
+  _existing = (id) => fromNative(this._native.getJobSync(id))
 
   async enqueue(type, payload, options) {
     const json = payloadJson(payload)
@@ -322,10 +347,10 @@ class MemoryQueueProvider extends NativeQueueProvider {
     const span = otel.startSend(this.name, type)
     if (span !== null) {
       const traced = otel.withTrace(span, options)
-      return otel.sending(span, () => this._queued(this._native.enqueueSync(type, json, traced, this._out), type, payload, traced, this._out, 0))
+      return otel.sending(span, () => queuedJob(this._native.enqueueSync(type, json, traced, this._out), type, payload, traced, this._out, 0, undefined, this._existing))
     }
     const id = this._native.enqueueSync(type, json, options, this._out)
-    return this._queued(id, type, payload, options, this._out, 0)
+    return queuedJob(id, type, payload, options, this._out, 0, undefined, this._existing)
   }
 
   async enqueueBulk(items, bulkOptions) {
@@ -335,19 +360,13 @@ class MemoryQueueProvider extends NativeQueueProvider {
     // V8 to collect, which makes its collector run more often.
     if (this._bulkOut.length < SLOTS * n) this._bulkOut = new Float64Array(SLOTS * n)
     const span = otel.startSend(this.name, items)
-    if (span !== null) return otel.sending(span, () => this._queuedBulk(items, n, flat, optionItems, options, otel.traceOf(span)))
-    return this._queuedBulk(items, n, flat, optionItems, options)
+    if (span !== null) return otel.sending(span, () => this._queuedBulk(items, flat, optionItems, options, otel.traceOf(span)))
+    return this._queuedBulk(items, flat, optionItems, options)
   }
 
-  _queuedBulk(items, n, flat, optionItems, options, trace) {
-    const out = this._bulkOut
-    const ids = this._native.enqueueBulkSync(items, flat, optionItems, options, out, trace)
-    const jobs = new Array(n)
-    for (let i = 0; i < n; i++) {
-      const it = items[i]
-      jobs[i] = this._queued(ids.slice(i * 36, i * 36 + 36), it.type, it.payload, it.options, out, i * SLOTS, trace)
-    }
-    return jobs
+  _queuedBulk(items, flat, optionItems, options, trace) {
+    const ids = this._native.enqueueBulkSync(items, flat, optionItems, options, this._bulkOut, trace)
+    return queuedJobs(items, ids, this._bulkOut, trace, this._existing)
   }
 
   async receive(maxMessages, waitTimeSeconds) {

@@ -24,7 +24,7 @@ use crate::provider::QueueProvider;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -105,6 +105,8 @@ pub struct Lease {
 /// What the background tasks reach through a weak reference.
 pub struct Shared {
     wake: Notify,
+    /// Wakes so far: what a receiver saw of the queue holds while this is unchanged.
+    wakes: AtomicU64,
     /// Ends the background tasks at close.
     stop: Notify,
     closed: AtomicBool,
@@ -115,6 +117,7 @@ pub struct Shared {
 impl Shared {
     /// Wake every idle receiver of this provider.
     pub fn wake(&self) {
+        self.wakes.fetch_add(1, Ordering::AcqRel);
         self.wake.notify_waiters();
     }
     pub fn is_closed(&self) -> bool {
@@ -192,9 +195,20 @@ struct Inner {
     settle_tx: Mutex<Option<mpsc::UnboundedSender<SettleReq>>>,
     settler: Mutex<Option<tokio::task::JoinHandle<()>>>,
     enqueuer: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Whether the worker's pool was warmed (on the first receive; see
-    /// [`Pool::warm`](crate::store::db::Pool::warm)).
-    work_warmed: AtomicBool,
+    /// Whether a receive has come: the first starts the wake-ups from other processes and
+    /// warms the worker's pool (see [`Pool::warm`](crate::store::db::Pool::warm)).
+    receiving: AtomicBool,
+    /// What the last receive saw of the queue, valid while no wake has come since.
+    quiet: Mutex<Option<Quiet>>,
+}
+
+/// The queue as a receive left it: at wake number `wakes`, a claim came back short (no
+/// other job was due), and after `until` (when known) a look is due anyway: a delayed job's
+/// due time, a held row's retry, or the fallback poll.
+#[derive(Clone, Copy)]
+struct Quiet {
+    wakes: u64,
+    until: Option<Instant>,
 }
 
 /// An attempt this provider handed out: its delivery, and what its events say.
@@ -306,6 +320,7 @@ impl DbQueue {
             enqueue_tx: Mutex::new(Some(etx)),
             shared: Arc::new(Shared {
                 wake: Notify::new(),
+                wakes: AtomicU64::new(0),
                 stop: Notify::new(),
                 closed: AtomicBool::new(false),
                 signals: Signals::default(),
@@ -317,9 +332,9 @@ impl DbQueue {
             settle_tx: Mutex::new(Some(tx)),
             settler: Mutex::new(None),
             enqueuer: Mutex::new(None),
-            work_warmed: AtomicBool::new(false),
+            receiving: AtomicBool::new(false),
+            quiet: Mutex::new(None),
         });
-        inner.backend.listen(Arc::downgrade(&inner.shared));
         let settler = tokio::spawn(settle_loop(Arc::downgrade(&inner), rx));
         *lock(&inner.settler) = Some(settler);
         *lock(&inner.enqueuer) = Some(tokio::spawn(enqueue_loop(Arc::downgrade(&inner), erx)));
@@ -375,6 +390,47 @@ impl DbQueue {
             }
         });
         rx.await.map_err(|_| QueueError::Closed)?
+    }
+
+    /// Claim up to `max` jobs and hold them: the jobs a receive returns.
+    async fn claim_received(&self, max: usize) -> Result<Vec<ReceivedJob>> {
+        let claimed = match self.claim(max).await {
+            // Closed while claiming: the pool is gone, and so are the jobs it held.
+            Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
+            r => r?,
+        };
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let since = Instant::now();
+        let publishing = self.inner.publish_tx.is_some();
+        let mut active = Vec::new();
+        let mut held = lock(&self.inner.held);
+        let out = claimed
+            .into_iter()
+            .map(|(job, delivery)| {
+                if let Ok(id) = Uuid::try_parse(&job.id) {
+                    let h = Held {
+                        delivery,
+                        since,
+                        attempt: job.attempts,
+                        last: !has_retries_left(job.attempts, &job.options),
+                    };
+                    held.insert(id, h);
+                }
+                if publishing {
+                    active.push(EventRecord::new(EventKind::Active, job.id.clone()));
+                }
+                let receipt_handle = format!("{}:{delivery}", job.id);
+                ReceivedJob {
+                    job,
+                    receipt_handle,
+                }
+            })
+            .collect();
+        drop(held);
+        self.inner.publish(active);
+        Ok(out)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -946,7 +1002,11 @@ impl QueueProvider for DbQueue {
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedJob>> {
         let deadline = Instant::now() + wait;
         let b = &self.inner.backend;
-        if !self.inner.work_warmed.swap(true, Ordering::AcqRel) {
+        if !self.inner.receiving.swap(true, Ordering::AcqRel) {
+            // Only a process that receives listens: in one that only enqueues, every job's
+            // NOTIFY woke a database backend and this process for nothing. (The listener
+            // wakes the receivers once it listens, for what was queued before.)
+            b.listen(Arc::downgrade(&self.inner.shared));
             // A worker's first jobs claim, settle, renew and publish at once: without this their
             // handlers waited for those connections to be made (the first 50 jobs at 500 jobs/s
             // started 20–100 ms late, the whole p99 of the latency benchmark).
@@ -959,58 +1019,57 @@ impl QueueProvider for DbQueue {
             if max == 0 || self.inner.shared.is_closed() {
                 return Ok(Vec::new());
             }
-            let claimed = match self.claim(max).await {
-                // Closed while claiming: the pool is gone, and so are the jobs it held.
-                Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
-                r => r?,
+            // Nothing has changed since a claim came back short (on PostgreSQL every change that
+            // makes a job claimable wakes, here or by NOTIFY): no claim, which at 500 jobs/s was
+            // every other one a worker made. Other processes on an SQLite file cannot wake this
+            // one, so there a receive always looks.
+            let wakes = self.inner.shared.wakes.load(Ordering::Acquire);
+            let quiet = (*lock(&self.inner.quiet))
+                .filter(|q| q.wakes == wakes && b.hears_other_processes());
+            let now = Instant::now();
+            let known = match quiet {
+                Some(Quiet { until: Some(u), .. }) if now < u => Some(u),
+                Some(Quiet { until: None, .. }) => None,
+                _ => {
+                    let claimed = self.claim_received(max).await?;
+                    if !claimed.is_empty() {
+                        if claimed.len() < max {
+                            *lock(&self.inner.quiet) = Some(Quiet { wakes, until: None });
+                        }
+                        return Ok(claimed);
+                    }
+                    if self.inner.shared.is_closed() {
+                        return Ok(Vec::new());
+                    }
+                    None
+                }
             };
-            if !claimed.is_empty() {
-                let since = Instant::now();
-                let publishing = self.inner.publish_tx.is_some();
-                let mut active = Vec::new();
-                let mut held = lock(&self.inner.held);
-                let out = claimed
-                    .into_iter()
-                    .map(|(job, delivery)| {
-                        if let Ok(id) = Uuid::try_parse(&job.id) {
-                            let h = Held {
-                                delivery,
-                                since,
-                                attempt: job.attempts,
-                                last: !has_retries_left(job.attempts, &job.options),
-                            };
-                            held.insert(id, h);
-                        }
-                        if publishing {
-                            active.push(EventRecord::new(EventKind::Active, job.id.clone()));
-                        }
-                        let receipt_handle = format!("{}:{delivery}", job.id);
-                        ReceivedJob {
-                            job,
-                            receipt_handle,
-                        }
-                    })
-                    .collect();
-                drop(held);
-                self.inner.publish(active);
-                return Ok(out);
-            }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            let mut until = deadline.min(now + b.fallback_poll());
-            let next = match b.next_due_ms().await {
-                Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
-                r => r?,
+            let until = match known {
+                Some(u) => u,
+                None => {
+                    let mut until = now + b.fallback_poll();
+                    let next = match b.next_due_ms().await {
+                        Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
+                        r => r?,
+                    };
+                    if let Some(ms) = next {
+                        // Due rows another claimer holds are skipped: look again soon, not at once.
+                        until = until.min(now + Duration::from_millis(ms.max(10) as u64));
+                    }
+                    *lock(&self.inner.quiet) = Some(Quiet {
+                        wakes,
+                        until: Some(until),
+                    });
+                    until
+                }
             };
-            if let Some(ms) = next {
-                // Due rows another claimer holds are skipped: look again soon, not at once.
-                until = until.min(now + Duration::from_millis(ms.max(10) as u64));
-            }
             tokio::select! {
                 _ = &mut woken => {}
-                _ = tokio::time::sleep_until(until) => {}
+                _ = tokio::time::sleep_until(until.min(deadline)) => {}
             }
         }
     }

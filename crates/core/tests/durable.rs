@@ -254,6 +254,52 @@ contract!(delay_and_scheduled_for, 30, |q, other| {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 });
 
+// A receiver that saw the queue run dry skips the next look until something changes: what
+// another provider queues, releases or fails must still reach it at once, not at the fallback
+// poll (2 s on PostgreSQL).
+contract!(
+    a_receiver_that_saw_no_more_jobs_still_hears_of_new_ones,
+    30,
+    |q, other| {
+        let a = q.enqueue(job("a", Default::default())).await.unwrap();
+        let got = q.receive(5, NOW).await.unwrap();
+        assert_eq!(got.len(), 1, "a short claim");
+        assert_eq!(got[0].job.id, a.id);
+        assert!(q.receive(5, NOW).await.unwrap().is_empty());
+        // Queued elsewhere while this receiver waits.
+        let waiting = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                (
+                    q.receive(5, Duration::from_secs(5)).await.unwrap(),
+                    t.elapsed(),
+                )
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let b = other.enqueue(job("b", Default::default())).await.unwrap();
+        let (got_b, took) = waiting.await.unwrap();
+        assert_eq!(got_b.len(), 1);
+        assert_eq!(got_b[0].job.id, b.id);
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        // Released elsewhere after this receiver came back empty-handed.
+        let c = other.enqueue(job("c", Default::default())).await.unwrap();
+        let held = other.receive(5, NOW).await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert!(q.receive(5, NOW).await.unwrap().is_empty());
+        other.release(&held[0].receipt_handle).await.unwrap();
+        let t = Instant::now();
+        let got = q.receive(5, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].job.id, c.id);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        for r in [&got[0], &got_b[0]] {
+            q.acknowledge(&r.receipt_handle, None).await.unwrap();
+        }
+    }
+);
+
 contract!(dedup_returns_existing_until_finished, 30, |q, other| {
     let d = || EnqueueOptions {
         deduplication_key: Some("k".into()),

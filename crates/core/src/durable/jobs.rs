@@ -525,6 +525,12 @@ impl Jobs {
         }
     }
 
+    /// Whether every change another process makes that lets a job be claimed wakes this
+    /// one's receivers (NOTIFY on PostgreSQL).
+    pub(super) fn hears_other_processes(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+
     /// Longest sleep of an idle receiver between looks at the table: PostgreSQL is woken by
     /// NOTIFY and polls only for a lost one; other processes sharing an SQLite file cannot
     /// wake this one.

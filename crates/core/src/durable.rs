@@ -1019,17 +1019,19 @@ impl QueueProvider for DbQueue {
             if max == 0 || self.inner.shared.is_closed() {
                 return Ok(Vec::new());
             }
-            // Nothing has changed since a claim came back short (on PostgreSQL every change that
-            // makes a job claimable wakes, here or by NOTIFY): no claim, which at 500 jobs/s was
-            // every other one a worker made. Other processes on an SQLite file cannot wake this
-            // one, so there a receive always looks.
+            // Nothing has changed here since a claim came back short: on PostgreSQL, where every
+            // change that makes a job claimable wakes (here or by NOTIFY), no claim until then,
+            // which at 500 jobs/s was every other one a worker made. Other processes on an
+            // SQLite file cannot wake this one: there a look is a claim, and an idle one (the
+            // fallback poll) skips the due-time lookup, which only a wake here can change
+            // sooner than the next poll.
             let wakes = self.inner.shared.wakes.load(Ordering::Acquire);
-            let quiet = (*lock(&self.inner.quiet))
-                .filter(|q| q.wakes == wakes && b.hears_other_processes());
+            let quiet = (*lock(&self.inner.quiet)).filter(|q| q.wakes == wakes);
+            let hears = b.hears_other_processes();
             let now = Instant::now();
             let known = match quiet {
                 Some(Quiet { until: Some(u), .. }) if now < u => Some(u),
-                Some(Quiet { until: None, .. }) => None,
+                Some(Quiet { until: None, .. }) if hears => None,
                 _ => {
                     let claimed = self.claim_received(max).await?;
                     if !claimed.is_empty() {
@@ -1041,7 +1043,17 @@ impl QueueProvider for DbQueue {
                     if self.inner.shared.is_closed() {
                         return Ok(Vec::new());
                     }
-                    None
+                    match quiet {
+                        Some(Quiet { until: Some(_), .. }) if !hears => {
+                            let until = Instant::now() + b.fallback_poll();
+                            *lock(&self.inner.quiet) = Some(Quiet {
+                                wakes,
+                                until: Some(until),
+                            });
+                            Some(until)
+                        }
+                        _ => None,
+                    }
                 }
             };
             let now = Instant::now();

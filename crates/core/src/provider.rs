@@ -20,7 +20,8 @@ pub trait QueueProvider: Send + Sync + 'static {
 
     async fn enqueue(&self, job: NewJob) -> Result<Job>;
 
-    /// Enqueue many jobs; all are validated before any is queued.
+    /// Enqueue many jobs; all are validated before any is queued. The jobs come back in
+    /// the order given, one per job (for a deduplicated one, the job that held the key).
     async fn enqueue_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>>;
 
     /// Up to `max` visible jobs, waiting up to `wait` for the first; `[]` at the timeout or

@@ -26,9 +26,10 @@ test('postgres: another process sees active, progress, completed, failed and dea
   await until('the child worker', () => lines.some((l) => l.ready))
   const p = events.provider
   const ok = await p.enqueue('ok', { n: 21 })
-  await until('completed', () => log.some((e) => e[0] === 'completed'))
-  const mine = log.filter((e) => e[1].id === ok.id)
   // progress and the outcome are separate writes of the worker: either may be published first.
+  const seenFor = (name) => log.some((e) => e[0] === name && e[1].id === ok.id)
+  await until('completed and progress', () => seenFor('completed') && seenFor('progress'))
+  const mine = log.filter((e) => e[1].id === ok.id)
   assert.equal(mine[0][0], 'active')
   assert.deepEqual(mine.map((e) => e[0]).sort(), ['active', 'completed', 'progress'])
   const [, job, result, ms] = mine.find((e) => e[0] === 'completed')

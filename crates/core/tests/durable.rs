@@ -792,6 +792,63 @@ async fn postgres_claim_is_index_work_with_a_million_jobs() {
     q.close().await.unwrap();
 }
 
+/// Sequential scans of `table` so far, as the statistics have them (a backend reports its
+/// counts within a second of going idle).
+async fn seq_scans(table: &str) -> i64 {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut c = PgConnection::connect(PG_URL).await.unwrap();
+    sqlx::query("SELECT seq_scan FROM pg_stat_user_tables WHERE relid = CAST($1 AS REGCLASS)")
+        .bind(table)
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Every statement of a worker's loop (claims, heartbeats, acknowledgements, failures, lease
+/// reaping, retention) finds its rows through an index with 10k jobs queued, where the planner
+/// once hash-joined a claim's 100 chosen rows against a scan of the whole table (twice the
+/// time of the rest of the claim): the table's count of sequential scans does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_worker_statements_never_scan_the_table() {
+    let Some(s) = PgSchema::new().await else {
+        return;
+    };
+    // The table from a first provider, closed so that its connections (which scanned the
+    // empty table, rightly) report their counts as they end; the jobs go in before the
+    // provider under test starts, so its start-up statements are measured too.
+    s.open(1).await.close().await.unwrap();
+    let t = format!("\"{}\".\"QueueJob\"", s.0);
+    s.exec(&format!(
+        r#"ALTER TABLE {t} SET (autovacuum_enabled = false);
+        INSERT INTO {t} ("id", "type", "payload", "options", "status", "priority", "maxRetries")
+        SELECT gen_random_uuid(), 'bulk', '{{}}', '{{}}', CASE WHEN g % 10 = 0 THEN 'completed' ELSE 'pending' END, g % 3, 3
+        FROM generate_series(1, 10000) g; ANALYZE {t};"#
+    ))
+    .await;
+    let before = seq_scans(&t).await;
+    let q = s.open(1).await;
+    // More rounds than PostgreSQL's 5 custom plans before it may switch to a generic one.
+    for round in 0..8 {
+        let got = q.receive(100, NOW).await.unwrap();
+        assert_eq!(got.len(), 100);
+        if round == 0 {
+            // Held past a few heartbeats (a third of the 1 s lease each).
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+        }
+        for (i, r) in got.iter().enumerate() {
+            if i % 2 == 0 {
+                q.acknowledge(&r.receipt_handle, None).await.unwrap();
+            } else {
+                q.fail(&r.receipt_handle, "x").await.unwrap();
+            }
+        }
+    }
+    // Closed first: its connections report their counts as they end.
+    q.close().await.unwrap();
+    assert_eq!(seq_scans(&t).await, before, "sequential scans of {t}");
+}
+
 /// Enqueue inside the caller's transaction: nothing after a rollback; after the commit the
 /// jobs exist, in order, a deduplicated item names the existing job, and an idle receiver wakes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,17 @@ impl Dialect {
         }
     }
 
+    /// `key` is one of the keys `select` returns: the rows a statement picked first, then
+    /// changes. On PostgreSQL as an array, which it always looks up in the key's index; an
+    /// `IN (SELECT …)` of 100 rows it may hash-join against a scan of the whole table (below
+    /// about 100,000 rows, where that scan takes longer than the whole claim otherwise does).
+    pub(super) fn among(self, key: &str, select: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{key} = ANY(ARRAY({select}))"),
+            Dialect::Sqlite => format!("{key} IN ({select})"),
+        }
+    }
+
     /// After a `SELECT … FROM … alias …` that picks rows to change: lock them, skipping rows
     /// another worker holds. SQLite has one writer at a time and needs no row lock.
     pub(super) fn lock_of(self, alias: &str) -> String {
@@ -352,11 +363,12 @@ impl Statements {
                     ORDER BY q."priority", q."runAt", q."seq" LIMIT $1{lock})
                 UPDATE {t} SET "status" = 'processing', "attempts" = "attempts" + 1,
                     "deliveries" = "deliveries" + 1, "startedAt" = {now}, "lockedUntil" = {until}
-                WHERE {key} IN (SELECT cid FROM c)
+                WHERE {picked}
                 RETURNING {c}"#,
                 lock = d.lock_of("q"),
                 walk = d.walk("claim"),
                 until = d.clock_plus("$2"),
+                picked = d.among(key, "SELECT cid FROM c"),
             ),
             next_due: format!(
                 r#"SELECT {} - {} AS "ms" FROM {t}{} WHERE "status" IN ('scheduled', 'failed')"#,
@@ -401,12 +413,13 @@ impl Statements {
                 r#"WITH s AS MATERIALIZED (
                     SELECT x.{key} AS sid FROM {t} x{by_id} JOIN {rows} ON x."id" = u.jid AND x."deliveries" = u.jd
                     WHERE x."status" = 'processing'{lock})
-                UPDATE {t} SET "lockedUntil" = {until} WHERE {key} IN (SELECT sid FROM s)
+                UPDATE {t} SET "lockedUntil" = {until} WHERE {picked}
                 RETURNING {settled}"#,
                 rows = d.rows(2, &[("jid", Kind::Uuid), ("jd", Kind::Int)]),
                 by_id = d.walk("id"),
                 lock = d.lock_of("x"),
                 until = d.clock_plus("$1"),
+                picked = d.among(key, "SELECT sid FROM s"),
             ),
             reap: format!(
                 r#"WITH r AS MATERIALIZED (
@@ -416,20 +429,27 @@ impl Statements {
                     "status" = CASE WHEN "attempts" <= "maxRetries" THEN 'pending' ELSE 'dead' END,
                     "completedAt" = CASE WHEN "attempts" <= "maxRetries" THEN NULL ELSE {now} END,
                     "lastError" = 'lease expired: the worker running this job stopped renewing its lease (crashed or lost)'
-                WHERE {key} IN (SELECT rid FROM r)
+                WHERE {picked}
                 RETURNING {c}"#,
                 lock = d.lock_of("x"),
                 walk = d.walk("lease"),
+                picked = d.among(key, "SELECT rid FROM r"),
             ),
             // $1: 'completed' or 'dead'; $2: minus the retention in ms. (The IN list is the
             // index's own condition, which SQLite must see to use a partial index.)
             purge: format!(
-                r#"DELETE FROM {t} WHERE {key} IN (SELECT {key} FROM {t} f{walk}
-                    WHERE "status" IN ('completed', 'dead') AND "status" = $1 AND "completedAt" < {before} LIMIT $3{lock})"#,
-                before = d.clock_plus("$2"),
-                walk = d.walk("finished"),
-                // Purgers in several processes share the work instead of queueing on rows.
-                lock = d.lock_of("f"),
+                r#"DELETE FROM {t} WHERE {picked}"#,
+                picked = d.among(
+                    key,
+                    &format!(
+                        r#"SELECT {key} FROM {t} f{walk}
+                    WHERE "status" IN ('completed', 'dead') AND "status" = $1 AND "completedAt" < {before} LIMIT $3{lock}"#,
+                        before = d.clock_plus("$2"),
+                        walk = d.walk("finished"),
+                        // Purgers in several processes share the work instead of queueing on rows.
+                        lock = d.lock_of("f"),
+                    )
+                ),
             ),
             vacuum: match d {
                 Dialect::Postgres => Some(format!("VACUUM {t}")),

@@ -26,7 +26,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { pipeline } = require('node:stream/promises')
 const { Readable } = require('node:stream')
-const { pace, percentile } = require('./timing.js')
+const { hostNow, pace, percentile } = require('./timing.js')
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const N = Number(process.env.BENCH_PG_N || 20000)
@@ -51,7 +51,6 @@ const RETENTION_SAMPLE_S = 10
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const ratio = (a, b) => (a / b).toFixed(2) + '×'
-const wallNow = () => performance.timeOrigin + performance.now()
 const section = (s) => !ONLY || ONLY.includes(s)
 const median = (xs) => xs.slice().sort((a, b) => a - b)[(xs.length - 1) >> 1]
 let schemaN = 0
@@ -413,9 +412,9 @@ async function latency(sys, where, enqueueOne) {
     const committed = []
     const r = await pace(LATENCY_RATE, LATENCY_MS, () => {
       const k = called.length
-      called.push(wallNow())
+      called.push(hostNow())
       enqueueOne({ t: called[k], k }).then(
-        () => (committed[k] = wallNow()),
+        () => (committed[k] = hostNow()),
         (e) => errors.push(e),
       )
     })
@@ -549,7 +548,7 @@ async function retention() {
         const now = performance.now()
         if (now < due) await new Promise((r) => setTimeout(r, due - now))
         if ((performance.now() - t0) / 1000 >= RETENTION_S) break
-        await producer.enqueue(bulk, { t: wallNow() })
+        await producer.enqueue(bulk, { t: hostNow() })
         if ((performance.now() - t0) / 1000 >= nextSample) {
           await sample()
           nextSample += RETENTION_SAMPLE_S

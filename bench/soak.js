@@ -34,7 +34,7 @@ const JOB_MS = [20, 200] // handler duration range: long enough for kills to lan
 const MAX_RETRIES = 25 // a job may be killed many times; that is not a loss
 const SLOP_MS = 1 // clock tolerance between processes when comparing attempt times
 
-const wallNow = () => performance.timeOrigin + performance.now()
+const { hostNow } = require('./timing.js')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 
@@ -56,10 +56,10 @@ function makeApp(dir) {
   fs.writeFileSync(
     path.join(dir, 'extensions', 'jobs', 'soak.js'),
     `const fs = require('node:fs')
-const { performance } = require('node:perf_hooks')
+const { hostNow } = require(${JSON.stringify(path.join(__dirname, 'timing.js'))})
 const { registerJobHandler } = require(${JSON.stringify(path.join(ROOT, 'index.js'))})
 const fd = fs.openSync(require('node:path').join(process.env.SOAK_LOG_DIR, process.pid + '.log'), 'a')
-const now = () => (performance.timeOrigin + performance.now()).toFixed(3)
+const now = () => hostNow().toFixed(3)
 registerJobHandler('soak', async (job, ctx) => {
   fs.writeSync(fd, 'S ' + job.id + ' ' + ctx.attempt + ' ' + now() + ' ' + process.pid + ' ' + job.payload.i + '\\n')
   await new Promise((r) => setTimeout(r, job.payload.ms))
@@ -160,7 +160,7 @@ class Fleet {
     fs.closeSync(out)
     const rec = { child, killedAt: null }
     child.on('exit', (code, signal) => {
-      const at = rec.killedAt ?? wallNow()
+      const at = rec.killedAt ?? hostNow()
       this.ended.set(child.pid, { at, how: rec.killedAt ? 'killed' : signal ? `signal ${signal}` : `exit ${code}` })
       if (!rec.killedAt && !this.stopping) {
         this.unexpected.push(`worker pid ${child.pid} ${signal ? `got ${signal}` : `exited with ${code}`} by itself`)
@@ -176,7 +176,7 @@ class Fleet {
 
   killAndRestart(slot) {
     const rec = this.slots[slot]
-    rec.killedAt = wallNow()
+    rec.killedAt = hostNow()
     rec.child.kill('SIGKILL')
     this.spawn(slot)
   }

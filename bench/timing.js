@@ -1,8 +1,18 @@
 'use strict'
 // Timing helpers shared by the benchmarks: a paced producer (a steady offered rate on the
-// monotonic clock) and percentiles of a sorted sample.
+// monotonic clock), percentiles of a sorted sample, and a clock that processes share.
 
 const { performance } = require('node:perf_hooks')
+
+/**
+ * Milliseconds on the host's monotonic clock (CLOCK_MONOTONIC, since boot), which every process
+ * on the host reads alike: for instants taken in different processes and compared. Not
+ * `performance.timeOrigin + performance.now()`: each process fixes its origin from the wall
+ * clock as it starts, and the wall clock is slewed and stepped while the monotonic one runs on
+ * (a worker process started minutes after the bench disagreed with it by 2.7 ms, so handlers
+ * seemed to start before their enqueue had resolved).
+ */
+const hostNow = () => Number(process.hrtime.bigint()) / 1e6
 
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN
@@ -33,4 +43,4 @@ function pace(rate, durationMs, enqueueOne) {
   })
 }
 
-module.exports = { pace, percentile }
+module.exports = { hostNow, pace, percentile }

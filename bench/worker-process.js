@@ -10,7 +10,7 @@
 const { performance } = require('node:perf_hooks')
 
 /** Wall-clock ms with sub-ms resolution, comparable across processes on one host. */
-const wallNow = () => performance.timeOrigin + performance.now()
+const { hostNow } = require('./timing.js')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 /** process.send, resolved once the message is handed to the channel (a large one takes a while). */
 const send = (m) => new Promise((resolve, reject) => process.send(m, (e) => (e ? reject(e) : resolve())))
@@ -117,7 +117,7 @@ async function main() {
   const onJob =
     cfg.mode === 'latency'
       ? (payload) => {
-          starts.push([payload.k, wallNow()])
+          starts.push([payload.k, hostNow()])
           handled++
         }
       : () => {

@@ -406,6 +406,8 @@ async function copyRound(c, source, statements) {
 async function latency(sys, where, enqueueOne) {
   const w = await workerProcess({ ...sys.workerSetup(where), mode: 'latency', concurrency: CONCURRENCY })
   try {
+    // As every timed part: no earlier part's dirty pages written, nor an autovacuum, meanwhile.
+    await quiesce()
     w.send('go')
     if ((await w.next()) !== 'started') throw new Error('worker process: expected started')
     const errors = []
@@ -450,6 +452,7 @@ async function bareInsertLatency() {
   const table = `"${freshSchema('bare_insert')}"`
   try {
     await pool.query(`CREATE TABLE ${table} (id BIGSERIAL PRIMARY KEY, payload JSON NOT NULL)`)
+    await quiesce()
     const took = []
     const pending = []
     await pace(LATENCY_RATE, LATENCY_MS, () => {

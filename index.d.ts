@@ -80,7 +80,8 @@ export interface QueueStats {
   failed: number
   dead: number
   scheduled: number
-  cancelled: number
+  /** Cancelled jobs (`cancelJob`); optional, so a stats object of the old interface still fits. */
+  cancelled?: number
 }
 
 /** What `listJobs` lists. */
@@ -106,16 +107,28 @@ export interface BulkItem<T = unknown> {
   options?: EnqueueOptions
 }
 
+/**
+ * The provider interface of the old queue: what a provider must have for the worker and the
+ * scheduler. A class written against the old queue (`implements QueueProvider` with these
+ * members) still compiles. The providers of this package are `AdminQueueProvider`s.
+ */
 export interface QueueProvider {
   readonly name: string
   enqueue<T>(type: string, payload: T, options?: EnqueueOptions): Promise<Job<T>>
-  /** Many jobs in one call; all are validated before any is queued. */
-  enqueueBulk<T>(items: BulkItem<T>[], options?: EnqueueBulkOptions): Promise<Job<T>[]>
   receive(maxMessages?: number, waitTimeSeconds?: number): Promise<ReceivedJob[]>
   acknowledge(receiptHandle: string, result?: unknown): Promise<void>
   fail(receiptHandle: string, error: Error | string): Promise<void>
   getJob(jobId: string): Promise<Job | null>
   getStats(): Promise<QueueStats>
+  close(): Promise<void>
+}
+
+/** What `createQueueProvider` makes: the old interface plus bulk enqueue and the admin API. */
+export interface AdminQueueProvider extends QueueProvider {
+  /** Many jobs in one call; all are validated before any is queued. */
+  enqueueBulk<T>(items: BulkItem<T>[], options?: EnqueueBulkOptions): Promise<Job<T>[]>
+  /** Every status counted, `cancelled` included. */
+  getStats(): Promise<Required<QueueStats>>
   /**
    * Admin API. A provider that cannot do one (SQS: list, retry, cancel, pause) rejects with an
    * error naming itself and the operation.
@@ -139,7 +152,6 @@ export interface QueueProvider {
    * resolves to how many moved. Other providers reject, naming themselves.
    */
   redriveDeadLetters(): Promise<number>
-  close(): Promise<void>
 }
 
 export interface JobContext {
@@ -157,7 +169,7 @@ export interface JobContext {
   signal: AbortSignal
 }
 
-export type JobHandler<P = any, R = unknown> = (job: Job<P>, ctx: JobContext) => Promise<R> | R
+export type JobHandler<P = any, R = unknown> = (job: ReceivedJob<P>, ctx: JobContext) => Promise<R> | R
 
 export interface MemoryProviderConfig {
   type: 'memory'
@@ -178,6 +190,12 @@ export interface SqsProviderConfig {
   maxMessageBytes?: number
   /** MessageGroupId for .fifo queues (default: the job type). */
   messageGroupId?: string
+  /**
+   * Longest long poll of a worker's receive, 1 to 20 s (default 1). A stop waits for the poll in
+   * flight (cut off, it would hide what it takes for `visibilityTimeout`), so this bounds how
+   * long an idle worker takes to stop; 20 makes 20× fewer requests while idle (README, SQS).
+   */
+  waitTimeSeconds?: number
 }
 
 /** How long finished jobs stay readable by getJob before a background purge deletes them. */
@@ -193,7 +211,10 @@ export interface PostgresProviderConfig {
   type: 'postgres'
   /** `postgres://…` (default: the DATABASE_URL environment variable). */
   databaseUrl?: string
-  /** Schema of the QueueJob table (default 'public'; created when missing). */
+  /**
+   * Schema of the QueueJob table (created when missing). Default: the URL's `?schema=`
+   * parameter as Prisma reads it, else 'public'.
+   */
   schema?: string
   /** Seconds a claimed job stays leased without its worker's heartbeat (default 30, at most 43200). */
   visibilityTimeout?: number
@@ -262,7 +283,7 @@ export interface WorkerEvents {
  * arguments of `WorkerEvents`. Each `job` is read from the table when the event arrives.
  */
 export declare class QueueEvents {
-  readonly provider: QueueProvider
+  readonly provider: AdminQueueProvider
   on<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
   off<K extends keyof WorkerEvents>(event: K, listener: (...args: WorkerEvents[K]) => void): this
   /** Stop listening; closes the provider when `createQueueEvents` opened it from a config. */
@@ -280,7 +301,10 @@ export interface QueueSchedulerConfig {
   enabled: boolean
   /** Default 60000 ms. */
   pollInterval?: number
-  /** `postgres://…` or `sqlite:…`; else DATABASE_URL; else `.chaaskit/queue.db`. */
+  /**
+   * `postgres://…` or `sqlite:…`; else DATABASE_URL; else `.chaaskit/queue.db`. A PostgreSQL
+   * URL's `?schema=` (Prisma's) puts the tables in that schema, where Prisma reads them.
+   */
   databaseUrl?: string
   /** Create missing tables at start (default true). */
   autoMigrate?: boolean
@@ -322,7 +346,7 @@ export interface WorkerStats {
 
 export declare class Worker {
   constructor(options: WorkerOptions)
-  readonly provider: QueueProvider
+  readonly provider: AdminQueueProvider
   /** The worker config with its defaults filled in. */
   readonly config: ResolvedQueueWorkerConfig
   /** The port `/metrics` is served on (the bound one once listening), or null without `config.metricsPort`. */
@@ -392,7 +416,7 @@ export interface PollOutcome {
 
 export declare class Scheduler {
   constructor(options: SchedulerOptions)
-  readonly provider: QueueProvider
+  readonly provider: AdminQueueProvider
   /** The scheduler config with its defaults filled in. */
   readonly config: ResolvedQueueSchedulerConfig
   start(): Promise<void>
@@ -413,10 +437,10 @@ export declare class Scheduler {
   listRecurring(): Promise<RecurringJob[]>
 }
 
-export declare function createQueueProvider(config: QueueProviderConfig): Promise<QueueProvider>
+export declare function createQueueProvider(config: QueueProviderConfig): Promise<AdminQueueProvider>
 /** The process-wide provider for `config` (a memory provider when the queue is disabled or `config` is absent). */
-export declare function initializeQueueProvider(config?: QueueConfig | null): Promise<QueueProvider>
-export declare function getQueueProvider(): QueueProvider
+export declare function initializeQueueProvider(config?: QueueConfig | null): Promise<AdminQueueProvider>
+export declare function getQueueProvider(): AdminQueueProvider
 export declare function closeQueueProvider(): Promise<void>
 export declare function resetQueueProvider(): void
 export declare function getDefaultProviderConfig(): { type: 'memory'; maxHistorySize: number }
@@ -431,18 +455,23 @@ export declare function hasJobHandler(type: string): boolean
 export declare function getRegisteredJobTypes(): string[]
 export declare function unregisterJobHandler(type: string): boolean
 export declare function clearJobHandlers(): void
-export declare function executeJob<R = unknown>(job: Job, ctx: JobContext): Promise<R>
+/** Run the handler registered for `job.type` (rejects "No handler registered for job type: X" when none is). */
+export declare function executeJob<TPayload = unknown, TResult = unknown>(job: ReceivedJob<TPayload>, ctx: JobContext): Promise<TResult>
 
 /** Prometheus text format of this process: jobs by type and outcome, wait/run histograms, queue depths, worker gauges. */
 export declare function getMetrics(): Promise<string>
 export declare function startWorker(options?: Partial<WorkerOptions>): Worker
 export declare function stopWorker(): Promise<void>
-export declare function getWorker(options?: WorkerOptions): Worker
+/** The process-wide worker: made from `options` on the first call with them; `null` until then and after `stopWorker()`/`resetWorker()`. */
+export declare function getWorker(options: WorkerOptions): Worker
+export declare function getWorker(): Worker | null
 export declare function resetWorker(): void
 
 export declare function startScheduler(options?: Partial<SchedulerOptions>): Promise<Scheduler>
 export declare function stopScheduler(): Promise<void>
-export declare function getScheduler(options?: SchedulerOptions): Scheduler
+/** The process-wide scheduler: made from `options` on the first call with them; `null` until then (the queue's scheduler is off) and after `stopScheduler()`/`resetScheduler()`. */
+export declare function getScheduler(options: SchedulerOptions): Scheduler
+export declare function getScheduler(): Scheduler | null
 export declare function resetScheduler(): void
 
 export interface NextRunsOptions {
@@ -471,7 +500,7 @@ export declare function redactUrl(url: string): string
 
 export declare function initializeQueue(
   config?: QueueConfig | null,
-): Promise<{ provider: QueueProvider; worker: Worker | null; scheduler: Scheduler | null }>
+): Promise<{ provider: AdminQueueProvider; worker: Worker | null; scheduler: Scheduler | null }>
 export declare function shutdownQueue(): Promise<void>
 /** Import every `*.ts`/`*.js` file in `dir` (not `index.*`); returns the paths loaded. */
 export declare function loadJobHandlers(dir?: string): Promise<string[]>
@@ -487,7 +516,7 @@ export declare const logger: {
 /** What `createDashboard` takes. */
 export interface DashboardOptions {
   /** The queue to show and act on (its admin API). */
-  provider: QueueProvider
+  provider: AdminQueueProvider
   /** Shows its recurring jobs (next run, enable, disable). Default: no recurring-jobs panel. */
   scheduler?: Pick<Scheduler, 'listRecurring' | 'enableRecurring' | 'disableRecurring'> | null
   /**

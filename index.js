@@ -613,7 +613,12 @@ class Worker {
     const batch = JSON.parse(json)
     // One look per batch: null unless OpenTelemetry is on (see otel.js).
     const tracer = this._telemetry ? otel.activeTracer() : null
-    for (let i = 0; i < batch.length; i++) this._startJob(batch[i].token, toJob(batch[i].job), batch[i].lastAttempt === true, tracer)
+    for (let i = 0; i < batch.length; i++) {
+      const d = batch[i]
+      const job = toJob(d.job)
+      job.receiptHandle = d.receiptHandle // a ReceivedJob, as the old queue handed handlers
+      this._startJob(d.token, job, d.lastAttempt === true, tracer)
+    }
   }
 
   _startJob(token, job, last, tracer) {
@@ -816,25 +821,34 @@ async function getMetrics() {
 
 let worker = null
 
+/**
+ * The process-wide worker, as the old queue had it: made from `options` on the first call that
+ * passes them, `null` until then and after `stopWorker()`/`resetWorker()`.
+ */
 function getWorker(options) {
-  if (!worker) {
-    if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
-    if (!options) throw new Error('Worker not initialized: call getWorker({ provider, config }) or startWorker() first')
+  if (!worker && options !== undefined && options !== null) {
+    if (typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
     worker = new Worker(options)
   }
   return worker
 }
 
-/** Start the process-wide worker in the background; returns it. */
+/** Start the process-wide worker in the background; returns it (the running one, with a warning, when there is one). */
 function startWorker(options = {}) {
   if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
+  if (worker) logger.warn('Worker already exists; starting the existing one')
   const w = getWorker({ provider: options.provider || getQueueProvider(), config: options.config })
-  w.start().catch((e) => logger.error(`worker stopped with an error: ${e && e.message}`))
+  if (!w.isRunning()) w.start().catch((e) => logger.error(`worker stopped with an error: ${e && e.message}`))
   return w
 }
 
+/** Stop the process-wide worker (waiting up to `shutdownTimeout` for running jobs) and forget it. */
 async function stopWorker() {
-  if (worker) await worker.stop()
+  const w = worker
+  if (w) {
+    await w.stop()
+    if (worker === w) worker = null
+  }
 }
 
 /** Forget the process-wide worker (stopping it in the background if it runs, so it lets the process exit). */
@@ -946,25 +960,35 @@ class Scheduler {
 
 let scheduler = null
 
-/** The process-wide scheduler, made on first call (with the queue provider and defaults when no options). */
+/**
+ * The process-wide scheduler, as the old queue had it: made from `options` on the first call
+ * that passes them, `null` until then (so `if (!getScheduler())` tells that it is off) and
+ * after `stopScheduler()`/`resetScheduler()`.
+ */
 function getScheduler(options) {
-  if (!scheduler) {
-    if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
-    const o = options || {}
-    scheduler = new Scheduler({ provider: o.provider || getQueueProvider(), config: o.config })
+  if (!scheduler && options !== undefined && options !== null) {
+    if (typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
+    scheduler = new Scheduler({ provider: options.provider || getQueueProvider(), config: options.config })
   }
   return scheduler
 }
 
-/** Start the process-wide scheduler; resolves with it once it is running. */
-async function startScheduler(options) {
+/** Start the process-wide scheduler (the existing one, with a warning, when there is one); resolves with it once it is running. */
+async function startScheduler(options = {}) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
+  if (scheduler) logger.warn('Scheduler already exists; starting the existing one')
   const s = getScheduler(options)
-  await s.start()
+  if (!s.isRunning()) await s.start()
   return s
 }
 
+/** Stop the process-wide scheduler and forget it. */
 async function stopScheduler() {
-  if (scheduler) await scheduler.stop()
+  const s = scheduler
+  if (s) {
+    await s.stop()
+    if (scheduler === s) scheduler = null
+  }
 }
 
 /** Forget the process-wide scheduler (stopping it in the background if it runs). */

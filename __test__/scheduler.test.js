@@ -338,8 +338,11 @@ test('singletons: getScheduler, startScheduler, stopScheduler, resetScheduler, D
     delete process.env.DATABASE_URL
     queue.resetScheduler()
     queue.resetQueueProvider()
-    // No options: the queue provider and the embedded SQLite file under the working directory.
-    const s = queue.getScheduler()
+    // Not started: null, as the old queue had it (the server checks `if (!getScheduler())`).
+    assert.equal(queue.getScheduler(), null)
+    // Options without a provider or config: the queue provider and the embedded SQLite file
+    // under the working directory.
+    const s = queue.getScheduler({})
     assert.equal(queue.getScheduler(), s)
     assert.equal(s.provider, queue.getQueueProvider())
     assert.equal(s.config.pollInterval, 60000)
@@ -353,6 +356,7 @@ test('singletons: getScheduler, startScheduler, stopScheduler, resetScheduler, D
     assert.equal(s.isRunning(), true)
     await queue.stopScheduler()
     assert.equal(s.isRunning(), false)
+    assert.equal(queue.getScheduler(), null, 'stopScheduler forgets it, as the old queue did')
     queue.resetScheduler()
     assert.notEqual(queue.getScheduler({ provider: await queue.createQueueProvider({ type: 'memory' }) }), s)
 

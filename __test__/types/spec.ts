@@ -238,7 +238,9 @@ registerJobHandler('long:task', async (job, ctx) => {
 
 // ---- Scheduler ------------------------------------------------------------------------------
 async function schedulerSpec(jobId: string): Promise<void> {
+  // `null` until the scheduler is started (as in the old queue): the spec's code runs where it is on.
   const scheduler = getScheduler()
+  if (!scheduler) return
 
   // Schedule for a specific time
   const scheduled: ScheduledJob = await scheduler.schedule(
@@ -393,7 +395,8 @@ async function surface(): Promise<void> {
   const types: string[] = getRegisteredJobTypes()
   const removed: boolean = unregisterJobHandler('double')
   const job = await p.enqueue('double', { n: 2 })
-  const out = await executeJob<number>(job, { jobId: job.id, attempt: 1, log: () => {}, progress: () => {}, signal: new AbortController().signal })
+  const received: ReceivedJob<{ n: number }> = { ...job, receiptHandle: 'r' }
+  const out = await executeJob<{ n: number }, number>(received, { jobId: job.id, attempt: 1, log: () => {}, progress: () => {}, signal: new AbortController().signal })
   const doubled: number = out
   clearJobHandlers()
 
@@ -421,7 +424,7 @@ async function surface(): Promise<void> {
   const metrics: string = await queuePackage.getMetrics()
   void [metricsPort, metrics]
   const w = startWorker({ provider: p })
-  const same: Worker = getWorker()
+  const same: Worker | null = getWorker()
   await stopWorker()
   resetWorker()
 
@@ -448,7 +451,7 @@ function scheduleRuns(): Date[] {
   return [...next, ...queuePackage.nextRuns('every 1 hour', options), ...queuePackage.nextRuns('0 9 * * 1#2')]
 }
 
-async function dashboardMount(provider: QueueProvider, scheduler: Scheduler): Promise<void> {
+async function dashboardMount(provider: queuePackage.AdminQueueProvider, scheduler: Scheduler): Promise<void> {
   const { createServer } = await import('node:http')
   const options: queuePackage.DashboardOptions = {
     provider,
@@ -498,7 +501,7 @@ const durable: QueueConfig = {
   providerConfig: { type: 'postgres', schema: 'jobs', visibilityTimeout: 60, retention: { completed: 3_600_000 } },
 }
 const embedded: QueueProviderConfig = { type: 'sqlite', databaseUrl: 'sqlite:./jobs.db', autoMigrate: false }
-async function inTransaction(provider: QueueProvider, client: { query(text: string, values?: any[]): Promise<unknown> }) {
+async function inTransaction(provider: queuePackage.AdminQueueProvider, client: { query(text: string, values?: any[]): Promise<unknown> }) {
   const job: Job<{ orderId: number }> = await provider.enqueue('order:confirm', { orderId: 1 }, { tx: client, priority: 1 })
   await provider.enqueueBulk([{ type: 'order:mail', payload: { orderId: job.payload.orderId } }], { tx: client })
 }
@@ -506,7 +509,7 @@ async function inTransaction(provider: QueueProvider, client: { query(text: stri
 const badSchema: QueueProviderConfig = { type: 'postgres', schema: 1 }
 
 // The admin API (issue 13 §4) on any provider.
-async function adminApi(provider: QueueProvider): Promise<void> {
+async function adminApi(provider: queuePackage.AdminQueueProvider): Promise<void> {
   const options: queuePackage.ListJobsOptions = { status: 'dead', type: 'email:send', limit: 100, cursor: null }
   const page: queuePackage.JobPage<{ to: string }> = await provider.listJobs<{ to: string }>(options)
   const to: string = page.jobs[0].payload.to
@@ -556,3 +559,62 @@ void [
   scheduleRuns,
   dashboardMount,
 ]
+
+// ---- The old ChaasKit server, unchanged (issue 20) ----------------------------------------------
+// Handlers typed as the server types them, its `if (!getScheduler())` check, and a provider and a
+// stats object written against the old seven-member interface.
+interface ExecutePayload {
+  scheduledPromptId: string
+}
+registerJobHandler<ExecutePayload>('scheduled-prompt:execute', async (job: ReceivedJob<ExecutePayload>, ctx: JobContext) => {
+  const id: string = job.payload.scheduledPromptId
+  const handle: string = job.receiptHandle
+  ctx.log(`Executing scheduled prompt: ${id} (${handle.length})`)
+})
+// @ts-expect-error the payload type is checked: this handler's job has no `other`
+registerJobHandler<ExecutePayload>('typed:wrong', async (job: ReceivedJob<ExecutePayload>) => job.payload.other)
+
+async function oldServerChecks(): Promise<void> {
+  const scheduler: Scheduler | null = getScheduler()
+  // @ts-expect-error it may be null: the server checks it first
+  await getScheduler().listRecurring()
+  if (!scheduler) throw new Error('Scheduler not enabled')
+  await scheduler.listRecurring()
+  const worker: Worker | null = getWorker()
+  // @ts-expect-error it may be null until a worker was made
+  getWorker().isRunning()
+  void worker
+  const made: Worker = getWorker({ provider: getQueueProvider() })
+  void made
+}
+
+class OldStyleProvider implements QueueProvider {
+  readonly name = 'old-style'
+  async enqueue<T>(type: string, payload: T, _options?: EnqueueOptions): Promise<Job<T>> {
+    return { id: '1', type, payload, options: { maxRetries: 3, timeout: 30000, priority: 0 }, status: 'pending', attempts: 0, createdAt: new Date() }
+  }
+  async receive(_maxMessages?: number, _waitTimeSeconds?: number): Promise<ReceivedJob[]> {
+    return []
+  }
+  async acknowledge(_receiptHandle: string): Promise<void> {}
+  async fail(_receiptHandle: string, _error: Error): Promise<void> {}
+  async getJob(_jobId: string): Promise<Job | null> {
+    return null
+  }
+  async getStats(): Promise<QueueStats> {
+    // The old six counts, without `cancelled`.
+    return { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0, scheduled: 0 }
+  }
+  async close(): Promise<void> {}
+}
+const oldStyle: QueueProvider = new OldStyleProvider()
+// @ts-expect-error the old interface has no admin API: that is on AdminQueueProvider
+void oldStyle.listJobs()
+async function adminOnOurs(): Promise<void> {
+  const ours = getQueueProvider()
+  const stats = await ours.getStats()
+  const cancelled: number = stats.cancelled
+  const asOld: QueueProvider = ours
+  void [cancelled, asOld, await ours.listJobs({ limit: 1 })]
+}
+void [oldServerChecks, adminOnOurs]

@@ -83,8 +83,9 @@ async function route(queueConfig: QueueConfig, req: http.IncomingMessage, res: h
     return job ? send(res, 200, job) : send(res, 404, { error: 'job not found' })
   }
   if (req.method === 'GET' && url.pathname === '/stats') {
-    const recurring = queueConfig.scheduler?.enabled
-      ? (await getScheduler().listRecurring()).map((r) => ({ name: r.name, schedule: r.schedule, nextRunAt: r.nextRunAt, lastRunAt: r.lastRunAt }))
+    const scheduler = getScheduler()
+    const recurring = scheduler
+      ? (await scheduler.listRecurring()).map((r) => ({ name: r.name, schedule: r.schedule, nextRunAt: r.nextRunAt, lastRunAt: r.lastRunAt }))
       : []
     return send(res, 200, { provider: getQueueProvider().name, queue: await getQueueProvider().getStats(), hooksReceived, recurring })
   }
@@ -101,8 +102,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   // What the chaaskit server does at start: load extensions/jobs, then start the queue.
   await loadJobHandlers(path.join(__dirname, 'extensions', 'jobs'))
   await initializeQueue(queueConfig)
-  if (queueConfig.enabled && queueConfig.scheduler?.enabled) {
-    await getScheduler().registerRecurring({
+  const scheduler = getScheduler()
+  if (scheduler) {
+    await scheduler.registerRecurring({
       name: 'cache-cleanup',
       type: 'maintenance:cleanup',
       payload: {},

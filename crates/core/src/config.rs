@@ -120,6 +120,21 @@ pub struct SqsConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub message_group_id: Option<String>,
+    /// Longest long poll of a worker's receive, 1 to 20 s (default 1). A stop waits for the
+    /// poll in flight (cut off, it would hide what it takes), so this bounds how long an idle
+    /// worker takes to stop; 20 makes 20 times fewer requests while idle.
+    #[serde(
+        default = "default_wait_time_seconds",
+        deserialize_with = "rule::wait_time_seconds"
+    )]
+    pub wait_time_seconds: u32,
+}
+
+/// Default for [`SqsConfig::wait_time_seconds`]: an idle worker stops within about a second,
+/// well inside `docker stop`'s 10 s.
+pub const DEFAULT_WAIT_TIME_SECONDS: u32 = 1;
+fn default_wait_time_seconds() -> u32 {
+    DEFAULT_WAIT_TIME_SECONDS
 }
 
 /// `providerConfig` for `type: 'postgres'`: jobs in a table of the app's PostgreSQL database.
@@ -132,9 +147,13 @@ pub struct PostgresConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub database_url: Option<String>,
-    /// Schema of the `QueueJob` table (default `public`; created when missing).
-    #[serde(deserialize_with = "rule::text")]
-    pub schema: String,
+    /// Schema of the `QueueJob` table (created when missing); when absent, the URL's Prisma
+    /// `?schema=` parameter, else `public`.
+    #[serde(
+        deserialize_with = "rule::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schema: Option<String>,
     /// Seconds a claimed job stays leased without a heartbeat (default 30).
     #[serde(deserialize_with = "rule::visibility_timeout")]
     pub visibility_timeout: u32,
@@ -152,7 +171,7 @@ impl Default for PostgresConfig {
     fn default() -> Self {
         PostgresConfig {
             database_url: None,
-            schema: "public".into(),
+            schema: None,
             visibility_timeout: default_visibility_timeout(),
             auto_migrate: true,
             retention: RetentionConfig::default(),
@@ -252,6 +271,11 @@ impl SqsConfig {
             "maxMessageBytes",
             ConfigValue::Number(self.max_message_bytes as f64),
             |v| rule::max_message_bytes_of(v).map(drop),
+        )?;
+        check(
+            "waitTimeSeconds",
+            ConfigValue::Number(f64::from(self.wait_time_seconds)),
+            |v| rule::wait_time_seconds_of(v).map(drop),
         )?;
         if let Some(g) = &self.message_group_id {
             check("messageGroupId", g.as_str().into(), |v| {
@@ -613,6 +637,7 @@ mod tests {
             endpoint: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             message_group_id: None,
+            wait_time_seconds: DEFAULT_WAIT_TIME_SECONDS,
         };
         assert_eq!(
             c.validate().unwrap_err().to_string(),

@@ -9,6 +9,7 @@ pub mod events;
 pub mod job;
 pub mod memory;
 pub mod metrics;
+pub mod pg_schema;
 pub mod provider;
 pub mod redact;
 pub mod schedule;

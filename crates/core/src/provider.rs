@@ -95,6 +95,11 @@ pub trait QueueProvider: Send + Sync + 'static {
         true
     }
 
+    /// The longest wait of a worker's receive that may not be dropped: a stop waits for it.
+    fn longest_uncancellable_wait(&self) -> Duration {
+        Duration::from_secs(20)
+    }
+
     /// How many jobs a worker at `concurrency` may hold beyond its running ones, so that the
     /// next claim overlaps the running batch. Held jobs keep their leases (the provider's
     /// heartbeat renews them); a stopping worker gives them back at once.

@@ -61,6 +61,8 @@ struct Inner {
     dlq_url: Option<String>,
     fifo: bool,
     visibility_s: u32,
+    /// A worker's longest long poll (`waitTimeSeconds`).
+    wait_s: u32,
     max_message_bytes: usize,
     message_group_id: Option<String>,
     closed: watch::Sender<bool>,
@@ -147,6 +149,7 @@ impl SqsProvider {
             queue_url: cfg.queue_url,
             dlq_url: cfg.dead_letter_queue_url,
             visibility_s: cfg.visibility_timeout,
+            wait_s: cfg.wait_time_seconds,
             max_message_bytes: cfg.max_message_bytes,
             message_group_id: cfg.message_group_id,
             closed,
@@ -293,6 +296,10 @@ impl QueueProvider for SqsProvider {
     fn receive_is_cancel_safe(&self) -> bool {
         false
     }
+
+    fn longest_uncancellable_wait(&self) -> Duration {
+        Duration::from_secs(u64::from(self.inner.wait_s))
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +327,7 @@ mod tests {
             endpoint: Some("http://127.0.0.1:1".into()),
             max_message_bytes: 262_144,
             message_group_id: None,
+            wait_time_seconds: crate::config::DEFAULT_WAIT_TIME_SECONDS,
         }
     }
 

@@ -38,6 +38,9 @@ const MIN_UNCANCELLABLE_WAIT: Duration = Duration::from_secs(1);
 pub struct Dispatch {
     pub token: u64,
     pub job: Job,
+    /// The attempt's receipt handle, as `receive` gives it (the old queue's `ReceivedJob`).
+    #[serde(rename = "receiptHandle")]
+    pub receipt_handle: String,
     /// This attempt has no retries left: if it fails, the job is dead.
     #[serde(rename = "lastAttempt", skip_serializing_if = "std::ops::Not::not")]
     pub last_attempt: bool,
@@ -422,7 +425,7 @@ impl Worker {
             st.flights.insert(
                 token,
                 Flight {
-                    receipt: r.receipt_handle,
+                    receipt: r.receipt_handle.clone(),
                     job_id: r.job.id.clone(),
                     job_type: r.job.job_type.clone(),
                     timeout_ms,
@@ -438,6 +441,7 @@ impl Worker {
             out.push(Dispatch {
                 token,
                 job: r.job,
+                receipt_handle: r.receipt_handle,
                 last_attempt,
             });
         }
@@ -529,12 +533,13 @@ impl Worker {
 
     /// How long the feeder's receives wait. One that may be dropped waits long and a stop cuts
     /// it off. One that may not (SQS) is waited for by `stop()`, so it waits no longer than
-    /// `shutdownTimeout`, within [`MIN_UNCANCELLABLE_WAIT`]..=[`MAX_RECEIVE_WAIT`].
+    /// `shutdownTimeout` nor the provider's longest (SQS `waitTimeSeconds`), within [`MIN_UNCANCELLABLE_WAIT`]..=[`MAX_RECEIVE_WAIT`].
     fn receive_wait(&self) -> Duration {
         if self.provider.receive_is_cancel_safe() {
             MAX_RECEIVE_WAIT
         } else {
             Duration::from_millis(self.config.shutdown_timeout)
+                .min(self.provider.longest_uncancellable_wait())
                 .clamp(MIN_UNCANCELLABLE_WAIT, MAX_RECEIVE_WAIT)
         }
     }

@@ -38,7 +38,7 @@ impl PgSchema {
     fn config(&self, visibility_timeout: u32) -> PostgresConfig {
         PostgresConfig {
             database_url: Some(PG_URL.into()),
-            schema: self.0.clone(),
+            schema: Some(self.0.clone()),
             visibility_timeout,
             ..Default::default()
         }

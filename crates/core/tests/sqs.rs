@@ -164,6 +164,7 @@ fn cfg(m: &Moto, queue_url: &str, dlq: Option<&str>, visibility: u32) -> SqsConf
         endpoint: Some(m.endpoint.clone()),
         max_message_bytes: 262_144,
         message_group_id: None,
+        wait_time_seconds: chaaskit_queue_core::config::DEFAULT_WAIT_TIME_SECONDS,
     }
 }
 
@@ -666,6 +667,7 @@ async fn unreachable_endpoint_is_a_clear_error_without_credentials() {
         endpoint: Some(endpoint.clone()),
         max_message_bytes: 262_144,
         message_group_id: None,
+        wait_time_seconds: chaaskit_queue_core::config::DEFAULT_WAIT_TIME_SECONDS,
     };
     let e = SqsProvider::connect(cfg)
         .await

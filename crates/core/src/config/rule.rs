@@ -123,6 +123,11 @@ pub fn visibility_timeout_of(v: ConfigValue) -> R<u32> {
     integer_of(&v, 1, u64::from(MAX_VISIBILITY_TIMEOUT_S), "").map(|n| n as u32)
 }
 
+/// SQS's own bounds of a long poll's `WaitTimeSeconds` (0, a short poll, is the worker's first).
+pub fn wait_time_seconds_of(v: ConfigValue) -> R<u32> {
+    integer_of(&v, 1, 20, " s").map(|n| n as u32)
+}
+
 pub fn max_message_bytes_of(v: ConfigValue) -> R<usize> {
     integer_of(&v, MIN_MESSAGE_BYTES as u64, MAX_MESSAGE_BYTES as u64, "").map(|n| n as usize)
 }
@@ -414,6 +419,9 @@ pub fn opt_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
 }
 pub fn visibility_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     to(visibility_timeout_of(value(d)?))
+}
+pub fn wait_time_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    to(wait_time_seconds_of(value(d)?))
 }
 pub fn max_message_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     to(max_message_bytes_of(value(d)?))

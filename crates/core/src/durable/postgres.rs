@@ -9,6 +9,7 @@ use crate::config::PostgresConfig;
 use crate::error::{QueueError, Result};
 use crate::events::{parse_cancel, Signal};
 use crate::job::JobStatus;
+use crate::pg_schema::{check_schema, quote_ident, split_schema, DEFAULT_SCHEMA};
 use crate::redact_url as redact;
 use crate::store::db::Pool;
 use crate::store::dialect::Dialect;
@@ -34,10 +35,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// it the two extra round trips cost more than the rows save).
 pub(super) const COPY_MIN: usize = 64;
 
-/// `"name"` with inner quotes doubled.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 /// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
 /// table aliased `p`.
@@ -99,13 +96,12 @@ impl Jobs {
                 "providerConfig.databaseUrl must be a postgres:// or postgresql:// URL, got {shown:?}"
             )));
         }
-        let schema = config.schema.trim();
-        if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
-            return Err(QueueError::invalid(format!(
-                "providerConfig.schema must be a PostgreSQL identifier of 1 to 63 bytes, got {:?}",
-                config.schema
-            )));
-        }
+        // Prisma's `?schema=` names the schema too; an explicit `schema` wins over it.
+        let (url, url_schema) = split_schema(&url, "providerConfig.databaseUrl")?;
+        let schema = match config.schema.as_deref() {
+            Some(s) => check_schema(s.trim(), "providerConfig.schema")?,
+            None => url_schema.as_deref().unwrap_or(DEFAULT_SCHEMA),
+        };
         let opts = PgConnectOptions::from_str(&url).map_err(|e| {
             QueueError::invalid(format!(
                 "providerConfig.databaseUrl {shown:?} is not valid: {e}"

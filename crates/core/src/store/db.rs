@@ -6,6 +6,7 @@
 use super::dialect::Dialect;
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
+use crate::pg_schema::quote_ident;
 use crate::redact::redact_url;
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::Value;
@@ -119,11 +120,15 @@ pub(crate) enum Row {
 }
 
 impl Pool {
-    /// A PostgreSQL pool; connections open on first use (call inside a tokio runtime).
-    pub(crate) fn postgres(url: &str) -> Result<Pool> {
-        let opts = PgConnectOptions::from_str(url).map_err(|e| {
+    /// A PostgreSQL pool whose `search_path` is `schema` when one is given; connections open
+    /// on first use (call inside a tokio runtime).
+    pub(crate) fn postgres(url: &str, schema: Option<&str>) -> Result<Pool> {
+        let mut opts = PgConnectOptions::from_str(url).map_err(|e| {
             QueueError::invalid(format!("invalid PostgreSQL URL {:?}: {e}", redact_url(url)))
         })?;
+        if let Some(schema) = schema {
+            opts = opts.options([("search_path", quote_ident(schema))]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))

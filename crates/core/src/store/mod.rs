@@ -15,6 +15,7 @@ pub use sql::SqlStore;
 use crate::config::SchedulerConfig;
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
+use crate::pg_schema::split_schema;
 use async_trait::async_trait;
 use serde::Serialize;
 use std::path::Path;
@@ -236,7 +237,12 @@ pub fn open(url: &str) -> Result<SharedStore> {
         .unwrap_or_default()
         .to_ascii_lowercase();
     match scheme.as_str() {
-        "postgres" | "postgresql" => Ok(Arc::new(SqlStore::new(db::Pool::postgres(url)?))),
+        "postgres" | "postgresql" => {
+            // Prisma's `?schema=`: the tables Prisma made for the app are in that schema.
+            let (url, schema) = split_schema(url, "the scheduler's database URL")?;
+            let pool = db::Pool::postgres(&url, schema.as_deref())?;
+            Ok(Arc::new(SqlStore::new(pool, schema)))
+        }
         "sqlite" => {
             if url == format!("sqlite:{DEFAULT_SQLITE_PATH}?mode=rwc") {
                 if let Some(dir) = Path::new(DEFAULT_SQLITE_PATH).parent() {
@@ -245,7 +251,7 @@ pub fn open(url: &str) -> Result<SharedStore> {
                     })?;
                 }
             }
-            Ok(Arc::new(SqlStore::new(db::Pool::sqlite(url)?)))
+            Ok(Arc::new(SqlStore::new(db::Pool::sqlite(url)?, None)))
         }
         _ => Err(QueueError::invalid(format!(
             "unsupported scheduler database URL scheme {:?} (expected postgres://, postgresql:// or sqlite:)",

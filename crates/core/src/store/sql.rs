@@ -6,6 +6,7 @@ use super::dialect::{lease_ms, Dialect};
 use super::{Claim, RecurringClaim, RecurringDone, RecurringJob, ScheduleStore, ScheduledJob};
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
+use crate::pg_schema::quote_ident;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -123,12 +124,15 @@ impl Statements {
 pub struct SqlStore {
     pool: Pool,
     sql: Statements,
+    /// PostgreSQL: the schema the URL's `?schema=` named (the pool's `search_path`), created
+    /// by `migrate` when missing; `None` for the server's default.
+    schema: Option<String>,
 }
 
 impl SqlStore {
-    pub(crate) fn new(pool: Pool) -> SqlStore {
+    pub(crate) fn new(pool: Pool, schema: Option<String>) -> SqlStore {
         let sql = Statements::new(pool.dialect());
-        SqlStore { pool, sql }
+        SqlStore { pool, sql, schema }
     }
 }
 
@@ -176,7 +180,20 @@ impl ScheduleStore for SqlStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        Ok(self.pool.script(self.pool.dialect().migration()).await?)
+        let script = self.pool.dialect().migration();
+        match &self.schema {
+            // The script takes its advisory lock first; the schema is made under it too.
+            Some(schema) => {
+                let q = quote_ident(schema);
+                let lock = script.lines().find(|l| l.contains("pg_advisory_xact_lock"));
+                let script = format!(
+                    "{}\nCREATE SCHEMA IF NOT EXISTS {q};\n{script}",
+                    lock.unwrap_or_default()
+                );
+                Ok(self.pool.script(&script).await?)
+            }
+            None => Ok(self.pool.script(script).await?),
+        }
     }
 
     async fn now(&self) -> Result<Millis> {

@@ -164,13 +164,31 @@ test('a disabled or invalid queue config exits 1 with a clear message', async ()
   for (const r of [disabled, missing, sqs]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
 })
 
-test('--jobs: a missing directory, or one registering no handler, exits 1', async () => {
+test('--jobs: a missing directory exits 1; one registering no handler is a warning, and the worker runs (as the old one did)', async () => {
   const empty = tmpDir()
-  const [missing, none] = await Promise.all([run(['--jobs', path.join(empty, 'nope')]), run(['--jobs', empty])])
+  const missing = await run(['--jobs', path.join(empty, 'nope')])
   assert.equal(missing.code, 1)
   assert.match(missing.stderr, /--jobs .*nope: no such directory/)
-  assert.equal(none.code, 1)
-  assert.match(none.stderr, /no job handlers registered/)
+  const none = new Cli(['--jobs', empty], { env: { SCHEDULER_ENABLED: 'false' } })
+  await none.waitFor(/started: provider=memory .*handlers=0 \[\]/)
+  assert.match(none.stderr, /warning: no job handlers registered/)
+  none.kill('SIGTERM')
+  assert.deepEqual(await none.exit(), { code: 0, signal: null })
+})
+
+test('chaaskit-worker (the old command) finds the config through CHAASKIT_CONFIG_PATH, with or without its extension, from another directory', async () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+  assert.equal(pkg.bin['chaaskit-worker'], pkg.bin['queue-worker'], 'chaaskit-worker is the same program')
+  const elsewhere = tmpDir() // a monorepo root: no config/ here
+  const bare = path.relative(elsewhere, path.join(APP, 'config', 'app.config')) // relative, no extension
+  const w = new Cli([], { cwd: elsewhere, env: { CHAASKIT_CONFIG_PATH: bare, SCHEDULER_ENABLED: 'false', TSX_TSCONFIG_PATH: path.join(APP, 'tsconfig.json') } })
+  // The handlers are the app's (extensions/jobs beside the config's folder), not the cwd's.
+  await w.waitFor(/started: provider=memory .*handlers=[1-9]/)
+  w.kill('SIGTERM')
+  assert.deepEqual(await w.exit(), { code: 0, signal: null })
+  const wrong = await run([], { cwd: elsewhere, env: { CHAASKIT_CONFIG_PATH: 'nowhere/app.config' } })
+  assert.equal(wrong.code, 1)
+  assert.match(wrong.stderr, /CHAASKIT_CONFIG_PATH=nowhere\/app\.config: no such config file/)
 })
 
 // ---- migrate -------------------------------------------------------------------------------------
@@ -359,6 +377,36 @@ test('SQS: two worker processes share a queue and each job runs (moto duplicates
   b.kill('SIGTERM')
   assert.deepEqual(await a.exit(), { code: 0, signal: null })
   assert.deepEqual(await b.exit(), { code: 0, signal: null })
+})
+
+test('SQS: an idle worker with the default config exits 0 soon after SIGTERM (inside docker stop\'s 10 s), holding no message', { timeout: 60_000 }, async (t) => {
+  if (!(await motoOrSkip(t))) return
+  const sqs = sqsClient(moto.endpoint)
+  const url = await createQueue(sqs, 'cli-sigterm')
+  sqs.destroy()
+  // The default shutdownTimeout (30 s) and waitTimeSeconds (1 s).
+  const env = sqsEnv(url)
+  delete env.QUEUE_SHUTDOWN_TIMEOUT
+  const w = new Cli([], { env })
+  await w.waitFor(/started: provider=sqs .*shutdownTimeout=30000ms/)
+  await sleep(1500) // idle: a long poll is at the server
+  const t0 = performance.now()
+  w.kill('SIGTERM')
+  assert.deepEqual(await w.exit(), { code: 0, signal: null })
+  const ms = performance.now() - t0
+  t.diagnostic(`exited ${Math.round(ms)} ms after SIGTERM`)
+  assert.ok(ms < 2000, `an idle worker exits within 2 s of SIGTERM, took ${Math.round(ms)} ms`)
+  // Nothing is held by a poll the stopped worker left behind: a job sent now is received at once.
+  const provider = await queue.createQueueProvider({ type: 'sqs', region: REGION, queueUrl: url, endpoint: moto.endpoint })
+  try {
+    const job = await provider.enqueue('report:generate', { reportId: 'after-stop' })
+    const got = await provider.receive(1, 5)
+    assert.equal(got.length, 1)
+    assert.equal(got[0].id, job.id)
+    await provider.acknowledge(got[0].receiptHandle)
+  } finally {
+    await provider.close()
+  }
 })
 
 test('SQS: a job of a worker killed with SIGKILL is finished by another after the visibility timeout', { timeout: 60_000 }, async (t) => {

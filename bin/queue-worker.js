@@ -185,15 +185,42 @@ async function registerTypeScript() {
   esm.register()
 }
 
+/** `file`, else `file` + one of the config extensions (CHAASKIT_CONFIG_PATH may leave it off, as the old loader allowed). */
+function withExtension(file) {
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isFile()) return file
+  for (const ext of ['ts', 'js', 'mts', 'mjs', 'cts', 'cjs']) if (fs.existsSync(`${file}.${ext}`)) return `${file}.${ext}`
+  return null
+}
+
+/**
+ * The app config, in the old server's order: `--config`, then CHAASKIT_CONFIG_PATH (absolute or
+ * from the working directory), then config/app.config.* in the working directory, then in each
+ * directory above it (a monorepo's root, when run from a package inside it).
+ */
 function findConfig(flag, required) {
   if (flag) {
     const file = path.resolve(flag)
     if (!fs.existsSync(file)) throw new CliError(`config file not found: ${file}`)
     return file
   }
-  for (const name of CONFIG_NAMES) if (fs.existsSync(name)) return path.resolve(name)
+  const fromEnv = (process.env.CHAASKIT_CONFIG_PATH || '').trim()
+  if (fromEnv) {
+    const file = withExtension(path.resolve(fromEnv))
+    if (!file) throw new CliError(`CHAASKIT_CONFIG_PATH=${fromEnv}: no such config file (${path.resolve(fromEnv)}, with or without .ts/.js)`)
+    return file
+  }
+  for (let dir = process.cwd(); ; dir = path.dirname(dir)) {
+    for (const name of CONFIG_NAMES) if (fs.existsSync(path.join(dir, name))) return path.join(dir, name)
+    if (path.dirname(dir) === dir) break
+  }
   if (!required) return null
-  throw new CliError(`no app config found in ${process.cwd()} (looked for config/app.config.ts or .js); run queue-worker in the app's root directory or pass --config <path>`)
+  throw new CliError(`no app config found in ${process.cwd()} or above it (looked for config/app.config.ts or .js); run the worker in the app's root directory, set CHAASKIT_CONFIG_PATH or pass --config <path>`)
+}
+
+/** The app's root directory: the one holding the config's `config/` folder (else the config's own folder). */
+function appRoot(configFile) {
+  const dir = path.dirname(configFile)
+  return path.basename(dir) === 'config' ? path.dirname(dir) : dir
 }
 
 /** The `queue` block of the app config in `file` (undefined when it has none). */
@@ -285,7 +312,10 @@ async function start(args, overrides) {
   const queue = require('../index.js')
   const cfg = validate(queue, raw, overrides, file)
 
-  const jobsDir = path.resolve(args.jobs ?? path.join('extensions', 'jobs'))
+  // The handlers: --jobs, else extensions/jobs of the working directory, else of the app the config belongs to.
+  const jobsDir = args.jobs
+    ? path.resolve(args.jobs)
+    : [path.resolve('extensions', 'jobs'), path.join(appRoot(file), 'extensions', 'jobs')].find((d) => fs.existsSync(d)) ?? path.resolve('extensions', 'jobs')
   if (args.jobs && !fs.statSync(jobsDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new CliError(`--jobs ${args.jobs}: no such directory (${jobsDir})`)
   }
@@ -296,7 +326,8 @@ async function start(args, overrides) {
   }
   const types = queue.getRegisteredJobTypes().sort()
   if (types.length === 0) {
-    throw new CliError(`no job handlers registered: none of the files in ${jobsDir} (nor the config) called registerJobHandler${args.jobs ? '' : ' (pass --jobs <dir> if your handlers live elsewhere)'}; if they did, they imported a different copy of @chaaskit/queue than this worker's`)
+    // The old worker started with none too (jobs then fail "No handler registered"): a warning.
+    process.stderr.write(`queue-worker: warning: no job handlers registered: none of the files in ${jobsDir} (nor the config) called registerJobHandler${args.jobs ? '' : ' (pass --jobs <dir> if your handlers live elsewhere)'}; if they did, they imported a different copy of @chaaskit/queue than this worker's. Jobs will fail until handlers are registered.\n`)
   }
 
   let provider

@@ -12,7 +12,7 @@ export interface AppConfig {
 function providerConfig(): QueueProviderConfig {
   const type = process.env.QUEUE_PROVIDER || 'memory'
   if (type === 'memory') return { type: 'memory', maxHistorySize: 1000 }
-  if (type === 'postgres') return { type: 'postgres', schema: process.env.QUEUE_PG_SCHEMA || 'public' }
+  if (type === 'postgres') return { type: 'postgres', schema: process.env.QUEUE_PG_SCHEMA || undefined }
   if (type === 'sqlite') return { type: 'sqlite', databaseUrl: process.env.QUEUE_SQLITE_URL || undefined }
   if (type !== 'sqs') {
     throw new Error(`QUEUE_PROVIDER must be 'memory', 'postgres', 'sqlite' or 'sqs', got ${JSON.stringify(type)}`)

@@ -5,11 +5,11 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { startMoto, sqsClient, createQueue, REGION } = require('./moto.js')
+const { CliProcess, killAll } = require('./cli-process.js')
 const queue = require('../index.js')
 
 const ROOT = path.join(__dirname, '..')
@@ -29,55 +29,10 @@ function cliEnv(extra = {}) {
   return { ...env, QUEUE_PROVIDER: 'memory', CHAASKIT_QUEUE_LOG: 'warn', ...extra }
 }
 
-const children = new Set()
-
-/** A running `queue-worker` process; its stdout/stderr are collected. */
-class Cli {
+/** A `queue-worker` of the example app (its working directory by default), in the test's environment. */
+class Cli extends CliProcess {
   constructor(args = [], { env = {}, cwd = APP } = {}) {
-    this.stdout = ''
-    this.stderr = ''
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
-    children.add(this.child)
-    this.child.stdout.setEncoding('utf8').on('data', (d) => (this.stdout += d))
-    this.child.stderr.setEncoding('utf8').on('data', (d) => (this.stderr += d))
-    this.exited = new Promise((resolve) => {
-      this.child.once('close', (code, signal) => {
-        children.delete(this.child)
-        resolve({ code, signal })
-      })
-    })
-  }
-
-  /** Resolves with the match once stdout matches `re`; rejects on timeout or exit. */
-  async waitFor(re, timeoutMs = 15_000) {
-    const deadline = performance.now() + timeoutMs
-    let done = false
-    this.exited.then(() => (done = true))
-    for (;;) {
-      const m = re.exec(this.stdout)
-      if (m) return m
-      if (done || performance.now() > deadline) {
-        throw new Error(`${done ? 'worker exited' : 'timed out'} waiting for ${re}\n--- stdout:\n${this.stdout}\n--- stderr:\n${this.stderr}`)
-      }
-      await sleep(20)
-    }
-  }
-
-  kill(signal) {
-    this.child.kill(signal)
-  }
-
-  /** The exit, or a rejection after `timeoutMs`. */
-  async exit(timeoutMs = 15_000) {
-    let t
-    const timeout = new Promise((_, reject) => {
-      t = setTimeout(() => reject(new Error(`worker did not exit within ${timeoutMs} ms\n--- stdout:\n${this.stdout}\n--- stderr:\n${this.stderr}`)), timeoutMs)
-    })
-    try {
-      return await Promise.race([this.exited, timeout])
-    } finally {
-      clearTimeout(t)
-    }
+    super(BIN, args, { cwd, env: cliEnv(env) })
   }
 }
 
@@ -100,7 +55,7 @@ async function feeder(databaseUrl) {
 }
 
 test.after(async () => {
-  for (const c of children) c.kill('SIGKILL')
+  killAll()
   fs.rmSync(tmpRoot, { recursive: true, force: true })
 })
 

@@ -156,3 +156,49 @@ test('initializeQueue / shutdownQueue, then the process exits by itself', () => 
   const ms = Number(/exit-after-ms (\d+)/.exec(r.stdout)[1])
   assert.ok(ms < 1000, `exited ${ms} ms after shutdown`)
 })
+
+test('handlers get a ReceivedJob, its receiptHandle included', async () => {
+  const { p, w } = await setup()
+  const seen = []
+  q.registerJobHandler('received', async (job, ctx) => {
+    seen.push({ receiptHandle: job.receiptHandle, id: job.id, jobId: ctx.jobId })
+  })
+  try {
+    w.start()
+    const job = await p.enqueue('received', { n: 1 })
+    await new Promise((resolve) => w.on('completed', resolve))
+    assert.equal(seen.length, 1)
+    assert.equal(seen[0].id, job.id)
+    assert.equal(typeof seen[0].receiptHandle, 'string')
+    assert.ok(seen[0].receiptHandle.length > 0)
+    // The receipt is the attempt's, as receive() would give it: acknowledging it again is refused.
+    await assert.rejects(p.acknowledge(seen[0].receiptHandle))
+  } finally {
+    q.unregisterJobHandler('received')
+    await w.stop()
+    await p.close()
+  }
+})
+
+test('singletons as the old queue had them: getWorker() and getScheduler() are null until made, and again after stop*', async () => {
+  q.resetWorker()
+  q.resetScheduler()
+  assert.equal(q.getWorker(), null)
+  assert.equal(q.getScheduler(), null)
+  const p = await q.createQueueProvider({ type: 'memory' })
+  try {
+    const w = q.startWorker({ provider: p })
+    assert.equal(q.getWorker(), w)
+    assert.equal(q.startWorker({ provider: p }), w, 'a second start returns the running worker')
+    await q.stopWorker()
+    assert.equal(w.isRunning(), false)
+    assert.equal(q.getWorker(), null)
+    const made = q.getWorker({ provider: p })
+    assert.equal(q.getWorker(), made)
+    q.resetWorker()
+    assert.equal(q.getWorker(), null)
+    assert.throws(() => q.getWorker(5), /options must be an object, got 5/)
+  } finally {
+    await p.close()
+  }
+})

@@ -65,7 +65,7 @@ test('--help documents every command, option, environment variable and exit code
   const r = await run(['--help'])
   assert.equal(r.code, 0, r.stderr)
   for (const word of ['migrate', 'start', '--config', '--jobs', '--help', '.env', 'QUEUE_CONCURRENCY', 'QUEUE_POLL_INTERVAL',
-    'QUEUE_SHUTDOWN_TIMEOUT', 'SCHEDULER_ENABLED', 'SCHEDULER_POLL_INTERVAL', 'DATABASE_URL', 'SIGTERM', 'Exit codes', '130', '143']) {
+    'QUEUE_SHUTDOWN_TIMEOUT', 'SCHEDULER_ENABLED', 'SCHEDULER_POLL_INTERVAL', 'DATABASE_URL', 'CHAASKIT_CONFIG_PATH', 'chaaskit-worker', 'SIGTERM', 'Exit codes', '130', '143']) {
     assert.ok(r.stdout.includes(word), `--help mentions ${word}`)
   }
   assert.equal((await run(['help'])).stdout, r.stdout)

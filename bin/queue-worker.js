@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 'use strict'
-// queue-worker: the standalone worker of @chaaskit/queue. Run it in the app's root directory:
+// queue-worker (also installed as chaaskit-worker, the old queue's name): the standalone worker
+// of @chaaskit/queue. Run it in the app's root directory (or set CHAASKIT_CONFIG_PATH):
 // it loads `.env`, the app config (`config/app.config.ts|js`, TypeScript through tsx), the
 // job handlers (`extensions/jobs/*`), then runs the worker and, when enabled, the scheduler
 // until SIGINT/SIGTERM. `queue-worker migrate` creates the scheduler's tables. See usage().
@@ -17,7 +18,7 @@ const usage = ({ worker: w, scheduler: s } = require('../index.js').validateQueu
        queue-worker help
 
 Runs the @chaaskit/queue worker as its own process (worker.mode 'standalone'), in the app's
-root directory.
+root directory. Also installed as chaaskit-worker (the old queue's command).
 
 Commands:
   start (default)   Load .env, the app config and the job handlers, then run the worker (always)
@@ -32,10 +33,12 @@ Commands:
   help              Show this help.
 
 Options:
-  --config <path>   App config exporting \`config\` with a \`queue\` block
-                    (default: config/app.config.ts, .mts, .cts, .js, .mjs or .cjs).
+  --config <path>   App config exporting \`config\` with a \`queue\` block (default:
+                    CHAASKIT_CONFIG_PATH, else config/app.config.ts, .mts, .cts, .js, .mjs
+                    or .cjs in the working directory or the nearest directory above it).
   --jobs <dir>      Directory of job handler files, each calling registerJobHandler
-                    (default: extensions/jobs; every *.ts/*.js except index.*).
+                    (default: extensions/jobs here, else beside the config's config/ folder;
+                    every *.ts/*.js except index.*). None registered: a warning.
   --metrics-port <n>
                     Serve Prometheus /metrics on 127.0.0.1:<n> while the worker runs
                     (worker.metricsPort; 0 picks a free port).
@@ -51,7 +54,9 @@ an empty value counts as unset):
   QUEUE_SHUTDOWN_TIMEOUT=${w.shutdownTimeout}  worker.shutdownTimeout (ms): how long a stop waits for running jobs
   SCHEDULER_ENABLED=${s.enabled}       scheduler.enabled: true, false, 1 or 0
   SCHEDULER_POLL_INTERVAL=${s.pollInterval} scheduler.pollInterval (ms)
+  CHAASKIT_CONFIG_PATH          the app config file (absolute or from here; extension optional)
   DATABASE_URL                  scheduler database when queue.scheduler.databaseUrl is not set
+                                (a PostgreSQL URL's ?schema= names the schema, as for Prisma)
   CHAASKIT_QUEUE_LOG=info       log level of the queue's own log lines (stderr)
   TSX_TSCONFIG_PATH             tsconfig.json for TypeScript files (default: ./tsconfig.json)
   QUEUE_DASHBOARD_PASSWORD      dashboard: ask for this password (HTTP Basic, any user name);
@@ -66,8 +71,8 @@ reappear after their visibility timeout).
 
 Exit codes:
   0    stopped by a signal after a graceful shutdown; migrate or help done
-  1    bad configuration (invalid or disabled queue, bad environment value, no handlers,
-       unreadable config or handler file) or a runtime failure
+  1    bad configuration (invalid or disabled queue, bad environment value, no config
+       found, unreadable config or handler file) or a runtime failure
   2    usage error (unknown command or option, missing option value)
   130  forced exit by a second SIGINT;  143  forced exit by a second SIGTERM
 `

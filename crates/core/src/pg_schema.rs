@@ -18,7 +18,10 @@ pub fn split_schema(url: &str, field: &str) -> Result<(String, Option<String>)> 
         return Ok((url.to_owned(), None));
     }
     let mut parsed = url::Url::parse(url).map_err(|e| {
-        QueueError::invalid(format!("{field} {:?} is not a valid URL: {e}", redact_url(url)))
+        QueueError::invalid(format!(
+            "{field} {:?} is not a valid URL: {e}",
+            redact_url(url)
+        ))
     })?;
     let mut schema = None;
     let kept: Vec<(String, String)> = parsed
@@ -88,12 +91,18 @@ mod tests {
     fn a_schema_that_cannot_be_one_is_refused_naming_the_field() {
         for bad in ["", "pg_catalog", "a\u{0}b", &"x".repeat(64)] {
             let e = check_schema(bad, "providerConfig.schema").unwrap_err();
-            assert!(e.to_string().starts_with("providerConfig.schema must be"), "{e}");
+            assert!(
+                e.to_string().starts_with("providerConfig.schema must be"),
+                "{e}"
+            );
         }
         let e = split_schema("postgres://u:secret@h/db?schema=", "scheduler.databaseUrl")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("schema parameter of scheduler.databaseUrl"), "{e}");
+        assert!(
+            e.contains("schema parameter of scheduler.databaseUrl"),
+            "{e}"
+        );
         assert!(!e.contains("secret"), "{e}");
         assert_eq!(check_schema("app-1", "f").unwrap(), "app-1");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");

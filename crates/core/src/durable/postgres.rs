@@ -35,7 +35,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// it the two extra round trips cost more than the rows save).
 pub(super) const COPY_MIN: usize = 64;
 
-
 /// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
 /// table aliased `p`.
 fn job_json(p: &str) -> String {

@@ -458,13 +458,13 @@ contract!(a_large_bulk_is_stored_as_returned, 30, |q, _b| {
     let item = |i: usize| {
         let o = EnqueueOptions {
             priority: Some(u32::try_from(i % 3).unwrap()),
-            delay: (i % 5 == 0).then_some(60_000),
+            delay: i.is_multiple_of(5).then_some(60_000),
             scheduled_for: match i % 5 {
                 1 => Some(now + 3_600_000),
                 2 => Some(now - 1_000),
                 _ => None,
             },
-            max_retries: (i % 7 == 0).then_some(0),
+            max_retries: i.is_multiple_of(7).then_some(0),
             ..Default::default()
         };
         let payload = format!(

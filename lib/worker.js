@@ -2,7 +2,6 @@
 // The Worker: runs jobs from a provider with the registered handlers; the pool itself is in Rust.
 
 const util = require('node:util')
-const http = require('node:http')
 const binding = require('../binding.js')
 const otel = require('../otel.js')
 const { describe, rejectUnserialisable, errorMessage } = require('./check.js')
@@ -10,11 +9,13 @@ const { toJob } = require('./jobs.js')
 const { NativeQueueProvider } = require('./providers.js')
 const { getJobHandler } = require('./registry.js')
 const { logger } = require('./log.js')
-const { getMetrics } = require('./metrics.js')
+const { serveMetrics } = require('./metrics.js')
+const { Listeners } = require('./events.js')
 
 /** Runs jobs from a provider with the registered handlers; the pool itself is in Rust. */
-class Worker {
+class Worker extends Listeners {
   constructor(options = {}) {
+    super()
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${describe(options)}`)
     const { provider: p, config, telemetry = true } = options
     if (!(p instanceof NativeQueueProvider)) {
@@ -32,43 +33,8 @@ class Worker {
     this._flushQueued = false
     this._runPromise = null
     this._flush = () => this._flushOutcomes()
-    /** event name -> listeners; null while none is registered, so jobs pay nothing for events. */
-    this._events = null
     this._eventQueue = []
     this._metricsServer = null
-  }
-
-  /** Call `fn` on each `event` (see WorkerEvents in index.d.ts). Listener errors are logged. */
-  on(event, fn) {
-    if (!WORKER_EVENTS.includes(event)) throw new TypeError(`event must be one of ${WORKER_EVENTS.join(', ')}, got ${describe(event)}`)
-    if (typeof fn !== 'function') throw new TypeError(`listener for '${event}' must be a function, got ${describe(fn)}`)
-    if (this._events === null) this._events = new Map()
-    const list = this._events.get(event)
-    if (list) list.push(fn)
-    else this._events.set(event, [fn])
-    return this
-  }
-
-  off(event, fn) {
-    const list = this._events && this._events.get(event)
-    if (!list) return this
-    const i = list.indexOf(fn)
-    if (i !== -1) list.splice(i, 1)
-    if (list.length === 0) this._events.delete(event)
-    if (this._events.size === 0) this._events = null
-    return this
-  }
-
-  _emit(event, args) {
-    const list = this._events && this._events.get(event)
-    if (!list) return
-    for (const fn of list.slice()) {
-      try {
-        fn(...args)
-      } catch (e) {
-        logger.warn(`worker '${event}' listener threw: ${e && e.message}`)
-      }
-    }
   }
 
   /** Events of a failed attempt: `failed`, then `dead` when it had no retries left. */
@@ -93,19 +59,7 @@ class Worker {
 
   _serveMetrics() {
     if (this.config.metricsPort === undefined || this._metricsServer) return
-    const server = http.createServer((req, res) => {
-      if (req.method !== 'GET' || req.url.split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
-        return
-      }
-      getMetrics().then(
-        (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
-        (e) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e && e.message}\n`),
-      )
-    })
-    server.on('error', (e) => logger.error(`metrics server on 127.0.0.1:${this.config.metricsPort}: ${e.message}`))
-    server.listen(this.config.metricsPort, '127.0.0.1')
-    this._metricsServer = server
+    this._metricsServer = serveMetrics(this.config.metricsPort)
   }
 
   /** Start taking jobs. Resolves when the worker has stopped. */
@@ -158,7 +112,7 @@ class Worker {
     const run = { ac: null, abortReason: undefined, job, last, span: null, context: null }
     if (tracer !== null) otel.startProcess(tracer, this.provider.name, job, run)
     this._running.set(token, run)
-    if (this._events !== null) this._emit('active', [job])
+    if (this._emitter !== null) this._emit('active', [job])
     const native = this._native
     const worker = this
     const ctx = {
@@ -166,7 +120,7 @@ class Worker {
       attempt: job.attempts,
       log: (msg, ...args) => binding.log('info', `[job ${job.id}] ${util.format(msg, ...args)}`),
       progress: (percent) => {
-        if (native.progress(token, percent) && worker._events !== null) worker._emit('progress', [job, percent])
+        if (native.progress(token, percent) && worker._emitter !== null) worker._emit('progress', [job, percent])
       },
       get signal() {
         if (!run.ac) {
@@ -217,7 +171,7 @@ class Worker {
       run.span = null
     }
     // An attempt aborted by its timeout already failed (and had its events) at the deadline.
-    if (this._events !== null && run && run.abortReason === undefined) {
+    if (this._emitter !== null && run && run.abortReason === undefined) {
       if (ok) this._eventQueue.push('completed', [run.job, result, run.job.startedAt ? Date.now() - run.job.startedAt.getTime() : 0])
       else this._failureEvents(run, error)
     }
@@ -247,14 +201,14 @@ class Worker {
         otel.endProcess(run.span, run.abortReason, !run.last)
         run.span = null
       }
-      if (reason === 'timeout' && this._events !== null) this._failureEvents(run, run.abortReason)
+      if (reason === 'timeout' && this._emitter !== null) this._failureEvents(run, run.abortReason)
     }
     if (this._eventQueue.length !== 0) this._emitQueued()
   }
 
   /** `stalled` (a lease of this worker's provider ran out and the provider took the job back). */
   _providerEvent(json) {
-    if (this._events === null) return
+    if (this._emitter === null) return
     const ev = JSON.parse(json)
     this._emit(ev.e, [toJob(ev.job)])
   }
@@ -270,7 +224,5 @@ function abortError(reason, job) {
   }
   return new Error('Worker is shutting down')
 }
-
-const WORKER_EVENTS = ['active', 'completed', 'failed', 'dead', 'progress', 'stalled']
 
 module.exports = { Worker }

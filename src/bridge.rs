@@ -161,12 +161,15 @@ pub(crate) type AbortJobs =
 
 /// Panics on purpose, synchronously or in a promise (`__panicForTests`), so the tests can show
 /// that a panic at the boundary becomes an `Error` with its message, logged, and no crash.
+/// Test builds only (the `test-exports` feature): not in the shipped addon.
+#[cfg(feature = "test-exports")]
 #[doc(hidden)]
 #[napi_derive::napi(js_name = "__panicForTests", catch_unwind)]
 pub fn panic_for_tests(message: String) -> Result<()> {
     panic!("{message}")
 }
 
+#[cfg(feature = "test-exports")]
 #[doc(hidden)]
 #[napi_derive::napi(js_name = "__panicInPromiseForTests")]
 pub async fn panic_in_promise_for_tests(message: String) -> Result<()> {

@@ -251,9 +251,21 @@
     if (location.hash) history.replaceState(null, '', location.pathname + location.search)
   }
 
+  /** Open the job the fragment names; a fragment that does not decode is ignored, with a note. */
   function fromHash() {
     const m = /^#job=(.+)$/.exec(location.hash)
-    if (m) showJob(decodeURIComponent(m[1]))
+    let id = null
+    if (m) {
+      try {
+        id = decodeURIComponent(m[1])
+      } catch {
+        id = null
+      }
+    }
+    const note = $('hash-note')
+    note.hidden = !m || id !== null
+    note.textContent = note.hidden ? '' : `Ignored the link's job id: it is not valid percent-encoding (${m[1].slice(0, 80)}).`
+    if (id !== null) showJob(id)
     else if (state.openJob) closeJob()
   }
 

@@ -632,6 +632,9 @@ impl NativeProvider {
     #[napi]
     pub async fn pause(&self, job_type: Option<String>) -> Result<()> {
         guarded("pause", async {
+            if let Some(t) = &job_type {
+                rule::check_name("type", t).map_err(napi_err)?;
+            }
             self.inner
                 .pause(job_type.as_deref())
                 .await
@@ -643,6 +646,9 @@ impl NativeProvider {
     #[napi]
     pub async fn resume(&self, job_type: Option<String>) -> Result<()> {
         guarded("resume", async {
+            if let Some(t) = &job_type {
+                rule::check_name("type", t).map_err(napi_err)?;
+            }
             self.inner
                 .resume(job_type.as_deref())
                 .await

@@ -106,6 +106,19 @@ export interface BulkItem<T = unknown> {
   options?: EnqueueOptions
 }
 
+/** One line a handler logged with `ctx.log`: when, by which attempt (1 for the first). */
+export interface JobLogLine {
+  at: Date
+  attempt: number
+  line: string
+}
+
+/** A job's kept log lines, and how many older ones the cap dropped. */
+export interface JobLogs {
+  lines: JobLogLine[]
+  dropped: number
+}
+
 export interface QueueProvider {
   readonly name: string
   enqueue<T>(type: string, payload: T, options?: EnqueueOptions): Promise<Job<T>>
@@ -115,6 +128,11 @@ export interface QueueProvider {
   acknowledge(receiptHandle: string, result?: unknown): Promise<void>
   fail(receiptHandle: string, error: Error | string): Promise<void>
   getJob(jobId: string): Promise<Job | null>
+  /**
+   * The job's `ctx.log` lines, oldest first, at most 100 lines / 32 KiB (older ones dropped and
+   * counted in `dropped`); null when there is no such job. SQS stores none: it rejects.
+   */
+  getJobLogs(jobId: string): Promise<JobLogs | null>
   getStats(): Promise<QueueStats>
   /**
    * Admin API. A provider that cannot do one (SQS: list, retry, cancel, pause) rejects with an
@@ -146,6 +164,7 @@ export interface JobContext {
   jobId: string
   /** 1-based attempt number. */
   attempt: number
+  /** A log line (util.format): to stderr, and kept on the job (getJobLogs; not on SQS). */
   log: (msg: string, ...args: unknown[]) => void
   /** Report progress 0-100. */
   progress: (percent: number) => void

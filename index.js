@@ -253,6 +253,12 @@ class NativeQueueProvider {
     return fromNative(await this._native.getJob(jobId))
   }
 
+  /** The job's `ctx.log` lines ({ lines: [{ at, attempt, line }], dropped }); null when no such job. */
+  async getJobLogs(jobId) {
+    checkType(jobId, 'jobId')
+    return this._native.getJobLogs(jobId)
+  }
+
   async getStats() {
     return this._native.getStats()
   }
@@ -628,7 +634,11 @@ class Worker {
     const ctx = {
       jobId: job.id,
       attempt: job.attempts,
-      log: (msg, ...args) => binding.log('info', `[job ${job.id}] ${util.format(msg, ...args)}`),
+      log: (msg, ...args) => {
+        const line = util.format(msg, ...args)
+        binding.log('info', `[job ${job.id}] ${line}`)
+        native.log(token, line) // kept on the job (not on SQS): getJobLogs
+      },
       progress: (percent) => {
         if (native.progress(token, percent) && worker._events !== null) worker._emit('progress', [job, percent])
       },

@@ -368,6 +368,7 @@ async function browserScenario(t, p, scheduler) {
   const type = `flaky_${RUN}`
   queue.registerJobHandler(type, async (job, ctx) => {
     ctx.progress(50)
+    ctx.log('step %d %s', ctx.attempt, XSS)
     if (failing) throw new Error(`boom ${XSS}`)
     return { done: true, echo: XSS }
   })
@@ -419,6 +420,11 @@ async function browserScenario(t, p, scheduler) {
     assert.equal((await p.getJob(id)).status, 'completed')
     assert.deepEqual(JSON.parse(await page.textContent('#detail-result')), { done: true, echo: XSS })
     assert.equal(await page.textContent('#detail-progress'), '50%')
+    // its log lines, one per attempt, markup shown as text
+    await page.waitForFunction(() => document.querySelectorAll('#detail-logs li').length === 2)
+    assert.deepEqual(await page.$$eval('#detail-logs li .line', (x) => x.map((e) => e.textContent)), [`step 1 ${XSS}`, `step 2 ${XSS}`])
+    assert.deepEqual(await page.$$eval('#detail-logs li .attempt', (x) => x.map((e) => e.textContent)), ['#1', '#2'])
+    assert.equal(await page.$$eval('#detail-logs *', (x) => x.filter((e) => !['LI', 'TIME', 'SPAN'].includes(e.tagName)).length), 0)
     assert.equal(await page.isDisabled('#retry'), true)
     await page.click('#detail-close')
 

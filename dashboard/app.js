@@ -223,10 +223,29 @@
     $('detail').setAttribute('data-status', job.status)
   }
 
+  /** The job's `ctx.log` lines, as text: time, attempt, line. */
+  function renderLogs(logs) {
+    const note = $('detail-logs-note')
+    const lines = logs ? logs.lines : []
+    const notes = []
+    if (logs === null || logs === undefined) notes.push('This provider keeps no log lines.')
+    else if (lines.length === 0) notes.push('No log lines.')
+    if (logs && logs.dropped > 0) notes.push(`${logs.dropped} earlier line${logs.dropped === 1 ? '' : 's'} dropped (the cap is the newest 100 lines / 32 KiB).`)
+    note.textContent = notes.join(' ')
+    note.hidden = notes.length === 0
+    $('detail-logs').replaceChildren(...lines.map((l) =>
+      el('li', {},
+        el('time', { datetime: l.at, title: fmtTime(l.at) }, new Date(l.at).toLocaleTimeString()),
+        el('span', { class: 'attempt' }, `#${l.attempt}`),
+        el('span', { class: 'line' }, l.line))))
+  }
+
   async function loadDetail() {
     if (!state.openJob) return
     try {
-      renderDetail((await api(`api/jobs/${encodeURIComponent(state.openJob)}`)).job)
+      const r = await api(`api/jobs/${encodeURIComponent(state.openJob)}`)
+      renderDetail(r.job)
+      renderLogs(r.logs)
     } catch (e) {
       $('detail-error').textContent = String(e.message || e)
     }

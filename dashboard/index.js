@@ -204,6 +204,17 @@ function createDashboard(options) {
     }
   }
 
+  /** The job's `ctx.log` lines, or null where the provider keeps none (SQS). */
+  async function jobLogs(id) {
+    if (typeof provider.getJobLogs !== 'function') return null
+    try {
+      return await provider.getJobLogs(id)
+    } catch (e) {
+      if (/not supported/.test(e && e.message)) return null
+      throw e
+    }
+  }
+
   /** [method, pattern, handler(match, url, body)], first match wins. */
   const routes = [
     ['GET', /^\/api\/overview$/, async () => {
@@ -224,9 +235,10 @@ function createDashboard(options) {
       return { jobs: p.jobs.map(summary), nextCursor: p.nextCursor }
     }],
     ['GET', /^\/api\/jobs\/([^/]+)$/, async (m) => {
-      const job = await provider.getJob(jobId(m[1]))
+      const id = jobId(m[1])
+      const job = await provider.getJob(id)
       if (!job) throw new HttpError(404, 'no such job')
-      return { job }
+      return { job, logs: await jobLogs(id) }
     }],
     ['POST', /^\/api\/jobs\/([^/]+)\/(retry|cancel)$/, async (m, url, body) => {
       actionBody(body)

@@ -85,7 +85,7 @@ impl Jobs {
         }
     }
 
-    async fn fetch(
+    pub(super) async fn fetch(
         &self,
         pool: &Pool,
         sql: &str,
@@ -95,7 +95,13 @@ impl Jobs {
         pool.fetch(sql, args).await.map_err(self.err(what))
     }
 
-    async fn write(&self, pool: &Pool, sql: &str, args: &[Arg<'_>], what: &str) -> Result<u64> {
+    pub(super) async fn write(
+        &self,
+        pool: &Pool,
+        sql: &str,
+        args: &[Arg<'_>],
+        what: &str,
+    ) -> Result<u64> {
         let _turn = self.turn().await;
         pool.execute(sql, args).await.map_err(self.err(what))
     }

@@ -1136,7 +1136,7 @@ impl QueueProvider for DbQueue {
     async fn append_log(&self, receipt: &str, line: LogLine) -> Result<()> {
         self.inner
             .backend
-            .append_log(parse_receipt(receipt)?, &line)
+            .append_log(parse_receipt(receipt)?, line)
             .await
     }
 

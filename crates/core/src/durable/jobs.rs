@@ -34,6 +34,8 @@ pub struct Jobs {
     pub(super) schema: String,
     /// The redacted URL, for messages.
     pub(super) url: String,
+    /// `ctx.log` lines waiting for their batch (`logs.rs`).
+    pub(super) log_queue: std::sync::Mutex<super::logs::LogQueue>,
 }
 
 /// Ids as the text a batch binds.
@@ -64,6 +66,7 @@ impl Jobs {
             copy_in: None,
             schema,
             url,
+            log_queue: Default::default(),
         }
     }
 

@@ -3,10 +3,11 @@
 //! key `ON DELETE CASCADE`, so retention and every other delete take the lines along).
 
 use super::jobs::Jobs;
+use super::sql::Kind;
 use super::Lease;
 use crate::error::Result;
 use crate::joblog::{JobLogs, LogLine, MAX_LOG_BYTES, MAX_LOG_LINES};
-use crate::store::db::Arg;
+use crate::store::db::{Arg, Column};
 use crate::store::dialect::Dialect;
 use uuid::Uuid;
 
@@ -40,6 +41,13 @@ CREATE TABLE IF NOT EXISTS "QueueJobLog" (
 );
 "#;
 
+/// Lines waiting to be written, and whether a call is writing them (see [`Jobs::append_log`]).
+#[derive(Default)]
+pub(super) struct LogQueue {
+    waiting: Vec<(Lease, LogLine)>,
+    writing: bool,
+}
+
 /// While every line is at most this long and there are at most [`MAX_LOG_LINES`] of one
 /// hand-out, the byte cap cannot be reached: an insert then needs no pruning statement.
 const SHORT_LINE: usize = MAX_LOG_BYTES / MAX_LOG_LINES;
@@ -54,6 +62,13 @@ impl Jobs {
         }
     }
 
+    fn jobs_table(&self) -> String {
+        match self.dialect {
+            Dialect::Postgres => format!(r#""{}"."QueueJob""#, self.schema.replace('"', r#""""#)),
+            Dialect::Sqlite => r#""QueueJob""#.to_owned(),
+        }
+    }
+
     fn id_param(&self) -> &'static str {
         match self.dialect {
             Dialect::Postgres => "CAST($1 AS UUID)",
@@ -61,35 +76,98 @@ impl Jobs {
         }
     }
 
-    /// Store one line of the attempt `lease`; then, when the cap may be passed, drop the
-    /// oldest lines past it and count them.
-    pub(super) async fn append_log(&self, lease: Lease, line: &LogLine) -> Result<()> {
-        let (t, id_p) = (self.log_table(), self.id_param());
-        let id = lease.id.hyphenated().to_string();
-        let insert = format!(
-            r#"INSERT INTO {t} ("jobId", "delivery", "seq", "attempt", "at", "line") VALUES ({id_p}, $2, $3, $4, $5, $6)
-               ON CONFLICT DO NOTHING"#
-        );
-        let args = [
-            Arg::Text(&id),
-            Arg::Int(lease.delivery),
-            Arg::Int(i64::from(line.seq)),
-            Arg::Int(i64::from(line.attempt)),
-            Arg::Int(line.at),
-            Arg::Text(&line.line),
-        ];
-        if self
-            .write(&self.work, &insert, &args, "storing a log line")
-            .await?
-            == 0
+    /// Store one line of the attempt `lease`. Lines are written in batches: the call that
+    /// finds no write under way writes every line waiting (one `INSERT` of many rows), again
+    /// until none is left; a call made meanwhile only adds its line to the next batch. Then,
+    /// for each job whose cap may be passed, the oldest lines past it are dropped and counted.
+    pub(super) async fn append_log(&self, lease: Lease, line: LogLine) -> Result<()> {
         {
-            return Ok(()); // this line was stored already
+            let mut q = self.log_queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.waiting.push((lease, line));
+            if q.writing {
+                return Ok(());
+            }
+            q.writing = true;
         }
-        let may_pass_cap =
-            line.seq as usize > MAX_LOG_LINES || lease.delivery > 1 || line.line.len() > SHORT_LINE;
-        if !may_pass_cap {
-            return Ok(());
+        loop {
+            let batch = {
+                let mut q = self.log_queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.waiting.is_empty() {
+                    q.writing = false;
+                    return Ok(());
+                }
+                std::mem::take(&mut q.waiting)
+            };
+            if let Err(e) = self.write_logs(&batch).await {
+                self.log_queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .writing = false;
+                return Err(e);
+            }
         }
+    }
+
+    /// One batch of lines: the insert, then the pruning of the jobs that may pass the cap.
+    async fn write_logs(&self, batch: &[(Lease, LogLine)]) -> Result<()> {
+        let t = self.log_table();
+        let ids: Vec<String> = batch
+            .iter()
+            .map(|(l, _)| l.id.hyphenated().to_string())
+            .collect();
+        let cols = [
+            Column::Text(ids.iter().map(String::as_str).collect()),
+            Column::Int(batch.iter().map(|(l, _)| l.delivery).collect()),
+            Column::Int(batch.iter().map(|(_, x)| i64::from(x.seq)).collect()),
+            Column::Int(batch.iter().map(|(_, x)| i64::from(x.attempt)).collect()),
+            Column::Int(batch.iter().map(|(_, x)| x.at).collect()),
+            Column::Text(batch.iter().map(|(_, x)| x.line.as_str()).collect()),
+        ];
+        let rows = self.dialect.rows(
+            1,
+            &[
+                ("jid", Kind::Uuid),
+                ("jd", Kind::Int),
+                ("js", Kind::Int),
+                ("ja", Kind::Int),
+                ("jat", Kind::Int),
+                ("jline", Kind::Text),
+            ],
+        );
+        // Only lines of jobs that still exist (one deleted meanwhile would fail the batch).
+        let insert = format!(
+            r#"INSERT INTO {t} ("jobId", "delivery", "seq", "attempt", "at", "line")
+               SELECT u.jid, u.jd, u.js, u.ja, u.jat, u.jline FROM {rows}
+               WHERE EXISTS (SELECT 1 FROM {jobs} j WHERE j."id" = u.jid)
+               ON CONFLICT DO NOTHING"#,
+            jobs = self.jobs_table(),
+        );
+        self.write(
+            &self.work,
+            &insert,
+            &[Arg::Rows(&cols)],
+            "storing log lines",
+        )
+        .await?;
+        let mut prune: Vec<&str> = batch
+            .iter()
+            .zip(&ids)
+            .filter(|((l, x), _)| {
+                x.seq as usize > MAX_LOG_LINES || l.delivery > 1 || x.line.len() > SHORT_LINE
+            })
+            .map(|(_, id)| id.as_str())
+            .collect();
+        prune.sort_unstable();
+        prune.dedup();
+        for id in prune {
+            self.prune_logs(id, batch[0].1.at).await?;
+        }
+        Ok(())
+    }
+
+    /// Drop the job's oldest lines past the cap and add them to its dropped count.
+    async fn prune_logs(&self, id: &str, at: i64) -> Result<()> {
+        let (t, id_p) = (self.log_table(), self.id_param());
         let octets = match self.dialect {
             Dialect::Postgres => r#"octet_length("line")"#,
             Dialect::Sqlite => r#"length(CAST("line" AS BLOB))"#,
@@ -104,7 +182,7 @@ impl Jobs {
                  WHERE k.n > $2 OR k.b > $3)"#
         );
         let limits = [
-            Arg::Text(&id),
+            Arg::Text(id),
             Arg::Int(MAX_LOG_LINES as i64),
             Arg::Int(MAX_LOG_BYTES as i64),
         ];
@@ -117,8 +195,8 @@ impl Jobs {
                    ON CONFLICT ("jobId", "delivery", "seq") DO UPDATE SET "dropped" = m."dropped" + excluded."dropped""#
             );
             let args = [
-                Arg::Text(&id),
-                Arg::Int(line.at),
+                Arg::Text(id),
+                Arg::Int(at),
                 Arg::Int(i64::try_from(dropped).unwrap_or(i64::MAX)),
             ];
             self.write(&self.work, &count, &args, "counting dropped log lines")

@@ -107,6 +107,19 @@ export interface BulkItem<T = unknown> {
   options?: EnqueueOptions
 }
 
+/** One line a handler logged with `ctx.log`: when, by which attempt (1 for the first). */
+export interface JobLogLine {
+  at: Date
+  attempt: number
+  line: string
+}
+
+/** A job's kept log lines, and how many older ones the cap dropped. */
+export interface JobLogs {
+  lines: JobLogLine[]
+  dropped: number
+}
+
 /**
  * The provider interface of the old queue: what a provider must have for the worker and the
  * scheduler. A class written against the old queue (`implements QueueProvider` with these
@@ -129,6 +142,11 @@ export interface AdminQueueProvider extends QueueProvider {
   enqueueBulk<T>(items: BulkItem<T>[], options?: EnqueueBulkOptions): Promise<Job<T>[]>
   /** Every status counted, `cancelled` included. */
   getStats(): Promise<Required<QueueStats>>
+  /**
+   * The job's `ctx.log` lines, oldest first, at most 100 lines / 32 KiB (older ones dropped and
+   * counted in `dropped`); null when there is no such job. SQS stores none: it rejects.
+   */
+  getJobLogs(jobId: string): Promise<JobLogs | null>
   /**
    * Admin API. A provider that cannot do one (SQS: list, retry, cancel, pause) rejects with an
    * error naming itself and the operation.
@@ -158,6 +176,7 @@ export interface JobContext {
   jobId: string
   /** 1-based attempt number. */
   attempt: number
+  /** A log line (util.format): to stderr, and kept on the job (getJobLogs; not on SQS). */
   log: (msg: string, ...args: unknown[]) => void
   /** Report progress 0-100. */
   progress: (percent: number) => void

@@ -111,7 +111,11 @@ test('state changes need POST, the page token, JSON and a same-origin request', 
       [{ 'x-queue-dashboard-token': `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}` }, 403, /missing or wrong/],
       [{ 'sec-fetch-site': 'cross-site' }, 403, /cross-site request refused/],
       [{ 'sec-fetch-site': 'same-site' }, 403, /cross-site request refused/],
-      [{ origin: 'http://evil.example' }, 403, /Origin does not match Host/],
+      [{ origin: 'http://evil.example' }, 403, /Origin does not match/],
+      // the same host under another scheme or port is another origin (review note)
+      [{ origin: s.url.replace('http:', 'https:') }, 403, /Origin does not match the scheme, Host and port/],
+      [{ origin: `http://127.0.0.1:${Number(new URL(s.url).port) === 1 ? 2 : 1}` }, 403, /Origin does not match/],
+      [{ origin: 'null' }, 403, /Origin does not match/],
       [{ 'content-type': 'text/plain' }, 415, /application\/json/],
     ]
     for (const [headers, status, message] of cases) {
@@ -147,6 +151,150 @@ test('state changes need POST, the page token, JSON and a same-origin request', 
     await s.close()
     d.close()
     await p.close()
+  }
+})
+
+/** A dashboard on `p` (and `scheduler`) with a `post(path, body text)` that passes the CSRF checks. */
+async function posting(p, scheduler = null) {
+  const d = queue.createDashboard({ provider: p, scheduler, authorize: () => true })
+  const s = await listen(d)
+  const token = tokenOf(await (await fetch(`${s.url}/`)).text())
+  const post = async (pathname, body) => {
+    const r = await fetch(s.url + pathname, { method: 'POST', headers: { 'content-type': 'application/json', 'x-queue-dashboard-token': token }, body })
+    return { status: r.status, body: await r.json() }
+  }
+  const get = async (pathname) => {
+    const r = await fetch(s.url + pathname)
+    return { status: r.status, body: await r.json() }
+  }
+  return { post, get, close: async () => (await s.close(), d.close()) }
+}
+
+test('action bodies: every type only by {} or {"type": null}; anything else is a 400 naming the field', async () => {
+  const p = await queue.createQueueProvider({ type: 'memory' })
+  const scheduler = new queue.Scheduler({ provider: p, config: { enabled: true, databaseUrl: `sqlite:${path.join(tmpRoot, 'bodies.db')}?mode=rwc` } })
+  await scheduler.migrate()
+  await scheduler.registerRecurring({ name: 'nightly', type: 'email', payload: {}, schedule: '0 3 * * *' })
+  const job = await p.enqueue('email', {})
+  const d = await posting(p, scheduler)
+  try {
+    const bad = [
+      ['{"Type":"email"}', /body field "Type" is not one of this action's \(type\)/],
+      ['[1]', /body must be a JSON object with only type, got \[ 1 \]/],
+      ['null', /body must be a JSON object with only type, got null/],
+      ['"abc"', /body must be a JSON object with only type, got "abc"/],
+      ['{"__proto__":{"type":"pp"}}', /body field "__proto__" is not one of this action's/],
+      ['{"type":""}', /^type must be a non-empty string, or null \(or absent\) for every type, got ""$/],
+      ['{"type":["email"]}', /^type must be a non-empty string, or null/],
+    ]
+    for (const action of ['pause', 'resume']) {
+      if (action === 'resume') await p.pause('email')
+      for (const [body, message] of bad) {
+        const r = await d.post(`/api/${action}`, body)
+        assert.equal(r.status, 400, `${action} ${body}`)
+        assert.match(r.body.error, message, `${action} ${body}`)
+      }
+      assert.deepEqual(await p.paused(), action === 'pause' ? [] : ['email'], `nothing changed by a bad ${action} body`)
+    }
+    assert.deepEqual((await d.post('/api/pause', '{}')).body, { ok: true, paused: [null, 'email'] })
+    assert.deepEqual((await d.post('/api/resume', '{"type":null}')).body, { ok: true, paused: [] })
+    assert.deepEqual((await d.post('/api/pause', '{"type":null}')).body, { ok: true, paused: [null] })
+    assert.deepEqual((await d.post('/api/resume', '')).body, { ok: true, paused: [] }) // no body at all reads as {}
+
+    // the same rule on every other action: they take no fields
+    for (const route of [`/api/jobs/${job.id}/cancel`, `/api/jobs/${job.id}/retry`, '/api/recurring/nightly/disable', '/api/recurring/nightly/enable']) {
+      for (const body of ['{"force":true}', '[]', 'null', '"x"']) {
+        const r = await d.post(route, body)
+        assert.equal(r.status, 400, `${route} ${body}`)
+        assert.match(r.body.error, /^body (field "force" is not one of this action's \(it takes none: send \{\}\)|must be a JSON object with no fields \(\{\}\), got .+)$/, `${route} ${body}`)
+      }
+    }
+    assert.equal((await p.getJob(job.id)).status, 'pending')
+    assert.equal((await scheduler.listRecurring())[0].enabled, true)
+    assert.deepEqual((await d.post(`/api/jobs/${job.id}/cancel`, '{}')).body, { ok: true })
+    assert.deepEqual((await d.post('/api/recurring/nightly/disable', '{}')).body, { ok: true })
+  } finally {
+    await d.close()
+    await p.close()
+  }
+})
+
+/** The bad-input and database-failure checks of the admin routes on `p`. */
+async function badInput(p, scheduler) {
+  const d = await posting(p, scheduler)
+  try {
+    const nul = 'a\u0000b'
+    const long = 't'.repeat(9000)
+    const rule = /must be at most 1024 bytes \(UTF-8\) with no NUL character/
+    for (const [action, type] of [['pause', nul], ['pause', long], ['resume', nul], ['resume', long]]) {
+      const r = await d.post(`/api/${action}`, JSON.stringify({ type }))
+      assert.equal(r.status, 400, `${action} ${type.length}`)
+      assert.match(r.body.error, /^type /)
+      assert.match(r.body.error, rule)
+    }
+    for (const type of [nul, long]) {
+      const r = await d.get(`/api/jobs?type=${encodeURIComponent(type)}`)
+      assert.equal(r.status, 400)
+      assert.match(r.body.error, /^options\.type must be at most 1024 bytes/)
+      await assert.rejects(p.enqueue(type, {}), { name: 'RangeError', message: rule })
+    }
+    assert.deepEqual(await p.paused(), [])
+    if (scheduler) {
+      for (const name of [nul, long]) {
+        for (const action of ['enable', 'disable']) {
+          const r = await d.post(`/api/recurring/${encodeURIComponent(name)}/${action}`, '{}')
+          assert.equal(r.status, 400, `${action} ${name.length}`)
+          assert.match(r.body.error, /^name must be at most 1024 bytes \(UTF-8\) with no NUL character/)
+        }
+        await assert.rejects(scheduler.registerRecurring({ name, type: 'email', payload: {}, schedule: '0 3 * * *' }), { message: /^name must be at most 1024 bytes/ })
+      }
+      await assert.rejects(scheduler.registerRecurring({ name: 'x', type: nul, payload: {}, schedule: '0 3 * * *' }), { message: /^input\.type must be at most 1024 bytes/ })
+    }
+    return d
+  } catch (e) {
+    await d.close()
+    throw e
+  }
+}
+
+test('bad input: a NUL or an over-long type or name is a 400 on memory, the same rule as every provider', async () => {
+  const p = await queue.createQueueProvider({ type: 'memory' })
+  const scheduler = new queue.Scheduler({ provider: p, config: { enabled: true, databaseUrl: `sqlite:${path.join(tmpRoot, 'bad.db')}?mode=rwc` } })
+  await scheduler.migrate()
+  const d = await badInput(p, scheduler)
+  await d.close()
+  await p.close()
+})
+
+test('bad input on PostgreSQL is a 400; a database failure is a 500 that names no database', async (t) => {
+  const schema = `dashbad_${RUN}`
+  let p
+  try {
+    p = await queue.createQueueProvider({ type: 'postgres', databaseUrl: PG_URL, schema })
+  } catch (e) {
+    if (process.env.CI === 'true') throw new Error(`PostgreSQL at ${PG_URL} is required in CI: ${e.message}`)
+    t.skip(`PostgreSQL not reachable: ${e.message}`)
+    return
+  }
+  const scheduler = new queue.Scheduler({ provider: p, config: { enabled: true, databaseUrl: PG_URL } })
+  await scheduler.migrate()
+  const { Client } = require('pg')
+  const c = new Client({ connectionString: PG_URL })
+  await c.connect()
+  let d
+  try {
+    d = await badInput(p, scheduler)
+    // the jobs table vanishes under the provider: a real database failure
+    await c.query(`DROP SCHEMA "${schema}" CASCADE`)
+    const r = await d.get('/api/jobs')
+    assert.equal(r.status, 500)
+    assert.deepEqual(r.body, { error: 'internal error: the queue backend failed (the server log has the detail)' })
+    await assert.rejects(p.listJobs(), (e) => e.message.includes(schema)) // the detail the browser did not get
+  } finally {
+    if (d) await d.close()
+    await p.close()
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await c.end()
   }
 })
 
@@ -220,6 +368,7 @@ async function browserScenario(t, p, scheduler) {
   const type = `flaky_${RUN}`
   queue.registerJobHandler(type, async (job, ctx) => {
     ctx.progress(50)
+    ctx.log('step %d %s', ctx.attempt, XSS)
     if (failing) throw new Error(`boom ${XSS}`)
     return { done: true, echo: XSS }
   })
@@ -271,6 +420,11 @@ async function browserScenario(t, p, scheduler) {
     assert.equal((await p.getJob(id)).status, 'completed')
     assert.deepEqual(JSON.parse(await page.textContent('#detail-result')), { done: true, echo: XSS })
     assert.equal(await page.textContent('#detail-progress'), '50%')
+    // its log lines, one per attempt, markup shown as text
+    await page.waitForFunction(() => document.querySelectorAll('#detail-logs li').length === 2)
+    assert.deepEqual(await page.$$eval('#detail-logs li .line', (x) => x.map((e) => e.textContent)), [`step 1 ${XSS}`, `step 2 ${XSS}`])
+    assert.deepEqual(await page.$$eval('#detail-logs li .attempt', (x) => x.map((e) => e.textContent)), ['#1', '#2'])
+    assert.equal(await page.$$eval('#detail-logs *', (x) => x.filter((e) => !['LI', 'TIME', 'SPAN'].includes(e.tagName)).length), 0)
     assert.equal(await page.isDisabled('#retry'), true)
     await page.click('#detail-close')
 
@@ -324,6 +478,36 @@ async function browserScenario(t, p, scheduler) {
     queue.unregisterJobHandler(type)
   }
 }
+
+test('browser: a malformed #job= fragment is ignored with a note; the page still runs', async (t) => {
+  const browser = await launch(t)
+  if (!browser) return
+  const p = await queue.createQueueProvider({ type: 'memory' })
+  const job = await p.enqueue('email', {})
+  const d = queue.createDashboard({ provider: p, authorize: () => true, basePath: '/admin/queue', refreshInterval: 250 })
+  const s = await listen(d)
+  const errors = []
+  try {
+    const page = await browser.newPage()
+    page.on('pageerror', (e) => errors.push(e.message))
+    await page.goto(`${s.url}/admin/queue/#job=%E0%A4%A`)
+    await page.waitForSelector('#live-dot.ok') // init ran to its end: the page is live
+    assert.equal(await page.isVisible('#hash-note'), true)
+    assert.match(await page.textContent('#hash-note'), /^Ignored the link's job id: it is not valid percent-encoding \(%E0%A4%A\)\.$/)
+    assert.equal(await page.isHidden('#detail'), true)
+    assert.equal(await page.textContent('#count-pending'), '1')
+    // a good fragment afterwards opens its job and clears the note
+    await page.evaluate((id) => (location.hash = `job=${encodeURIComponent(id)}`), job.id)
+    await page.waitForFunction(() => document.getElementById('detail').getAttribute('data-status') === 'pending')
+    assert.equal(await page.isHidden('#hash-note'), true)
+    assert.deepEqual(errors, [])
+  } finally {
+    await browser.close()
+    await s.close()
+    d.close()
+    await p.close()
+  }
+})
 
 test('browser: memory provider — counts, a dead job retried to completion, cancel, pause/resume, recurring, nothing in the data runs', async (t) => {
   const p = await queue.createQueueProvider({ type: 'memory' })
@@ -420,16 +604,54 @@ test('queue-worker dashboard: serves the config provider on loopback; a password
   }
   assert.equal(await new Promise((r) => a.child.on('exit', r)), 0)
 
-  const b = await cliDashboard(['--port', '0'], { ...env, QUEUE_DASHBOARD_PASSWORD: 'pw' })
+  const pw = 'correct horse battery'
+  const b = await cliDashboard(['--port', '0'], { ...env, QUEUE_DASHBOARD_PASSWORD: pw })
   try {
+    const basic = (pass, scheme = 'Basic') => ({ authorization: `${scheme} ${Buffer.from(`me:${pass}`).toString('base64')}` })
     const no = await get(b.url)
     assert.equal(no.status, 401)
     assert.match(no.headers['www-authenticate'], /^Basic /)
-    assert.equal((await get(b.url, { authorization: `Basic ${Buffer.from('me:wrong').toString('base64')}` })).status, 401)
-    assert.equal((await get(b.url, { authorization: `Basic ${Buffer.from('me:pw').toString('base64')}` })).status, 200)
+    assert.match(no.headers['content-security-policy'], /default-src 'none'/, 'a 401 carries the security headers')
+    assert.equal(no.headers['x-frame-options'], 'DENY')
+    assert.equal((await get(b.url, basic(pw))).status, 200)
+    // the scheme's case does not matter (RFC 9110)
+    assert.equal((await get(b.url, basic(pw, 'basic'))).status, 200)
+    assert.equal((await get(b.url, basic(pw, 'BASIC'))).status, 200)
+    // repeated wrong passwords: the first few are plain 401s, then this client has to wait…
+    for (let i = 0; i < 4; i++) assert.equal((await get(b.url, basic(`wrong${i}`))).status, 401, `wrong password ${i + 1}`)
+    const locked = await get(b.url, basic(pw))
+    assert.equal(locked.status, 429)
+    assert.ok(Number(locked.headers['retry-after']) >= 1)
+    assert.match(locked.headers['content-security-policy'], /default-src 'none'/)
+    // …and no other client does
+    const other = await new Promise((resolve, reject) => {
+      http.get(b.url, { localAddress: '127.0.0.2', headers: basic(pw) }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode))
+      }).on('error', reject)
+    })
+    assert.equal(other, 200)
   } finally {
     b.child.kill('SIGTERM')
   }
+
+  // without a password, a request to another Host is refused with the same headers
+  const h = await cliDashboard(['--port', '0'], env)
+  try {
+    const refused = await get(h.url, { host: 'evil.example:80' })
+    assert.equal(refused.status, 403)
+    assert.match(refused.headers['content-security-policy'], /default-src 'none'/)
+  } finally {
+    h.child.kill('SIGTERM')
+  }
+
+  // a blank password is no password; a short one is refused
+  const blank = await cliDashboard(['--host', '0.0.0.0', '--port', '0'], { ...env, QUEUE_DASHBOARD_PASSWORD: '   ' })
+  assert.equal(blank.code, 2)
+  assert.match(blank.err, /--host 0\.0\.0\.0 is not a loopback address: set QUEUE_DASHBOARD_PASSWORD/)
+  const short = await cliDashboard(['--port', '0'], { ...env, QUEUE_DASHBOARD_PASSWORD: 'pw' })
+  assert.equal(short.code, 2)
+  assert.match(short.err, /QUEUE_DASHBOARD_PASSWORD must be at least 12 characters, got 2/)
 
   const c = await cliDashboard(['--host', '0.0.0.0', '--port', '0'], env)
   assert.equal(c.code, 2)

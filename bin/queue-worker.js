@@ -59,8 +59,9 @@ an empty value counts as unset):
                                 (a PostgreSQL URL's ?schema= names the schema, as for Prisma)
   CHAASKIT_QUEUE_LOG=info       log level of the queue's own log lines (stderr)
   TSX_TSCONFIG_PATH             tsconfig.json for TypeScript files (default: ./tsconfig.json)
-  QUEUE_DASHBOARD_PASSWORD      dashboard: ask for this password (HTTP Basic, any user name);
-                                without it only requests to a loopback Host are served
+  QUEUE_DASHBOARD_PASSWORD      dashboard: ask for this password (HTTP Basic, any user name; at
+                                least ${MIN_DASHBOARD_PASSWORD} characters; blank = unset); without it only
+                                requests to a loopback Host are served
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_SQS
                                 the usual AWS SDK variables, for the SQS provider
 
@@ -398,21 +399,70 @@ async function start(args, overrides) {
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
 const isLoopback = (host) => LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host)
 
+/** Shortest QUEUE_DASHBOARD_PASSWORD accepted (characters). */
+const MIN_DASHBOARD_PASSWORD = 12
+/** Wrong passwords a client may send before it has to wait… */
+const FREE_WRONG_PASSWORDS = 3
+/** …first this long (ms), doubling with each further wrong one… */
+const WRONG_PASSWORD_DELAY_MS = 1000
+/** …up to this long (ms); a client's count is forgotten this long after its last wrong one. */
+const MAX_WRONG_PASSWORD_DELAY_MS = 60 * 1000
+/** Clients whose wrong passwords are remembered at once (the oldest is forgotten first). */
+const MAX_TRACKED_CLIENTS = 10000
+
+/** QUEUE_DASHBOARD_PASSWORD: undefined when unset or blank; refused when too short. */
+function dashboardPassword(env) {
+  const v = env.QUEUE_DASHBOARD_PASSWORD
+  if (v === undefined || v.trim() === '') return undefined
+  if ([...v].length < MIN_DASHBOARD_PASSWORD) {
+    throw new CliError(`QUEUE_DASHBOARD_PASSWORD must be at least ${MIN_DASHBOARD_PASSWORD} characters, got ${[...v].length}`, 2)
+  }
+  return v
+}
+
 /**
  * The dashboard's authorize: HTTP Basic with QUEUE_DASHBOARD_PASSWORD when set; without one,
  * only a loopback Host header (so a page on another site cannot reach it by DNS rebinding).
+ * A client (remote address) past FREE_WRONG_PASSWORDS wrong passwords gets 429 until its
+ * delay (doubling per wrong one, capped) is over; a right password forgets its count.
  */
 function dashboardAuthorize(password) {
   const crypto = require('node:crypto')
   const digest = (s) => crypto.createHash('sha256').update(s).digest()
   const want = password === undefined ? null : digest(password)
+  const wrong = new Map() // remote address -> { count, until, last }, oldest first
   return (req, res) => {
     const host = String(req.headers.host || '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')
     if (want === null) return isLoopback(host)
-    const m = /^Basic ([A-Za-z0-9+/=]+)$/.exec(String(req.headers.authorization || ''))
+    const client = String(req.socket.remoteAddress)
+    const now = Date.now()
+    let seen = wrong.get(client)
+    if (seen && now - seen.last > MAX_WRONG_PASSWORD_DELAY_MS) {
+      wrong.delete(client)
+      seen = undefined
+    }
+    if (seen && now < seen.until) {
+      res.writeHead(429, { 'Retry-After': String(Math.ceil((seen.until - now) / 1000)), 'Content-Type': 'text/plain; charset=utf-8' })
+      res.end('Too Many Requests: too many wrong passwords; try again later\n')
+      return false
+    }
+    const header = String(req.headers.authorization || '')
+    const m = /^basic +([A-Za-z0-9+/=]+) *$/i.exec(header)
     const given = m ? Buffer.from(m[1], 'base64').toString('utf8') : ''
     const colon = given.indexOf(':')
-    if (colon >= 0 && crypto.timingSafeEqual(digest(given.slice(colon + 1)), want)) return true
+    if (colon >= 0 && crypto.timingSafeEqual(digest(given.slice(colon + 1)), want)) {
+      wrong.delete(client)
+      return true
+    }
+    if (header !== '') {
+      // A wrong password (a request without one only asks the browser for it).
+      const count = (seen ? seen.count : 0) + 1
+      const over = count - FREE_WRONG_PASSWORDS
+      const until = over > 0 ? now + Math.min(MAX_WRONG_PASSWORD_DELAY_MS, WRONG_PASSWORD_DELAY_MS * 2 ** (over - 1)) : 0
+      wrong.delete(client)
+      wrong.set(client, { count, until, last: now })
+      if (wrong.size > MAX_TRACKED_CLIENTS) wrong.delete(wrong.keys().next().value)
+    }
     res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="queue dashboard", charset="UTF-8"', 'Content-Type': 'text/plain; charset=utf-8' })
     res.end('Unauthorized\n')
     return false
@@ -427,7 +477,7 @@ async function dashboard(args, overrides) {
   if (rawQueue === undefined || rawQueue === null || typeof rawQueue !== 'object' || rawQueue.enabled !== true) {
     throw new CliError(`the queue is disabled in ${rel}; the dashboard needs queue.enabled: true and its providerConfig`)
   }
-  const password = (process.env.QUEUE_DASHBOARD_PASSWORD || '') === '' ? undefined : process.env.QUEUE_DASHBOARD_PASSWORD
+  const password = dashboardPassword(process.env)
   if (!isLoopback(args.host) && password === undefined) {
     throw new CliError(`--host ${args.host} is not a loopback address: set QUEUE_DASHBOARD_PASSWORD to serve the dashboard there`, 2)
   }

@@ -223,10 +223,29 @@
     $('detail').setAttribute('data-status', job.status)
   }
 
+  /** The job's `ctx.log` lines, as text: time, attempt, line. */
+  function renderLogs(logs) {
+    const note = $('detail-logs-note')
+    const lines = logs ? logs.lines : []
+    const notes = []
+    if (logs === null || logs === undefined) notes.push('This provider keeps no log lines.')
+    else if (lines.length === 0) notes.push('No log lines.')
+    if (logs && logs.dropped > 0) notes.push(`${logs.dropped} earlier line${logs.dropped === 1 ? '' : 's'} dropped (the cap is the newest 100 lines / 32 KiB).`)
+    note.textContent = notes.join(' ')
+    note.hidden = notes.length === 0
+    $('detail-logs').replaceChildren(...lines.map((l) =>
+      el('li', {},
+        el('time', { datetime: l.at, title: fmtTime(l.at) }, new Date(l.at).toLocaleTimeString()),
+        el('span', { class: 'attempt' }, `#${l.attempt}`),
+        el('span', { class: 'line' }, l.line))))
+  }
+
   async function loadDetail() {
     if (!state.openJob) return
     try {
-      renderDetail((await api(`api/jobs/${encodeURIComponent(state.openJob)}`)).job)
+      const r = await api(`api/jobs/${encodeURIComponent(state.openJob)}`)
+      renderDetail(r.job)
+      renderLogs(r.logs)
     } catch (e) {
       $('detail-error').textContent = String(e.message || e)
     }
@@ -251,9 +270,21 @@
     if (location.hash) history.replaceState(null, '', location.pathname + location.search)
   }
 
+  /** Open the job the fragment names; a fragment that does not decode is ignored, with a note. */
   function fromHash() {
     const m = /^#job=(.+)$/.exec(location.hash)
-    if (m) showJob(decodeURIComponent(m[1]))
+    let id = null
+    if (m) {
+      try {
+        id = decodeURIComponent(m[1])
+      } catch {
+        id = null
+      }
+    }
+    const note = $('hash-note')
+    note.hidden = !m || id !== null
+    note.textContent = note.hidden ? '' : `Ignored the link's job id: it is not valid percent-encoding (${m[1].slice(0, 80)}).`
+    if (id !== null) showJob(id)
     else if (state.openJob) closeJob()
   }
 

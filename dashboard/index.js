@@ -14,6 +14,7 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const util = require('node:util')
+const binding = require('../binding.js')
 
 const STATIC = {
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
@@ -58,6 +59,12 @@ const LIST_ERROR_CHARS = 300
 
 const PROVIDER_METHODS = ['getStats', 'listJobs', 'getJob', 'retryJob', 'cancelJob', 'pause', 'resume', 'paused']
 const SCHEDULER_METHODS = ['listRecurring', 'enableRecurring', 'disableRecurring']
+
+/** What the browser gets for a failure that is not its request's fault; the detail is logged. */
+const INTERNAL_ERROR = 'internal error: the queue backend failed (the server log has the detail)'
+
+/** A database URL inside an error's text: kept out of the server log as well. */
+const URL_IN_TEXT = /\b(?:[a-z][a-z0-9+.-]*:\/\/|sqlite:)\S+/gi
 
 const describe = (v) => (typeof v === 'string' ? JSON.stringify(v) : util.inspect(v, { depth: 0, breakLength: Infinity }))
 
@@ -174,11 +181,37 @@ function createDashboard(options) {
     lastError: typeof j.lastError === 'string' && j.lastError.length > LIST_ERROR_CHARS ? `${j.lastError.slice(0, LIST_ERROR_CHARS)}…` : j.lastError,
   })
 
+  /**
+   * The one rule of every action body: a JSON object whose own fields are among `fields`
+   * (`{}` when the action takes none). Anything else (an array, null, a string, a field of
+   * another name, `__proto__`) is a 400 naming what is wrong.
+   */
+  const actionBody = (body, fields = []) => {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new HttpError(400, `body must be a JSON object${fields.length ? ` with only ${fields.join(', ')}` : ' with no fields ({})'}, got ${describe(body)}`)
+    }
+    for (const k of Object.keys(body)) {
+      if (!fields.includes(k)) throw new HttpError(400, `body field ${JSON.stringify(k)} is not one of this action's (${fields.length ? fields.join(', ') : 'it takes none: send {}'})`)
+    }
+    return body
+  }
+
   const jobId = (m) => {
     try {
       return decodeURIComponent(m)
     } catch {
       throw new HttpError(400, 'malformed job id')
+    }
+  }
+
+  /** The job's `ctx.log` lines, or null where the provider keeps none (SQS). */
+  async function jobLogs(id) {
+    if (typeof provider.getJobLogs !== 'function') return null
+    try {
+      return await provider.getJobLogs(id)
+    } catch (e) {
+      if (/not supported/.test(e && e.message)) return null
+      throw e
     }
   }
 
@@ -202,25 +235,29 @@ function createDashboard(options) {
       return { jobs: p.jobs.map(summary), nextCursor: p.nextCursor }
     }],
     ['GET', /^\/api\/jobs\/([^/]+)$/, async (m) => {
-      const job = await provider.getJob(jobId(m[1]))
+      const id = jobId(m[1])
+      const job = await provider.getJob(id)
       if (!job) throw new HttpError(404, 'no such job')
-      return { job }
+      return { job, logs: await jobLogs(id) }
     }],
-    ['POST', /^\/api\/jobs\/([^/]+)\/(retry|cancel)$/, async (m) => {
+    ['POST', /^\/api\/jobs\/([^/]+)\/(retry|cancel)$/, async (m, url, body) => {
+      actionBody(body)
       const id = jobId(m[1])
       const ok = m[2] === 'retry' ? await provider.retryJob(id) : await provider.cancelJob(id)
       return { ok }
     }],
     ['POST', /^\/api\/(pause|resume)$/, async (m, url, body) => {
-      const type = body && body.type
-      if (type !== undefined && type !== null && (typeof type !== 'string' || type === '')) {
-        throw new HttpError(400, `type must be a non-empty string or absent, got ${describe(type)}`)
+      // Every type only when asked for explicitly: `{}` or `{ "type": null }`.
+      const type = Object.hasOwn(actionBody(body, ['type']), 'type') ? body.type : null
+      if (type !== null && (typeof type !== 'string' || type === '')) {
+        throw new HttpError(400, `type must be a non-empty string, or null (or absent) for every type, got ${describe(type)}`)
       }
       await provider[m[1]](type ?? undefined)
       return { ok: true, paused: await provider.paused() }
     }],
     ['GET', /^\/api\/recurring$/, async () => ({ recurring: scheduler === null ? null : await scheduler.listRecurring() })],
-    ['POST', /^\/api\/recurring\/([^/]+)\/(enable|disable)$/, async (m) => {
+    ['POST', /^\/api\/recurring\/([^/]+)\/(enable|disable)$/, async (m, url, body) => {
+      actionBody(body)
       if (scheduler === null) throw new HttpError(404, 'no scheduler given to createDashboard')
       const name = jobId(m[1])
       return { ok: m[2] === 'enable' ? await scheduler.enableRecurring(name) : await scheduler.disableRecurring(name) }
@@ -232,20 +269,29 @@ function createDashboard(options) {
     const site = req.headers['sec-fetch-site']
     if (site !== undefined && site !== 'same-origin') throw new HttpError(403, `cross-site request refused (Sec-Fetch-Site: ${site})`)
     const origin = req.headers.origin
-    if (origin !== undefined) {
-      let host
-      try {
-        host = new URL(origin).host
-      } catch {
-        host = null
-      }
-      if (host !== req.headers.host) throw new HttpError(403, 'cross-origin request refused (Origin does not match Host)')
+    if (origin !== undefined && !sameOrigin(origin, req)) {
+      throw new HttpError(403, 'cross-origin request refused (Origin does not match the scheme, Host and port of the request)')
     }
     const given = req.headers[TOKEN_HEADER]
     const buf = typeof given === 'string' ? Buffer.from(given) : Buffer.alloc(0)
     if (buf.length !== tokenBuf.length || !crypto.timingSafeEqual(buf, tokenBuf)) throw new HttpError(403, `missing or wrong ${TOKEN_HEADER} header`)
     const ct = String(req.headers['content-type'] || '')
     if (!/^application\/json\b/i.test(ct)) throw new HttpError(415, 'Content-Type must be application/json')
+  }
+
+  /**
+   * Whether `origin` is this request's own: same scheme, host and port (default ports
+   * normalised). The scheme is Express's `req.protocol` when there is one (it follows the
+   * app's `trust proxy`), else `X-Forwarded-Proto` when a proxy set it, else the socket's.
+   */
+  function sameOrigin(origin, req) {
+    const forwarded = String(req.headers['x-forwarded-proto'] || '').split(',')[0].trim().toLowerCase()
+    const scheme = typeof req.protocol === 'string' ? req.protocol : forwarded === 'https' || forwarded === 'http' ? forwarded : req.socket && req.socket.encrypted ? 'https' : 'http'
+    try {
+      return new URL(origin).origin === new URL(`${scheme}://${req.headers.host}`).origin
+    } catch {
+      return false
+    }
   }
 
   async function readBody(req) {
@@ -280,7 +326,24 @@ function createDashboard(options) {
 
   const sendJson = (res, status, value) => send(res, status, 'application/json; charset=utf-8', JSON.stringify(value))
 
+  /**
+   * A thrown error as [status, message for the browser]. The caller's own mistakes (an
+   * HttpError, a TypeError/RangeError of an argument check, the core's InvalidArg) are 400
+   * with their message; anything else (a database failure, whose text names the database)
+   * is a 500 with a generic message, and the detail goes to the server log.
+   */
+  function failure(e, req, rel) {
+    const message = e && e.message ? String(e.message) : String(e)
+    if (e instanceof HttpError) return [e.status, message]
+    if (e instanceof TypeError || e instanceof RangeError || (e && e.code === 'InvalidArg')) return [400, message]
+    if (/not supported/.test(message)) return [501, message]
+    binding.log('error', `dashboard: ${req.method} ${base}${rel} failed: ${message.replace(URL_IN_TEXT, '<database URL>')}`)
+    return [500, INTERNAL_ERROR]
+  }
+
   async function serve(req, res, rel, url) {
+    // Set before authorize runs, so a response it writes itself (a 401) carries them too.
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v)
     let allowed
     try {
       allowed = (await o.authorize(req, res)) === true
@@ -314,8 +377,8 @@ function createDashboard(options) {
       const value = await route[2](route[1].exec(rel), url, body)
       sendJson(res, 200, value)
     } catch (e) {
-      const status = e instanceof HttpError ? e.status : e instanceof TypeError || e instanceof RangeError ? 400 : /not supported/.test(e && e.message) ? 501 : 500
-      sendJson(res, status, { error: e && e.message ? String(e.message) : String(e) })
+      const [status, error] = failure(e, req, rel)
+      sendJson(res, status, { error })
     }
   }
 
@@ -335,8 +398,9 @@ function createDashboard(options) {
       return send(res, 404, 'text/plain; charset=utf-8', 'Not Found\n')
     }
     serve(req, res, p.slice(base.length), url).catch((e) => {
-      if (!res.headersSent) sendJson(res, 500, { error: e && e.message ? String(e.message) : String(e) })
-      else res.destroy()
+      if (res.headersSent) return res.destroy()
+      const [status, error] = failure(e, req, p.slice(base.length))
+      sendJson(res, status, { error })
     })
   }
 

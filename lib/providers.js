@@ -87,6 +87,12 @@ class NativeQueueProvider {
     return fromNative(await this._native.getJob(jobId))
   }
 
+  /** The job's `ctx.log` lines ({ lines: [{ at, attempt, line }], dropped }); null when no such job. */
+  async getJobLogs(jobId) {
+    checkType(jobId, 'jobId')
+    return this._native.getJobLogs(jobId)
+  }
+
   async getStats() {
     return this._native.getStats()
   }

@@ -123,7 +123,11 @@ class Worker extends Listeners {
     const ctx = {
       jobId: job.id,
       attempt: job.attempts,
-      log: (msg, ...args) => binding.log('info', `[job ${job.id}] ${util.format(msg, ...args)}`),
+      log: (msg, ...args) => {
+        const line = util.format(msg, ...args)
+        binding.log('info', `[job ${job.id}] ${line}`)
+        native.log(token, line) // kept on the job (not on SQS): getJobLogs
+      },
       progress: (percent) => {
         if (native.progress(token, percent) && worker._emitter !== null) worker._emit('progress', [job, percent])
       },

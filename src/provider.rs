@@ -13,6 +13,7 @@ use crate::enqueue::{bulk_jobs, new_job, options_object, TraceArgs};
 use chaaskit_queue_core::config::{rule, ConfigValue, ProviderConfig};
 use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
 use chaaskit_queue_core::job::{Job, JobStatus, Millis, QueueStats};
+use chaaskit_queue_core::joblog::JobLogs;
 use chaaskit_queue_core::memory::{JobView, MemoryQueue};
 use chaaskit_queue_core::sqs::SqsProvider;
 use chaaskit_queue_core::{Immediate, JobFilter, JobPage, SharedProvider};
@@ -59,6 +60,38 @@ pub struct JobObject {
     pub result: Option<String>,
     /// Set on a received job: the handle that settles this attempt.
     pub receipt_handle: Option<String>,
+}
+
+/// One `ctx.log` line: when, by which attempt, and the text.
+#[napi(object)]
+pub struct LogLineObject {
+    pub at: DateTime<Utc>,
+    pub attempt: u32,
+    pub line: String,
+}
+
+/// A job's kept log lines, oldest first, and how many older ones the cap dropped.
+#[napi(object)]
+pub struct JobLogsObject {
+    pub lines: Vec<LogLineObject>,
+    pub dropped: f64,
+}
+
+impl From<JobLogs> for JobLogsObject {
+    fn from(l: JobLogs) -> Self {
+        JobLogsObject {
+            lines: l
+                .lines
+                .into_iter()
+                .map(|x| LogLineObject {
+                    at: date(x.at),
+                    attempt: x.attempt,
+                    line: x.line,
+                })
+                .collect(),
+            dropped: l.dropped as f64,
+        }
+    }
 }
 
 pub(crate) fn date(ms: Millis) -> DateTime<Utc> {
@@ -576,6 +609,21 @@ impl NativeProvider {
         .await
     }
 
+    /// A job's `ctx.log` lines (see `chaaskit_queue_core::joblog`); `null` when there is no
+    /// such job.
+    #[napi]
+    pub async fn get_job_logs(&self, id: String) -> Result<Option<JobLogsObject>> {
+        guarded("getJobLogs", async {
+            Ok(self
+                .inner
+                .get_job_logs(&id)
+                .await
+                .map_err(napi_err)?
+                .map(Into::into))
+        })
+        .await
+    }
+
     #[napi(catch_unwind)]
     pub fn get_job_sync(&self, id: String) -> Result<Option<JobObject>> {
         Ok(self.mem()?.get_job_now(&id).map(Into::into))
@@ -632,6 +680,9 @@ impl NativeProvider {
     #[napi]
     pub async fn pause(&self, job_type: Option<String>) -> Result<()> {
         guarded("pause", async {
+            if let Some(t) = &job_type {
+                rule::check_name("type", t).map_err(napi_err)?;
+            }
             self.inner
                 .pause(job_type.as_deref())
                 .await
@@ -643,6 +694,9 @@ impl NativeProvider {
     #[napi]
     pub async fn resume(&self, job_type: Option<String>) -> Result<()> {
         guarded("resume", async {
+            if let Some(t) = &job_type {
+                rule::check_name("type", t).map_err(napi_err)?;
+            }
             self.inner
                 .resume(job_type.as_deref())
                 .await

@@ -194,6 +194,13 @@ impl NativeWorker {
         Ok(self.core.progress(token as u64, percent))
     }
 
+    /// Store a line the handler logged (`ctx.log`) on its job; false when the attempt is no
+    /// longer running.
+    #[napi(catch_unwind)]
+    pub fn log(&self, token: f64, line: String) -> bool {
+        self.core.log(token as u64, line)
+    }
+
     #[napi(catch_unwind)]
     pub fn stats(&self) -> WorkerStatsObject {
         let s = self.core.stats();

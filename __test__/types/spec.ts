@@ -109,6 +109,15 @@ async function quickStartEnqueue(): Promise<void> {
     timeout: 30000,
   })
 
+  // A job's ctx.log lines (issue 25)
+  const logs = await queue.getJobLogs('id')
+  if (logs !== null) {
+    const first: { at: Date; attempt: number; line: string } | undefined = logs.lines[0]
+    const dropped: number = logs.dropped
+    void first
+    void dropped
+  }
+
   // The job returned carries the payload's type.
   const job: Job<{ to: string }> = await queue.enqueue('email:send', { to: 'a@b.c' })
   const to: string = job.payload.to

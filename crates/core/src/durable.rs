@@ -7,6 +7,7 @@
 //! `postgres.rs` and `sqlite.rs` hold only what one database has and the other has not.
 
 mod jobs;
+mod logs;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -20,6 +21,7 @@ use crate::events::{self, Delivered, EventKind, EventRecord, Signal, Signals};
 use crate::job::{
     has_retries_left, retry_backoff_ms, Job, JobOptions, JobStatus, NewJob, QueueStats, ReceivedJob,
 };
+use crate::joblog::{JobLogs, LogLine};
 use crate::provider::QueueProvider;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
@@ -1128,6 +1130,20 @@ impl QueueProvider for DbQueue {
             Ok(())
         } else {
             Err(QueueError::UnknownReceipt(receipt.to_owned()))
+        }
+    }
+
+    async fn append_log(&self, receipt: &str, line: LogLine) -> Result<()> {
+        self.inner
+            .backend
+            .append_log(parse_receipt(receipt)?, line)
+            .await
+    }
+
+    async fn get_job_logs(&self, id: &str) -> Result<Option<JobLogs>> {
+        match Uuid::try_parse(id) {
+            Ok(id) => self.inner.backend.job_logs(id).await,
+            Err(_) => Ok(None),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod durable;
 pub mod error;
 pub mod events;
 pub mod job;
+pub mod joblog;
 pub mod memory;
 pub mod metrics;
 pub mod pg_schema;

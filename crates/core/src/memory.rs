@@ -9,6 +9,7 @@ use crate::job::{
     has_retries_left, now_ms, retry_backoff_ms, Job, JobOptions, JobStatus, Millis, NewJob,
     QueueStats, ReceivedJob,
 };
+use crate::joblog::{JobLogs, LogBuffer, LogLine};
 use crate::provider::Immediate;
 use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -59,6 +60,8 @@ struct Extra {
     last_error: Option<Box<str>>,
     progress: Option<f64>,
     result: Option<Box<RawValue>>,
+    /// `ctx.log` lines (none until a handler logs).
+    logs: Option<Box<LogBuffer>>,
 }
 
 impl Entry {
@@ -588,6 +591,25 @@ impl Immediate for MemoryQueue {
             e.extra().progress = Some(percent);
         }
         Ok(())
+    }
+
+    fn append_log_now(&self, receipt: &str, line: LogLine) -> Result<()> {
+        let mut st = self.lock();
+        if let Some((_, e)) = self.open_attempt(&mut st, receipt)? {
+            e.extra()
+                .logs
+                .get_or_insert_with(Default::default)
+                .push(line);
+        }
+        Ok(())
+    }
+
+    fn get_job_logs_now(&self, id: &str) -> Option<JobLogs> {
+        let seq = self.seq_of(id)?;
+        let st = self.lock();
+        let e = st.jobs.get(&seq)?;
+        let logs = e.extra.as_ref().and_then(|x| x.logs.as_ref());
+        Some(logs.map(|l| l.snapshot()).unwrap_or_default())
     }
 
     fn get_job_now(&self, id: &str) -> Option<Job> {

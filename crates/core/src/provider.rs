@@ -5,6 +5,7 @@ use crate::admin::{unsupported, JobFilter, JobPage};
 use crate::error::Result;
 use crate::events::{Delivered, Signals};
 use crate::job::{now_ms, Job, Millis, NewJob, QueueStats, ReceivedJob};
+use crate::joblog::{JobLogs, LogLine};
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -42,6 +43,17 @@ pub trait QueueProvider: Send + Sync + 'static {
     async fn set_progress(&self, receipt: &str, percent: f64) -> Result<()>;
 
     async fn get_job(&self, id: &str) -> Result<Option<Job>>;
+
+    /// Store a line a handler logged (`ctx.log`) on its job, under the cap of
+    /// [`crate::joblog`]. A provider with no job store (SQS) drops it: the default.
+    async fn append_log(&self, _receipt: &str, _line: LogLine) -> Result<()> {
+        Ok(())
+    }
+
+    /// A job's log lines, oldest first; `None` when there is no such job.
+    async fn get_job_logs(&self, _id: &str) -> Result<Option<JobLogs>> {
+        Err(unsupported(self.name(), "getJobLogs"))
+    }
 
     async fn stats(&self) -> Result<QueueStats>;
 
@@ -159,6 +171,8 @@ pub trait Immediate: Send + Sync + 'static {
     fn fail_now(&self, receipt: &str, error: &str) -> Result<()>;
     fn release_now(&self, receipt: &str) -> Result<()>;
     fn set_progress_now(&self, receipt: &str, percent: f64) -> Result<()>;
+    fn append_log_now(&self, receipt: &str, line: LogLine) -> Result<()>;
+    fn get_job_logs_now(&self, id: &str) -> Option<JobLogs>;
     fn get_job_now(&self, id: &str) -> Option<Job>;
     fn stats_now(&self) -> QueueStats;
     fn close_now(&self);
@@ -230,6 +244,12 @@ impl<T: Immediate> QueueProvider for T {
     }
     async fn get_job(&self, id: &str) -> Result<Option<Job>> {
         Ok(self.get_job_now(id))
+    }
+    async fn append_log(&self, receipt: &str, line: LogLine) -> Result<()> {
+        self.append_log_now(receipt, line)
+    }
+    async fn get_job_logs(&self, id: &str) -> Result<Option<JobLogs>> {
+        Ok(self.get_job_logs_now(id))
     }
     async fn stats(&self) -> Result<QueueStats> {
         Ok(self.stats_now())

@@ -240,14 +240,14 @@ fn permanent(e: &QueueError) -> bool {
     matches!(e, QueueError::Invalid(_))
 }
 
-/// The rule every provider applies (`config::rule::job_type_of`): any non-empty string.
+/// The rule every provider applies to a job type ([`crate::config::rule::job_type_of`]).
 fn check_type(job_type: &str) -> Result<()> {
-    if job_type.is_empty() {
-        return Err(QueueError::invalid(format!(
-            "type must be a non-empty string, got {job_type:?}"
-        )));
-    }
-    Ok(())
+    crate::config::rule::check_name("type", job_type)
+}
+
+/// The same rule for a recurring job's name.
+fn check_job_name(name: &str) -> Result<()> {
+    crate::config::rule::check_name("name", name)
 }
 
 impl Scheduler {
@@ -433,12 +433,7 @@ impl Scheduler {
     /// Insert or replace the recurring job named `input.name`: validates the schedule and
     /// time zone, enables it, clears `lastError` and computes `nextRunAt`.
     pub async fn register_recurring(&self, input: RecurringInput) -> Result<RecurringJob> {
-        if input.name.is_empty() {
-            return Err(QueueError::invalid(format!(
-                "name must be a non-empty string, got {:?}",
-                input.name
-            )));
-        }
+        check_job_name(&input.name)?;
         check_type(&input.job_type)?;
         let timezone = input
             .timezone
@@ -476,6 +471,7 @@ impl Scheduler {
 
     /// Enable a recurring job, computing `nextRunAt` afresh; false when no job has the name.
     pub async fn enable_recurring(&self, name: &str) -> Result<bool> {
+        check_job_name(name)?;
         self.ready().await?;
         let Some(row) = self.inner.store.get_recurring(name).await? else {
             return Ok(false);
@@ -486,11 +482,13 @@ impl Scheduler {
     }
 
     pub async fn disable_recurring(&self, name: &str) -> Result<bool> {
+        check_job_name(name)?;
         self.ready().await?;
         self.inner.store.disable_recurring(name).await
     }
 
     pub async fn delete_recurring(&self, name: &str) -> Result<bool> {
+        check_job_name(name)?;
         self.ready().await?;
         self.inner.store.delete_recurring(name).await
     }

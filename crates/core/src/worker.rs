@@ -13,6 +13,7 @@
 use crate::config::WorkerConfig;
 use crate::events::Signal;
 use crate::job::{has_retries_left, now_ms, Job, ReceivedJob};
+use crate::joblog::LogLine;
 use crate::metrics::{self, JobOutcome, TypeMetrics, WorkerGauges};
 use crate::provider::SharedProvider;
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,9 @@ struct Flight {
     last_attempt: bool,
     started: Instant,
     metrics: Arc<TypeMetrics>,
+    /// The attempt's number, and how many lines its handler logged so far.
+    attempt: u32,
+    logged: u32,
 }
 
 /// What the settler sends to the provider.
@@ -117,6 +121,7 @@ enum Settle {
     Fail(String, String),
     Release(String),
     Progress(String, f64),
+    Log(String, LogLine),
 }
 
 #[derive(Default)]
@@ -372,6 +377,7 @@ impl Worker {
                 Settle::Fail(receipt, e) => imm.fail_now(receipt, e),
                 Settle::Release(receipt) => imm.release_now(receipt),
                 Settle::Progress(receipt, p) => imm.set_progress_now(receipt, *p),
+                Settle::Log(receipt, line) => imm.append_log_now(receipt, line.clone()),
             };
             if let Err(e) = r {
                 tracing::warn!("settling a job failed: {e}");
@@ -436,6 +442,8 @@ impl Worker {
                     last_attempt,
                     started,
                     metrics: m,
+                    attempt: r.job.attempts,
+                    logged: 0,
                 },
             );
             out.push(Dispatch {
@@ -528,6 +536,23 @@ impl Worker {
             _ => return false,
         };
         self.settle(Settle::Progress(receipt, percent));
+        true
+    }
+
+    /// Store a line the handler logged on its job (see [`crate::joblog`]); false when the
+    /// attempt is no longer running.
+    pub fn log(&self, token: u64, line: String) -> bool {
+        let (receipt, attempt, seq) = match self.lock().flights.get_mut(&token) {
+            Some(f) if !f.timed_out && !f.cancelled => {
+                f.logged += 1;
+                (f.receipt.clone(), f.attempt, f.logged)
+            }
+            _ => return false,
+        };
+        self.settle(Settle::Log(
+            receipt,
+            LogLine::new(now_ms(), attempt, seq, line),
+        ));
         true
     }
 
@@ -822,6 +847,7 @@ async fn settle_loop(provider: SharedProvider, mut rx: mpsc::UnboundedReceiver<S
                 Settle::Fail(receipt, e) => p.fail(receipt, e).await,
                 Settle::Release(receipt) => p.release(receipt).await,
                 Settle::Progress(receipt, pct) => p.set_progress(receipt, *pct).await,
+                Settle::Log(receipt, line) => p.append_log(receipt, line.clone()).await,
             };
             if let Err(e) = r {
                 tracing::warn!("settling a job failed: {e}");

@@ -181,8 +181,12 @@ pub fn scheme_url_of(v: ConfigValue, schemes: &[&str]) -> R<String> {
 
 // ---- a job: its type, an enqueue's options, a bulk item, a date ---------------------------
 
-/// A job type (or a deduplication key): a non-empty string (`TypeError` otherwise).
-pub fn job_type_of(v: ConfigValue) -> R<String> {
+/// Longest job type, deduplication key or recurring-job name, in UTF-8 bytes. Every backend
+/// stores and indexes these (PostgreSQL refuses an index row over about 2,700 bytes).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// A non-empty string (`TypeError` otherwise).
+fn non_empty_of(v: ConfigValue) -> R<String> {
     match v {
         ConfigValue::String(s) if !s.is_empty() => Ok(s),
         other => Err(ConfigError::expected(
@@ -191,6 +195,33 @@ pub fn job_type_of(v: ConfigValue) -> R<String> {
             other.describe(),
         )),
     }
+}
+
+/// A job type, a deduplication key or a recurring job's name: a non-empty string
+/// (`TypeError` otherwise) of at most [`MAX_NAME_BYTES`] bytes with no NUL character
+/// (`RangeError` otherwise). The one rule of every provider and entry point.
+pub fn job_type_of(v: ConfigValue) -> R<String> {
+    let s = non_empty_of(v)?;
+    if s.len() > MAX_NAME_BYTES || s.as_bytes().contains(&0) {
+        return Err(ConfigError::expected(
+            ErrorKind::Range,
+            format!("at most {MAX_NAME_BYTES} bytes (UTF-8) with no NUL character"),
+            format!(
+                "{} ({} bytes)",
+                ConfigValue::String(s.clone()).describe(),
+                s.len()
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+/// [`job_type_of`] for a name that arrived as a string (`pause(type)`, a recurring job's
+/// name): [`crate::QueueError::Invalid`] naming `field`.
+pub fn check_name(field: &str, name: &str) -> crate::Result<()> {
+    job_type_of(ConfigValue::String(name.to_owned()))
+        .map(drop)
+        .map_err(|e| crate::QueueError::invalid(e.at(field).to_string()))
 }
 
 /// The job type found at `path` (`type`, `input.type`).
@@ -343,7 +374,7 @@ pub fn list_filter(
     };
     let cursor = match cursor {
         ConfigValue::Undefined | ConfigValue::Null => None,
-        v => Some(job_type_at(v, &format!("{path}.cursor"))?),
+        v => Some(non_empty_of(v).map_err(|e| e.at(&format!("{path}.cursor")))?),
     };
     Ok(JobFilter {
         status,
@@ -445,6 +476,44 @@ mod tests {
 
     fn n(x: f64) -> ConfigValue {
         ConfigValue::Number(x)
+    }
+
+    #[test]
+    fn a_name_is_non_empty_without_nul_and_at_most_max_name_bytes() {
+        let s = |v: &str| ConfigValue::String(v.to_owned());
+        let at_max = "é".repeat(MAX_NAME_BYTES / 2);
+        assert_eq!(job_type_of(s(&at_max)).unwrap(), at_max);
+        let over = format!("{at_max}x");
+        let e = job_type_of(s(&over)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Range);
+        assert!(
+            e.to_string()
+                .ends_with(&format!("({} bytes)", MAX_NAME_BYTES + 1)),
+            "{e}"
+        );
+        let e = job_type_of(s("a\0b")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "must be at most 1024 bytes (UTF-8) with no NUL character, got \"a\\u0000b\" (3 bytes)"
+        );
+        assert_eq!(job_type_of(s("")).unwrap_err().kind, ErrorKind::Type);
+        // the same rule, as the core's error naming the field (pause, a recurring job's name)
+        assert!(check_name("name", "ok").is_ok());
+        let e = check_name("name", "a\0").unwrap_err();
+        assert!(matches!(e, crate::QueueError::Invalid(_)));
+        assert!(
+            e.to_string().starts_with("name must be at most 1024 bytes"),
+            "{e}"
+        );
+        // a cursor is not a name: only non-empty
+        let f = list_filter(
+            &ConfigValue::Undefined,
+            ConfigValue::Undefined,
+            &ConfigValue::Undefined,
+            s(&"c".repeat(2000)),
+            "options",
+        );
+        assert!(f.is_ok());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Jobs {
     pub(super) schema: String,
     /// The redacted URL, for messages.
     pub(super) url: String,
+    /// `ctx.log` lines waiting for their batch (`logs.rs`).
+    pub(super) log_queue: std::sync::Mutex<super::logs::LogQueue>,
 }
 
 /// Ids as the text a batch binds.
@@ -64,6 +66,7 @@ impl Jobs {
             copy_in: None,
             schema,
             url,
+            log_queue: Default::default(),
         }
     }
 
@@ -85,7 +88,7 @@ impl Jobs {
         }
     }
 
-    async fn fetch(
+    pub(super) async fn fetch(
         &self,
         pool: &Pool,
         sql: &str,
@@ -95,7 +98,13 @@ impl Jobs {
         pool.fetch(sql, args).await.map_err(self.err(what))
     }
 
-    async fn write(&self, pool: &Pool, sql: &str, args: &[Arg<'_>], what: &str) -> Result<u64> {
+    pub(super) async fn write(
+        &self,
+        pool: &Pool,
+        sql: &str,
+        args: &[Arg<'_>],
+        what: &str,
+    ) -> Result<u64> {
         let _turn = self.turn().await;
         pool.execute(sql, args).await.map_err(self.err(what))
     }

@@ -209,7 +209,8 @@ impl Jobs {
     pub(super) async fn migrate_postgres(&self) -> Result<()> {
         let q = quote_ident(&self.schema);
         let sql = format!(
-            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}\n{ADMIN_MIGRATION}"
+            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}\n{ADMIN_MIGRATION}\n{}",
+            super::logs::POSTGRES_DDL
         );
         self.pool.script(&sql).await.map_err(self.err("migrating"))
     }

@@ -51,7 +51,8 @@ impl Jobs {
     /// first, so concurrent starts run one by one. (A failed migration fails the start, and
     /// the pool with its connection goes with it.)
     pub(super) async fn migrate_sqlite(&self) -> Result<()> {
-        let sql = format!("BEGIN IMMEDIATE;\n{MIGRATION}\n{ADMIN_MIGRATION}\nCOMMIT;");
+        let logs = super::logs::SQLITE_DDL;
+        let sql = format!("BEGIN IMMEDIATE;\n{MIGRATION}\n{ADMIN_MIGRATION}\n{logs}\nCOMMIT;");
         self.pool.script(&sql).await.map_err(self.err("migrating"))
     }
 }

@@ -85,7 +85,7 @@ async fn postgres_retention_removes_log_lines_with_the_job() {
     let schema = format!("logs_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut cfg = PostgresConfig {
         database_url: Some(PG_URL.into()),
-        schema: schema.clone(),
+        schema: Some(schema.clone()),
         visibility_timeout: 30,
         ..Default::default()
     };

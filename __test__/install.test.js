@@ -49,15 +49,23 @@ function tarFiles(file) {
   return files
 }
 
-/** dist/ is current when both tarballs exist and no file the main one packs changed since. */
+/** The newest modification time under `rel` (a file or a directory tree), 0 when absent. */
+function newest(rel) {
+  const file = path.join(ROOT, rel)
+  if (!fs.existsSync(file)) return 0
+  const st = fs.statSync(file)
+  if (!st.isDirectory()) return st.mtimeMs
+  return Math.max(0, ...fs.readdirSync(file).map((f) => newest(path.join(rel, f))))
+}
+
+/** dist/ is current when both tarballs exist and neither the files the main one packs (but
+ * binding.js/binding.d.ts, which every build rewrites) nor the Rust sources changed since. */
 function distIsCurrent() {
   if (!fs.existsSync(MAIN_TGZ) || !fs.existsSync(PLATFORM_TGZ)) return false
   const packedAt = Math.min(fs.statSync(MAIN_TGZ).mtimeMs, fs.statSync(PLATFORM_TGZ).mtimeMs)
-  for (const name of tarFiles(MAIN_TGZ).keys()) {
-    const file = path.join(ROOT, name)
-    if (fs.existsSync(file) && fs.statSync(file).mtimeMs > packedAt) return false
-  }
-  return true
+  const generated = ['binding.js', 'binding.d.ts']
+  const sources = [...tarFiles(MAIN_TGZ).keys()].filter((f) => !generated.includes(f))
+  return [...sources, 'src', 'crates', 'Cargo.toml', 'Cargo.lock', 'build.rs'].every((f) => newest(f) <= packedAt)
 }
 
 /** The PATH without any directory holding cargo or rustc, node's own directory linked in first. */
@@ -76,8 +84,10 @@ function pathWithoutRust(tmp) {
 
 /** npm's own script (npm-cli.js), run with this node. */
 function npmCli() {
+  const onPath = (process.env.PATH || '').split(path.delimiter).map((d) => path.join(d, 'npm')).find((f) => fs.existsSync(f))
   const candidates = [
     process.env.npm_execpath,
+    onPath && fs.realpathSync(onPath),
     path.join(path.dirname(process.execPath), 'node_modules', 'npm', 'bin', 'npm-cli.js'),
     path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
   ]
@@ -160,10 +170,11 @@ const { Worker, createQueueProvider, registerJobHandler } = require(${JSON.strin
     worker.on('completed', (job, result) => resolve({ id: job.id, result }))
     worker.on('failed', (job, error) => reject(error))
   })
-  await worker.start()
+  const running = worker.start() // resolves once the worker has stopped
   const job = await provider.enqueue('install:add', { a: 2, b: 3 })
   const completed = await done
   await worker.stop()
+  await running
   await provider.close()
   const addons = Object.keys(require.cache).filter((f) => f.endsWith('.node'))
   console.log(JSON.stringify({ enqueued: job.id, ...completed, addons }))
@@ -188,7 +199,7 @@ const { Worker, createQueueProvider, registerJobHandler } = require(${JSON.strin
   await t.test('without tsx a JavaScript config loads and a TypeScript one says to install tsx', () => {
     const cli = path.join(installed, 'bin', 'queue-worker.js')
     fs.mkdirSync(path.join(app, 'config'))
-    const queue = `{ queue: { enabled: true, providerConfig: { type: 'memory' }, scheduler: { enabled: true, databaseUrl: 'sqlite:.chaaskit/queue.db' } } }`
+    const queue = `{ queue: { enabled: true, providerConfig: { type: 'memory' }, scheduler: { enabled: true, databaseUrl: 'sqlite:queue.db' } } }`
     fs.writeFileSync(path.join(app, 'config', 'app.config.js'), `module.exports = { config: ${queue} }\n`)
     let r = run(process.execPath, [cli, 'migrate', '--config', 'config/app.config.js'], opts)
     assert.equal(r.code, 0, r.output)

@@ -184,8 +184,17 @@ function envOverrides() {
 
 const CONFIG_NAMES = ['ts', 'mts', 'cts', 'js', 'mjs', 'cjs'].map((ext) => path.join('config', `app.config.${ext}`))
 
-/** Let `import()`/`require()` load TypeScript (tsx; tsconfig.json of the cwd, for `paths`). */
+/** Let `import()`/`require()` load TypeScript (tsx; tsconfig.json of the cwd, for `paths`). tsx is
+ * an optional peer: without it JavaScript configs load as before and a TypeScript one fails
+ * in loadQueueConfig, which then says to install tsx. */
+let tsxMissing = false
 async function registerTypeScript() {
+  try {
+    require.resolve('tsx/cjs/api')
+  } catch {
+    tsxMissing = true
+    return
+  }
   require('tsx/cjs/api').register()
   const esm = await import('tsx/esm/api')
   esm.register()
@@ -235,7 +244,8 @@ async function loadQueueConfig(file) {
   try {
     mod = await import(pathToFileURL(file).href)
   } catch (e) {
-    throw new CliError(`cannot load the app config ${file}:\n${e && e.stack ? e.stack : e}`)
+    const tsx = tsxMissing && /\.[cm]?ts$/.test(file) ? ' (a TypeScript config needs tsx, which is not installed: npm install --save-dev tsx, or write the config in JavaScript)' : ''
+    throw new CliError(`cannot load the app config ${file}${tsx}:\n${e && e.stack ? e.stack : e}`)
   }
   // `export const config`, `export default config` or `module.exports = { config }`; a TypeScript
   // file compiled to CommonJS shows up under `default` (twice for its own default export).

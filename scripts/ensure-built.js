@@ -3,11 +3,11 @@
 // no-op when nothing changed. CARGO_TARGET_DIR, when set, lets builds be reused across clones.
 // The debug build is the test build: it turns on the `test-exports` cargo feature, which adds
 // the exports only the tests use (`__panicForTests`…). A `--release` build (benchmarks, and
-// `npm run build` for packaging) leaves it off, so the shipped addon has none of them.
+// `npm run package` for publishing) leaves it off, so the shipped addon has none of them.
+// Other arguments go to `napi build` (scripts/package.js passes --output-dir and --target).
 const { execFileSync } = require('node:child_process')
 const path = require('node:path')
-const release = process.argv.includes('--release')
-const args = ['napi', 'build', '--platform', '--js', 'binding.js', '--dts', 'binding.d.ts']
-if (release) args.push('--release')
-else args.push('--features', 'test-exports')
+const extra = process.argv.slice(2)
+const args = ['napi', 'build', '--platform', '--js', 'binding.js', '--dts', 'binding.d.ts', ...extra]
+if (!extra.includes('--release')) args.push('--features', 'test-exports')
 execFileSync('npx', args, { cwd: path.join(__dirname, '..'), stdio: 'inherit' })

@@ -202,6 +202,9 @@ pub struct RetentionConfig {
     /// Milliseconds a dead job is kept (default 14 days).
     #[serde(deserialize_with = "rule::duration")]
     pub dead: u64,
+    /// Milliseconds a cancelled job is kept (default 14 days).
+    #[serde(deserialize_with = "rule::duration")]
+    pub cancelled: u64,
 }
 
 impl Default for RetentionConfig {
@@ -209,6 +212,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             completed: 86_400_000,
             dead: 14 * 86_400_000,
+            cancelled: 14 * 86_400_000,
         }
     }
 }
@@ -337,6 +341,10 @@ pub struct SchedulerConfig {
     /// Create missing tables at start.
     #[serde(deserialize_with = "rule::boolean")]
     pub auto_migrate: bool,
+    /// Milliseconds an enqueued or cancelled `ScheduledJob` row is kept (from its last change)
+    /// before a poll deletes it (default 7 days).
+    #[serde(deserialize_with = "rule::duration")]
+    pub retention: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -346,6 +354,7 @@ impl Default for SchedulerConfig {
             poll_interval: 60_000,
             database_url: None,
             auto_migrate: true,
+            retention: 7 * 86_400_000,
         }
     }
 }
@@ -525,7 +534,7 @@ mod tests {
                 "enabled": true,
                 "providerConfig": { "type": "memory", "maxHistorySize": 1000 },
                 "worker": { "mode": "in-process", "concurrency": 5, "pollInterval": 1000, "shutdownTimeout": 30000 },
-                "scheduler": { "enabled": false, "pollInterval": 60000, "autoMigrate": true },
+                "scheduler": { "enabled": false, "pollInterval": 60000, "autoMigrate": true, "retention": 604800000 },
             })
         );
         assert!(c.warnings.is_empty());

@@ -647,6 +647,7 @@ impl Inner {
         for (status, keep) in [
             (JobStatus::Completed, self.retention.completed),
             (JobStatus::Dead, self.retention.dead),
+            (JobStatus::Cancelled, self.retention.cancelled),
         ] {
             loop {
                 let n = self.backend.purge(status, keep, PURGE_BATCH).await?;

@@ -106,7 +106,14 @@ struct Inner {
     /// Set once the tables are known to exist (`autoMigrate` runs on first use).
     migrated: tokio::sync::OnceCell<()>,
     running: Mutex<Option<Running>>,
+    /// When a poll last purged finished rows (`scheduler.retention`).
+    purged_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a poll purges finished `ScheduledJob` rows, at most.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Rows deleted per purge statement.
+const PURGE_BATCH: i64 = 1000;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -275,6 +282,7 @@ impl Scheduler {
                 poll_lock: tokio::sync::Mutex::new(()),
                 migrated: tokio::sync::OnceCell::new(),
                 running: Mutex::new(None),
+                purged_at: Mutex::new(None),
             }),
         }
     }
@@ -521,7 +529,30 @@ impl Scheduler {
             out.recurring += ok;
             out.failed += failed;
         }
+        let due = lock(&self.inner.purged_at).is_none_or(|at| at.elapsed() >= PURGE_EVERY);
+        if due {
+            *lock(&self.inner.purged_at) = Some(std::time::Instant::now());
+            self.purge_finished().await?;
+        }
         Ok(out)
+    }
+
+    /// Delete the enqueued and cancelled one-time rows older than `scheduler.retention` (polls
+    /// do this once a minute); returns rows deleted.
+    pub async fn purge_finished(&self) -> Result<u64> {
+        self.ready().await?;
+        let mut total = 0;
+        loop {
+            let n = self
+                .inner
+                .store
+                .purge_finished(self.inner.config.retention, PURGE_BATCH)
+                .await?;
+            total += n;
+            if n < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Claim and enqueue due one-time rows batch by batch until none is left or a whole

@@ -458,13 +458,13 @@ contract!(a_large_bulk_is_stored_as_returned, 30, |q, _b| {
     let item = |i: usize| {
         let o = EnqueueOptions {
             priority: Some(u32::try_from(i % 3).unwrap()),
-            delay: (i % 5 == 0).then_some(60_000),
+            delay: i.is_multiple_of(5).then_some(60_000),
             scheduled_for: match i % 5 {
                 1 => Some(now + 3_600_000),
                 2 => Some(now - 1_000),
                 _ => None,
             },
-            max_retries: (i % 7 == 0).then_some(0),
+            max_retries: i.is_multiple_of(7).then_some(0),
             ..Default::default()
         };
         let payload = format!(
@@ -621,6 +621,7 @@ async fn postgres_retention_purges_finished_jobs() {
     cfg.retention = RetentionConfig {
         completed: 0,
         dead: 3_600_000,
+        cancelled: 0,
     };
     let q = PostgresQueue::connect_postgres(cfg).await.unwrap();
     let o = EnqueueOptions {
@@ -629,6 +630,8 @@ async fn postgres_retention_purges_finished_jobs() {
     };
     let a = q.enqueue(job("a", Default::default())).await.unwrap();
     let d = q.enqueue(job("d", o)).await.unwrap();
+    let c = q.enqueue(job("c", Default::default())).await.unwrap();
+    assert!(q.cancel_job(&c.id).await.unwrap());
     for r in q.receive(2, NOW).await.unwrap() {
         if r.job.id == a.id {
             q.acknowledge(&r.receipt_handle, None).await.unwrap();
@@ -637,9 +640,13 @@ async fn postgres_retention_purges_finished_jobs() {
         }
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // The background purge may have run first; between them the job is gone.
-    assert!(q.purge_finished().await.unwrap() <= 1);
+    // The background purge may have run first; between them the jobs are gone.
+    assert!(q.purge_finished().await.unwrap() <= 2);
     assert!(q.get_job(&a.id).await.unwrap().is_none());
+    assert!(
+        q.get_job(&c.id).await.unwrap().is_none(),
+        "cancelled jobs are purged"
+    );
     assert_eq!(
         q.get_job(&d.id).await.unwrap().unwrap().status,
         JobStatus::Dead,
@@ -674,14 +681,21 @@ async fn sqlite_retention_purges_finished_jobs() {
     let f = LiteFile::new();
     let mut cfg = f.config(30);
     cfg.retention.completed = 0;
+    cfg.retention.cancelled = 0;
     let q = SqliteQueue::connect_sqlite(cfg).await.unwrap();
     let a = q.enqueue(job("a", Default::default())).await.unwrap();
+    let c = q.enqueue(job("c", Default::default())).await.unwrap();
+    assert!(q.cancel_job(&c.id).await.unwrap());
     let r = q.receive(1, NOW).await.unwrap().pop().unwrap();
     q.acknowledge(&r.receipt_handle, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // The background purge may have run first; between them the job is gone.
-    assert!(q.purge_finished().await.unwrap() <= 1);
+    // The background purge may have run first; between them the jobs are gone.
+    assert!(q.purge_finished().await.unwrap() <= 2);
     assert!(q.get_job(&a.id).await.unwrap().is_none());
+    assert!(
+        q.get_job(&c.id).await.unwrap().is_none(),
+        "cancelled jobs are purged"
+    );
     q.close().await.unwrap();
 }
 

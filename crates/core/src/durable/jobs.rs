@@ -123,11 +123,13 @@ impl Jobs {
         self.write_rows(pool, sql, &[Arg::Rows(cols)], what).await
     }
 
-    /// Check the database answers.
+    /// Check the database answers, and is a version the queue supports.
     pub(super) async fn ping(&self) -> Result<()> {
         self.fetch(&self.pool, "SELECT 1", &[], "connecting")
+            .await?;
+        crate::store::migrate::check_version(&self.pool, &self.url)
             .await
-            .map(drop)
+            .map_err(QueueError::Backend)
     }
 
     /// Insert; rows whose deduplication key is taken by an unfinished job are skipped.

@@ -12,6 +12,7 @@ use crate::job::JobStatus;
 use crate::redact_url as redact;
 use crate::store::db::Pool;
 use crate::store::dialect::Dialect;
+use crate::store::migrate::{self, quote_ident};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Row as _};
 use std::str::FromStr;
@@ -19,10 +20,6 @@ use std::sync::Weak;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-const MIGRATION: &str = include_str!("../../../../migrations/postgres/0002_queue.sql");
-const ADMIN_MIGRATION: &str = include_str!("../../../../migrations/postgres/0003_admin.sql");
-/// Key of the migration lock (the scheduler migration's, so the two never interleave).
-const MIGRATION_LOCK: i64 = 7_283_641_093;
 /// The NOTIFY channel; the payload is the schema whose table changed.
 pub(super) const CHANNEL: &str = "chaaskit_queue";
 /// The NOTIFY channel of job events (`createQueueEvents`); payloads name their schema.
@@ -33,11 +30,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Batches of at least this many jobs, none with a deduplication key, go in by `COPY` (below
 /// it the two extra round trips cost more than the rows save).
 pub(super) const COPY_MIN: usize = 64;
-
-/// `"name"` with inner quotes doubled.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 /// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
 /// table aliased `p`.
@@ -209,14 +201,11 @@ impl Jobs {
         Ok(out)
     }
 
-    /// Create the table when missing: one simple-protocol query runs as one transaction, so
-    /// the advisory lock holds to the end and concurrent starts run one by one.
+    /// Apply the queue's migrations not yet in the schema's ledger (see `store::migrate`).
     pub(super) async fn migrate_postgres(&self) -> Result<()> {
-        let q = quote_ident(&self.schema);
-        let sql = format!(
-            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}\n{ADMIN_MIGRATION}"
-        );
-        self.pool.script(&sql).await.map_err(self.err("migrating"))
+        migrate::migrate(&self.pool, Some(&self.schema), migrate::QUEUE, &self.url)
+            .await
+            .map_err(QueueError::Backend)
     }
 }
 

@@ -1,5 +1,5 @@
 //! What only SQLite has: a file (its directory created when missing) shared by the processes
-//! of one host, and a migration serialised by `BEGIN IMMEDIATE`. The statements are in `sql.rs`.
+//! of one host, and its own connect. The statements are in `sql.rs`.
 
 use super::jobs::Jobs;
 use super::sql::Statements;
@@ -7,12 +7,9 @@ use crate::config::SqliteConfig;
 use crate::error::{QueueError, Result};
 use crate::store::db::Pool;
 use crate::store::dialect::Dialect;
+use crate::store::migrate;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::str::FromStr;
-
-pub(super) const MIGRATION: &str = include_str!("../../../../migrations/sqlite/0002_queue.sql");
-pub(super) const ADMIN_MIGRATION: &str =
-    include_str!("../../../../migrations/sqlite/0003_admin.sql");
 
 impl Jobs {
     /// A pool for `config.databaseUrl` (WAL, busy timeout; the file and its directory are
@@ -47,11 +44,11 @@ impl Jobs {
         Ok(jobs)
     }
 
-    /// Create the tables when missing, in one script: `BEGIN IMMEDIATE` takes the write lock
-    /// first, so concurrent starts run one by one. (A failed migration fails the start, and
-    /// the pool with its connection goes with it.)
+    /// Apply the queue's migrations not yet in the file's ledger, in one `BEGIN IMMEDIATE`
+    /// transaction, so concurrent starts run one by one (see `store::migrate`).
     pub(super) async fn migrate_sqlite(&self) -> Result<()> {
-        let sql = format!("BEGIN IMMEDIATE;\n{MIGRATION}\n{ADMIN_MIGRATION}\nCOMMIT;");
-        self.pool.script(&sql).await.map_err(self.err("migrating"))
+        migrate::migrate(&self.pool, None, migrate::QUEUE, &self.url)
+            .await
+            .map_err(QueueError::Backend)
     }
 }

@@ -21,16 +21,6 @@ impl Dialect {
         }
     }
 
-    /// The tables and indexes, as Prisma creates them (only what is missing).
-    pub(crate) fn migration(self) -> &'static str {
-        match self {
-            Dialect::Postgres => {
-                include_str!("../../../../migrations/postgres/0001_scheduler.sql")
-            }
-            Dialect::Sqlite => include_str!("../../../../migrations/sqlite/0001_scheduler.sql"),
-        }
-    }
-
     /// The database's clock, as a value of the date columns. Claims and leases compare
     /// against this, never against the host's clock. (PostgreSQL: `now()` is fixed for the
     /// statement's transaction; SQLite: `'now'` is fixed for the statement.)
@@ -71,6 +61,15 @@ impl Dialect {
                 r#""id" = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST({param} AS jsonb))))"#
             ),
             Dialect::Sqlite => format!(r#""id" IN (SELECT "value" FROM json_each({param}))"#),
+        }
+    }
+
+    /// A condition: `"id"` is one of the ids `select` returns. On PostgreSQL as an array built
+    /// first, so the lookup goes through the primary key.
+    pub(crate) fn id_in_select(self, select: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(r#""id" = ANY(ARRAY({select}))"#),
+            Dialect::Sqlite => format!(r#""id" IN ({select})"#),
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub(crate) mod db;
 pub(crate) mod dialect;
+pub(crate) mod migrate;
 mod sql;
 
 pub use sql::SqlStore;
@@ -165,6 +166,10 @@ pub trait ScheduleStore: Send + Sync + 'static {
         status: &str,
         error: &str,
     ) -> Result<bool>;
+
+    /// Delete up to `limit` `enqueued` and `cancelled` rows last changed more than
+    /// `older_than_ms` ago (by the database's clock); returns rows deleted.
+    async fn purge_finished(&self, older_than_ms: u64, limit: i64) -> Result<u64>;
 
     /// Insert, or update the row with the same name (keeping its id, `createdAt` and
     /// `lastRunAt`); returns the stored row.

@@ -19,6 +19,7 @@ struct Statements {
     insert_scheduled: String,
     get_scheduled: String,
     cancel_scheduled: String,
+    purge_finished: String,
     has_due: String,
     claim_scheduled: String,
     mark_enqueued: String,
@@ -48,6 +49,17 @@ impl Statements {
             cancel_scheduled: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = 'cancelled', "updatedAt" = {now}
                 WHERE "id" = $1 AND "status" = 'scheduled'"#
+            ),
+            // By primary key from a list made first (an `IN (SELECT …)` may be hash-joined
+            // against a scan of the table); deleters in several processes skip each other.
+            purge_finished: format!(
+                r#"DELETE FROM "ScheduledJob" WHERE {picked}"#,
+                picked = d.id_in_select(&format!(
+                    r#"SELECT "id" FROM "ScheduledJob" WHERE "status" IN ('enqueued', 'cancelled')
+                    AND "updatedAt" < {before} LIMIT $2{lock}"#,
+                    before = d.now_plus("$1"),
+                    lock = d.skip_locked(),
+                ))
             ),
             has_due: format!(
                 r#"SELECT
@@ -176,7 +188,10 @@ impl ScheduleStore for SqlStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        Ok(self.pool.script(self.pool.dialect().migration()).await?)
+        let label = format!("scheduler database ({})", self.pool.dialect().name());
+        super::migrate::migrate(&self.pool, None, super::migrate::SCHEDULER, &label)
+            .await
+            .map_err(QueueError::Store)
     }
 
     async fn now(&self) -> Result<Millis> {
@@ -216,6 +231,12 @@ impl ScheduleStore for SqlStore {
             .execute(&self.sql.cancel_scheduled, &[Arg::Text(id)])
             .await?;
         Ok(n == 1)
+    }
+
+    async fn purge_finished(&self, older_than_ms: u64, limit: i64) -> Result<u64> {
+        let back = i64::try_from(older_than_ms).map_or(i64::MIN, |ms| -ms);
+        let args = [Arg::Int(back), Arg::Int(limit)];
+        Ok(self.pool.execute(&self.sql.purge_finished, &args).await?)
     }
 
     async fn has_due(&self, lease: Duration) -> Result<(bool, bool)> {

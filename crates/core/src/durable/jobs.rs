@@ -3,8 +3,9 @@
 //! the in-transaction enqueue on PostgreSQL, one writer on SQLite) is in `postgres.rs` and
 //! `sqlite.rs`.
 
+use super::settle::backoff_table;
 use super::sql::{list_variant, Statements};
-use super::{backoff_table, Insert, Inserted, Lease, Shared};
+use super::{Insert, Inserted, Lease, Shared};
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobOptions, JobStatus, QueueStats};
 use crate::store::db::{Arg, Column, Pool, Row};
@@ -371,7 +372,7 @@ impl Jobs {
         let rows = self
             .fetch(&self.pool, &self.sql.stats, &[], "counting jobs")
             .await?;
-        super::stats_from(
+        super::admin::stats_from(
             rows.iter()
                 .map(|r| Ok((r.get::<String>("s")?, r.get::<i64>("n")?))),
         )

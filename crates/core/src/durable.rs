@@ -3,9 +3,9 @@
 //!
 //! [`DbQueue`] (here, with the provider trait's impl) holds what both databases share, by
 //! concern: `enqueue.rs`, `claim.rs` (and receive), `settle.rs`, `maintenance.rs` (leases,
-//! reaping, retention), `events.rs`, `admin.rs`; over [`Jobs`], the table, which runs one
-//! statement per operation (`sql.rs`). `postgres.rs` and `sqlite.rs` hold only what one
-//! database has and the other has not.
+//! reaping, retention), `events.rs`, `admin.rs`. Beneath it, [`Jobs`] (`jobs.rs`) is the
+//! backend, one implementation per database (`postgres.rs`, `sqlite.rs`), each over the
+//! [`Table`] (`table.rs`) that runs the statements both share (`sql.rs`).
 
 mod admin;
 mod claim;
@@ -17,10 +17,14 @@ mod postgres;
 mod settle;
 mod sql;
 mod sqlite;
+mod table;
 
 pub use enqueue::{Insert, Inserted};
 pub use jobs::Jobs;
+pub use postgres::PgJobs;
 pub use settle::Lease;
+pub use sqlite::SqliteJobs;
+pub use table::Table;
 
 use crate::admin::{JobFilter, JobPage};
 use crate::config::{PostgresConfig, RetentionConfig, SqliteConfig};
@@ -85,7 +89,7 @@ impl Drop for Inner {
 }
 
 struct Inner {
-    backend: Jobs,
+    backend: Box<dyn Jobs>,
     enqueue_tx: Mutex<Option<mpsc::UnboundedSender<EnqueueReq>>>,
     shared: Arc<Shared>,
     lease_ms: u64,
@@ -153,30 +157,35 @@ impl DbQueue {
     /// `autoMigrate`, and start.
     pub async fn connect_postgres(config: PostgresConfig) -> Result<Arc<DbQueue>> {
         let lease = lease_ms(config.visibility_timeout)?;
-        let backend = Jobs::connect_postgres(&config).await?;
+        let backend = PgJobs::connect(&config).await?;
         if config.auto_migrate {
-            backend.migrate_postgres().await?;
+            backend.migrate().await?;
         }
-        DbQueue::start(backend, lease, config.retention, config.publish_events).await
+        DbQueue::start(
+            Box::new(backend),
+            lease,
+            config.retention,
+            config.publish_events,
+        )
+        .await
     }
 
     /// The `sqlite` provider: open the file (creating it), migrate when `autoMigrate`, and start.
     pub async fn connect_sqlite(config: SqliteConfig) -> Result<Arc<DbQueue>> {
         let lease = lease_ms(config.visibility_timeout)?;
-        let backend = Jobs::connect_sqlite(&config).await?;
+        let backend = SqliteJobs::connect(&config).await?;
         if config.auto_migrate {
-            backend.migrate_sqlite().await?;
+            backend.migrate().await?;
         }
-        DbQueue::start(backend, lease, config.retention, false).await
+        DbQueue::start(Box::new(backend), lease, config.retention, false).await
     }
 
     async fn start(
-        backend: Jobs,
+        backend: Box<dyn Jobs>,
         lease_ms: u64,
         retention: RetentionConfig,
         publish: bool,
     ) -> Result<Arc<Self>> {
-        backend.ping().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (etx, erx) = mpsc::unbounded_channel();
         let (publish_tx, publish_rx) = if publish {
@@ -211,7 +220,7 @@ impl DbQueue {
         // The connections concurrent enqueues use, made now rather than by the first enqueues
         // (which waited for them: the first 20–30 commits at 500 jobs/s took 8–50 ms).
         let (pool, n) = (
-            inner.backend.pool.clone(),
+            inner.backend.table().pool.clone(),
             inner.backend.enqueue_concurrency(),
         );
         tokio::spawn(async move { pool.warm(n).await });
@@ -223,8 +232,8 @@ impl DbQueue {
     }
 
     /// The table, for tests and tools.
-    pub fn backend(&self) -> &Jobs {
-        &self.inner.backend
+    pub fn backend(&self) -> &dyn Jobs {
+        self.inner.backend.as_ref()
     }
 
     /// Attempts this provider has handed out and not settled.
@@ -318,7 +327,7 @@ impl QueueProvider for DbQueue {
 
     async fn release(&self, receipt: &str) -> Result<()> {
         let lease = parse_receipt(receipt)?;
-        let released = self.inner.backend.release(lease).await;
+        let released = self.inner.backend.table().release(lease).await;
         self.inner.forget(lease);
         if !released? {
             if self.was_cancelled(lease).await? {
@@ -332,7 +341,13 @@ impl QueueProvider for DbQueue {
 
     async fn set_progress(&self, receipt: &str, percent: f64) -> Result<()> {
         let lease = parse_receipt(receipt)?;
-        if self.inner.backend.set_progress(lease, percent).await? {
+        if self
+            .inner
+            .backend
+            .table()
+            .set_progress(lease, percent)
+            .await?
+        {
             if self.inner.publish_tx.is_some() {
                 let mut r =
                     EventRecord::new(EventKind::Progress, lease.id.hyphenated().to_string());
@@ -347,13 +362,13 @@ impl QueueProvider for DbQueue {
 
     async fn get_job(&self, id: &str) -> Result<Option<Job>> {
         match Uuid::try_parse(id) {
-            Ok(id) => self.inner.backend.get(id).await,
+            Ok(id) => self.inner.backend.table().get(id).await,
             Err(_) => Ok(None),
         }
     }
 
     async fn stats(&self) -> Result<QueueStats> {
-        self.inner.backend.stats().await
+        self.inner.backend.table().stats().await
     }
 
     async fn list_jobs(&self, filter: JobFilter) -> Result<JobPage> {
@@ -371,21 +386,22 @@ impl QueueProvider for DbQueue {
     async fn pause(&self, job_type: Option<&str>) -> Result<()> {
         self.inner
             .backend
+            .table()
             .set_paused(job_type.unwrap_or(""), true)
             .await
     }
 
     async fn resume(&self, job_type: Option<&str>) -> Result<()> {
         match job_type {
-            Some(t) => self.inner.backend.set_paused(t, false).await?,
-            None => self.inner.backend.resume_all().await?,
+            Some(t) => self.inner.backend.table().set_paused(t, false).await?,
+            None => self.inner.backend.table().resume_all().await?,
         }
         self.inner.shared.wake();
         self.inner.backend.notify_others().await
     }
 
     async fn paused(&self) -> Result<Vec<Option<String>>> {
-        let keys = self.inner.backend.paused().await?;
+        let keys = self.inner.backend.table().paused().await?;
         Ok(keys
             .into_iter()
             .map(|k| (!k.is_empty()).then_some(k))
@@ -414,7 +430,7 @@ impl QueueProvider for DbQueue {
         for t in tasks.into_iter().flatten() {
             let _ = t.await;
         }
-        self.inner.backend.close().await;
+        self.inner.backend.table().close().await;
         Ok(())
     }
 }

@@ -46,6 +46,7 @@ impl DbQueue {
         let mut jobs = self
             .inner
             .backend
+            .table()
             .list(filter.status, filter.job_type.as_deref(), after, want)
             .await?;
         let more = jobs.len() > limit;
@@ -62,7 +63,7 @@ impl DbQueue {
         let Ok(id) = Uuid::try_parse(id) else {
             return Ok(false);
         };
-        let retried = self.inner.backend.retry(id).await?;
+        let retried = self.inner.backend.table().retry(id).await?;
         if retried {
             self.inner.shared.wake();
             self.inner.backend.notify_others().await?;
@@ -74,7 +75,7 @@ impl DbQueue {
         let Ok(uuid) = Uuid::try_parse(id) else {
             return Ok(false);
         };
-        if !self.inner.backend.cancel(uuid).await? {
+        if !self.inner.backend.table().cancel(uuid).await? {
             return Ok(false);
         }
         // A worker running it here aborts at once; one in another process (PostgreSQL) when

@@ -19,11 +19,11 @@ impl DbQueue {
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            let r = inner.backend.claim(max, inner.lease_ms).await;
+            let r = inner.backend.table().claim(max, inner.lease_ms).await;
             if let Err(Ok(jobs)) = tx.send(r) {
                 for (job, delivery) in jobs {
                     if let Ok(id) = Uuid::try_parse(&job.id) {
-                        let _ = inner.backend.release(Lease { id, delivery }).await;
+                        let _ = inner.backend.table().release(Lease { id, delivery }).await;
                     }
                 }
                 inner.shared.wake();
@@ -89,7 +89,7 @@ impl DbQueue {
             // A worker's first jobs claim, settle, renew and publish at once: without this their
             // handlers waited for those connections to be made (the first 50 jobs at 500 jobs/s
             // started 20–100 ms late, the whole p99 of the latency benchmark).
-            b.work.warm(WORK_CONNECTIONS).await;
+            b.table().work.warm(WORK_CONNECTIONS).await;
         }
         loop {
             let woken = self.inner.shared.wake.notified();
@@ -143,7 +143,7 @@ impl DbQueue {
                 Some(u) => u,
                 None => {
                     let mut until = now + b.fallback_poll();
-                    let next = match b.next_due_ms().await {
+                    let next = match b.table().next_due_ms().await {
                         Err(_) if self.inner.shared.is_closed() => return Ok(Vec::new()),
                         r => r?,
                     };

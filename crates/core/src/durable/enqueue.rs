@@ -91,12 +91,17 @@ impl DbQueue {
                 })
             })
             .collect();
-        let sql = self.inner.backend.tx_insert.clone().ok_or_else(|| {
-            QueueError::invalid(format!(
-                "the tx option needs the postgres provider; this queue's provider is {}",
-                self.inner.backend.name()
-            ))
-        })?;
+        let sql = self
+            .inner
+            .backend
+            .tx_insert()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                QueueError::invalid(format!(
+                    "the tx option needs the postgres provider; this queue's provider is {}",
+                    self.inner.backend.name()
+                ))
+            })?;
         Ok((sql, serde_json::Value::Array(param).to_string()))
     }
 }
@@ -126,7 +131,7 @@ impl Inner {
                 .filter(|k| !by_key.contains_key(k))
                 .collect();
             if !keys.is_empty() {
-                for j in b.by_dedup_keys(&keys).await? {
+                for j in b.table().by_dedup_keys(&keys).await? {
                     if let Some(k) = j.options.deduplication_key.clone() {
                         by_key.insert(k, j);
                     }

@@ -25,6 +25,7 @@ impl Inner {
         ids.dedup();
         let jobs: HashMap<String, Job> = self
             .backend
+            .table()
             .by_ids(&ids)
             .await?
             .into_iter()
@@ -103,7 +104,7 @@ impl DbQueue {
                 let mut records = Vec::new();
                 let mut next = Some(first);
                 while let Some(p) = next {
-                    if let Some(r) = events::decode(&i.backend.schema, &p) {
+                    if let Some(r) = events::decode(i.backend.schema(), &p) {
                         records.extend(r);
                     }
                     next = raw.try_recv().ok();
@@ -141,7 +142,7 @@ pub(super) async fn publish_loop(
             records.extend(more);
         }
         let Some(i) = inner.upgrade() else { return };
-        let payloads = events::encode(&i.backend.schema, &records);
+        let payloads = events::encode(i.backend.schema(), &records);
         if let Err(e) = i.backend.publish(&payloads).await {
             if !i.shared.is_closed() {
                 tracing::warn!(

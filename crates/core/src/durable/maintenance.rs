@@ -19,7 +19,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 impl Inner {
     pub(super) async fn reap(&self) -> Result<u64> {
-        let jobs = self.backend.reap().await?;
+        let jobs = self.backend.table().reap().await?;
         let n = jobs.len() as u64;
         if n > 0 {
             tracing::warn!(
@@ -48,7 +48,11 @@ impl Inner {
             (JobStatus::Cancelled, self.retention.cancelled),
         ] {
             loop {
-                let n = self.backend.purge(status, keep, PURGE_BATCH).await?;
+                let n = self
+                    .backend
+                    .table()
+                    .purge(status, keep, PURGE_BATCH)
+                    .await?;
                 total += n;
                 if n < PURGE_BATCH as u64 || self.shared.is_closed() {
                     break;
@@ -83,6 +87,7 @@ impl Inner {
         }
         let kept: std::collections::HashSet<Lease> = self
             .backend
+            .table()
             .extend(&leases, self.lease_ms)
             .await?
             .into_iter()
@@ -100,7 +105,7 @@ impl Inner {
         if lost.is_empty() {
             return Ok(());
         }
-        for job in self.backend.by_ids(&lost).await? {
+        for job in self.backend.table().by_ids(&lost).await? {
             if job.status == JobStatus::Cancelled {
                 self.shared.signals.send(Signal::Cancelled(job.id));
             }

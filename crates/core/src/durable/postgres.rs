@@ -3,16 +3,18 @@
 //! runs on a caller's connection inside its transaction. The statements are in `sql.rs`.
 
 use super::jobs::Jobs;
-use super::sql::{insert_from, Statements};
+use super::sql::{insert_from, Kind, Statements};
+use super::table::Table;
 use super::{Insert, Inserted, Shared};
 use crate::config::PostgresConfig;
 use crate::error::{QueueError, Result};
 use crate::events::{parse_cancel, Signal};
 use crate::job::JobStatus;
 use crate::redact_url as redact;
-use crate::store::db::Pool;
+use crate::store::db::{Arg, Column, Pool};
 use crate::store::dialect::Dialect;
 use crate::store::migrate::{self, quote_ident};
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Row as _};
 use std::str::FromStr;
@@ -21,15 +23,27 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The NOTIFY channel; the payload is the schema whose table changed.
-pub(super) const CHANNEL: &str = "chaaskit_queue";
+const CHANNEL: &str = "chaaskit_queue";
 /// The NOTIFY channel of job events (`createQueueEvents`); payloads name their schema.
-pub(super) const EVENTS_CHANNEL: &str = "chaaskit_queue_events";
+const EVENTS_CHANNEL: &str = "chaaskit_queue_events";
 /// How long a call waits for a connection before it fails (the database is down).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Batches of at least this many jobs, none with a deduplication key, go in by `COPY` (below
 /// it the two extra round trips cost more than the rows save).
-pub(super) const COPY_MIN: usize = 64;
+const COPY_MIN: usize = 64;
+
+/// The `postgres` provider's table: a durable pool and an asynchronous-commit one, LISTEN/NOTIFY
+/// for wake-ups and events, `COPY` for large batches, the enqueue inside a caller's transaction.
+pub struct PgJobs {
+    table: Table,
+    /// The schema (quoted into the statements; the NOTIFY payload).
+    schema: String,
+    /// The statement of an enqueue inside a caller's transaction.
+    tx_insert: String,
+    /// The `COPY` of a large batch without deduplication keys.
+    copy_in: String,
+}
 
 /// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
 /// table aliased `p`.
@@ -70,9 +84,9 @@ fn tx_insert(t: &str) -> String {
     )
 }
 
-impl Jobs {
+impl PgJobs {
     /// A pool for `config` (its URL, else `DATABASE_URL`), checked by one round trip.
-    pub(super) async fn connect_postgres(config: &PostgresConfig) -> Result<Jobs> {
+    pub(super) async fn connect(config: &PostgresConfig) -> Result<PgJobs> {
         let url = match config.database_url.as_deref().map(str::trim) {
             Some(u) if !u.is_empty() => u.to_owned(),
             _ => std::env::var("DATABASE_URL")
@@ -120,19 +134,21 @@ impl Jobs {
             .connect_lazy_with(opts.options([("synchronous_commit", "off")]));
         let table = format!("{}.\"QueueJob\"", quote_ident(schema));
         let pauses = format!("{}.\"QueueJobPause\"", quote_ident(schema));
-        let d = Dialect::Postgres;
-        let mut jobs = Jobs::new(
-            d,
-            Pool::Pg(pool),
-            Pool::Pg(work),
-            Statements::new(d, &table, &pauses),
-            schema.to_owned(),
-            shown,
-        );
-        jobs.tx_insert = Some(tx_insert(&table));
-        jobs.copy_in = Some(format!(
-            r#"COPY {table} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "createdAt") FROM STDIN WITH (FORMAT binary)"#
-        ));
+        let jobs = PgJobs {
+            table: Table::new(
+                Pool::Pg(pool),
+                Pool::Pg(work),
+                Statements::new(Dialect::Postgres, &table, &pauses),
+                shown,
+                false,
+            ),
+            schema: schema.to_owned(),
+            tx_insert: tx_insert(&table),
+            copy_in: format!(
+                r#"COPY {table} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "createdAt") FROM STDIN WITH (FORMAT binary)"#
+            ),
+        };
+        jobs.table.ping().await?;
         Ok(jobs)
     }
 
@@ -141,15 +157,12 @@ impl Jobs {
     /// computes from the database clock is computed here from the same clock, read just
     /// before. The COPY is its own transaction (one statement: all rows or none), so a batch
     /// costs a clock read and the COPY, with no BEGIN and COMMIT round trips.
-    pub(super) async fn insert_copy(
-        &self,
-        copy_in: &str,
-        jobs: &[&Insert],
-    ) -> Result<Vec<Inserted>> {
-        let Pool::Pg(pool) = &self.pool else {
+    async fn insert_copy(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
+        let Pool::Pg(pool) = &self.table.pool else {
             return Err(QueueError::Backend("COPY needs PostgreSQL".into()));
         };
-        let err = self.err("enqueueing");
+        let copy_in = self.copy_in.as_str();
+        let err = self.table.err("enqueueing");
         let mut conn = pool.acquire().await.map_err(&err)?;
         // now() in µs, and as a TIMESTAMPTZ(3) column stores it, in ms.
         let clock = sqlx::query(
@@ -201,11 +214,143 @@ impl Jobs {
         Ok(out)
     }
 
-    /// Apply the queue's migrations not yet in the schema's ledger (see `store::migrate`).
-    pub(super) async fn migrate_postgres(&self) -> Result<()> {
-        migrate::migrate(&self.pool, Some(&self.schema), migrate::QUEUE, &self.url)
+    /// `SELECT pg_notify($1, $2)`.
+    async fn notify(&self, channel: &str, payload: &str, what: &str) -> Result<()> {
+        let args = [Arg::Text(channel), Arg::Text(payload)];
+        let t = &self.table;
+        t.fetch(&t.pool, "SELECT pg_notify($1, $2)", &args, what)
             .await
-            .map_err(QueueError::Backend)
+            .map(drop)
+    }
+}
+
+#[async_trait]
+impl Jobs for PgJobs {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn table(&self) -> &Table {
+        &self.table
+    }
+
+    fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Apply the queue's migrations not yet in the schema's ledger (see `store::migrate`).
+    async fn migrate(&self) -> Result<()> {
+        migrate::migrate(
+            &self.table.pool,
+            Some(&self.schema),
+            migrate::QUEUE,
+            &self.table.url,
+        )
+        .await
+        .map_err(QueueError::Backend)
+    }
+
+    /// Batches of [`COPY_MIN`] jobs or more without deduplication keys go in by `COPY`.
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
+        if jobs.len() >= COPY_MIN && jobs.iter().all(|j| j.deduplication_key.is_none()) {
+            return self.insert_copy(jobs).await;
+        }
+        self.table.insert(jobs).await
+    }
+
+    /// `VACUUM` the table when the server's autovacuum is off (else it does this itself), so
+    /// that a queue under steady load keeps a bounded size.
+    async fn vacuum_if_unattended(&self) -> Result<bool> {
+        let t = &self.table;
+        let Some(vacuum) = &t.sql.vacuum else {
+            return Ok(false);
+        };
+        let rows = t
+            .fetch(
+                &t.work,
+                "SELECT current_setting('autovacuum') AS \"on\"",
+                &[],
+                "reading the autovacuum setting",
+            )
+            .await?;
+        let on = rows
+            .first()
+            .map(|r| r.get::<String>("on"))
+            .transpose()?
+            .unwrap_or_default();
+        if on == "on" {
+            return Ok(false);
+        }
+        t.work
+            .script(vacuum)
+            .await
+            .map_err(t.err("vacuuming the jobs table"))?;
+        Ok(true)
+    }
+
+    /// NOTIFY on the wake-up channel, with the schema.
+    async fn notify_others(&self) -> Result<()> {
+        self.notify(CHANNEL, &self.schema, "notifying workers")
+            .await
+    }
+
+    /// NOTIFY on the wake-up channel, with the schema and the job.
+    async fn notify_cancel(&self, id: &str) -> Result<()> {
+        let payload = crate::events::cancel_payload(&self.schema, id);
+        self.notify(CHANNEL, &payload, "notifying a cancel").await
+    }
+
+    /// NOTIFY on the events channel, one notification per payload, in one statement.
+    async fn publish(&self, payloads: &[String]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let t = &self.table;
+        let cols = [Column::Text(payloads.iter().map(String::as_str).collect())];
+        let sql = format!(
+            "SELECT pg_notify($1, u.p) FROM {}",
+            t.dialect.rows(2, &[("p", Kind::Text)])
+        );
+        let args = [Arg::Text(EVENTS_CHANNEL), Arg::Rows(&cols)];
+        t.fetch(&t.pool, &sql, &args, "publishing events")
+            .await
+            .map(drop)
+    }
+
+    async fn listen_events(&self, shared: Weak<Shared>) -> Result<mpsc::UnboundedReceiver<String>> {
+        let Pool::Pg(pool) = &self.table.pool else {
+            return Err(QueueError::Backend("LISTEN needs PostgreSQL".into()));
+        };
+        listen_events(pool.clone(), self.table.url.clone(), shared).await
+    }
+
+    fn listen(&self, wake: Weak<Shared>) {
+        if let Pool::Pg(pool) = &self.table.pool {
+            listen(
+                pool.clone(),
+                self.schema.clone(),
+                self.table.url.clone(),
+                wake,
+            );
+        }
+    }
+
+    fn hears_other_processes(&self) -> bool {
+        true
+    }
+
+    /// Woken by NOTIFY; polls only for a lost one.
+    fn fallback_poll(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+
+    /// Each enqueue waits for its commit's WAL flush; several in flight share flushes.
+    fn enqueue_concurrency(&self) -> usize {
+        4
+    }
+
+    fn tx_insert(&self) -> Option<&str> {
+        Some(&self.tx_insert)
     }
 }
 
@@ -282,7 +427,7 @@ impl CopyBinary {
 
 /// Wake `wake`'s receivers on every NOTIFY for `schema` until the provider closes; a lost
 /// connection reconnects with backoff and wakes them (a notification may have been missed).
-pub(super) fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Shared>) {
+fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Shared>) {
     tokio::spawn(async move {
         let mut retry = Duration::from_millis(100);
         'connect: loop {
@@ -355,7 +500,7 @@ pub(super) fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Share
 /// LISTEN on the events channel (resolves once listening) and forward its payloads until the
 /// receiver is dropped or the provider closes; a lost connection reconnects with backoff
 /// (what was sent meanwhile is missed).
-pub(super) async fn listen_events(
+async fn listen_events(
     pool: PgPool,
     url: String,
     shared: Weak<Shared>,

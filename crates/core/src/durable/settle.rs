@@ -67,7 +67,7 @@ impl DbQueue {
     /// Whether the job of an attempt that settled nothing was cancelled (its outcome is then
     /// discarded, not an error).
     pub(super) async fn was_cancelled(&self, lease: Lease) -> Result<bool> {
-        let job = self.inner.backend.get(lease.id).await?;
+        let job = self.inner.backend.table().get(lease.id).await?;
         Ok(job.is_some_and(|j| j.status == JobStatus::Cancelled))
     }
 }
@@ -118,7 +118,7 @@ pub(super) async fn settle_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
                     Settle::Fail(..) => None,
                 })
                 .collect();
-            let r = i.backend.complete(&rows).await;
+            let r = i.backend.table().complete(&rows).await;
             if let Ok(done) = &r {
                 // Before the replies: each caller forgets its lease once answered.
                 i.publish_settled(done, &[]);
@@ -135,7 +135,7 @@ pub(super) async fn settle_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
                     Settle::Ack(..) => None,
                 })
                 .collect();
-            let r = i.backend.fail(&rows).await;
+            let r = i.backend.table().fail(&rows).await;
             if let Ok(done) = &r {
                 i.publish_settled(&[], done);
             }

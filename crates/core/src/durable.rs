@@ -103,7 +103,7 @@ struct Inner {
     settler: Mutex<Option<tokio::task::JoinHandle<()>>>,
     enqueuer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether a receive has come: the first starts the wake-ups from other processes and
-    /// warms the worker's pool (see [`Pool::warm`](crate::store::db::Pool::warm)).
+    /// warms the worker's pool (see [`Pool::warm`](crate::db::Pool::warm)).
     receiving: AtomicBool,
     /// What the last receive saw of the queue, valid while no wake has come since.
     quiet: Mutex<Option<Quiet>>,

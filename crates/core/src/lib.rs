@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+mod db;
 pub mod durable;
 pub mod error;
 pub mod events;

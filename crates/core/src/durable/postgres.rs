@@ -3,19 +3,20 @@
 //! runs on a caller's connection inside its transaction. The statements are in `sql.rs`.
 
 use super::jobs::Jobs;
-use super::sql::{insert_from, Kind, Statements};
+use super::sql::{insert_from, Statements};
 use super::table::Table;
 use super::{Insert, Inserted, Shared};
 use crate::config::PostgresConfig;
+use crate::db::dialect::Dialect;
+use crate::db::dialect::Kind;
+use crate::db::migrate::{self, quote_ident};
+use crate::db::{pg_pool_options, Arg, Column, Pool};
 use crate::error::{QueueError, Result};
 use crate::events::{parse_cancel, Signal};
 use crate::job::JobStatus;
 use crate::redact_url as redact;
-use crate::store::db::{Arg, Column, Pool};
-use crate::store::dialect::Dialect;
-use crate::store::migrate::{self, quote_ident};
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{PgPool, Row as _};
 use std::str::FromStr;
 use std::sync::Weak;
@@ -26,8 +27,6 @@ use tokio::sync::mpsc;
 const CHANNEL: &str = "chaaskit_queue";
 /// The NOTIFY channel of job events (`createQueueEvents`); payloads name their schema.
 const EVENTS_CHANNEL: &str = "chaaskit_queue_events";
-/// How long a call waits for a connection before it fails (the database is down).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Batches of at least this many jobs, none with a deduplication key, go in by `COPY` (below
 /// it the two extra round trips cost more than the rows save).
@@ -119,19 +118,15 @@ impl PgJobs {
         })?;
         let unreachable =
             |e| QueueError::Backend(format!("cannot reach the queue database {shown}: {e}"));
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+        let pool = pg_pool_options(8)
             .connect_with(opts.clone())
             .await
             .map_err(unreachable)?;
         // The worker's bookkeeping commits without waiting for the WAL flush (a flush costs
         // milliseconds per commit): a database crash may forget its last moments, and then a
         // claimed or finished job simply runs again, as after any crash. Enqueues stay durable.
-        let work = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(opts.options([("synchronous_commit", "off")]));
+        let work =
+            pg_pool_options(4).connect_lazy_with(opts.options([("synchronous_commit", "off")]));
         let table = format!("{}.\"QueueJob\"", quote_ident(schema));
         let pauses = format!("{}.\"QueueJobPause\"", quote_ident(schema));
         let jobs = PgJobs {

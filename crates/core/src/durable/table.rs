@@ -6,10 +6,10 @@
 use super::settle::backoff_table;
 use super::sql::{list_variant, Statements};
 use super::{Insert, Inserted, Lease};
+use crate::db::dialect::Dialect;
+use crate::db::{Arg, Column, Pool, Row};
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobOptions, JobStatus, QueueStats};
-use crate::store::db::{Arg, Column, Pool, Row};
-use crate::store::dialect::Dialect;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -114,7 +114,7 @@ impl Table {
     pub(super) async fn ping(&self) -> Result<()> {
         self.fetch(&self.pool, "SELECT 1", &[], "connecting")
             .await?;
-        crate::store::migrate::check_version(&self.pool, &self.url)
+        crate::db::migrate::check_version(&self.pool, &self.url)
             .await
             .map_err(QueueError::Backend)
     }

@@ -6,9 +6,6 @@
 //! database's clock, so a host whose clock is off cannot take over another's live claim.
 //! Only rows the caller builds (`insert_scheduled`, `upsert_recurring`) carry its dates.
 
-pub(crate) mod db;
-pub(crate) mod dialect;
-pub(crate) mod migrate;
 mod sql;
 
 pub use sql::SqlStore;
@@ -241,7 +238,7 @@ pub fn open(url: &str) -> Result<SharedStore> {
         .unwrap_or_default()
         .to_ascii_lowercase();
     match scheme.as_str() {
-        "postgres" | "postgresql" => Ok(Arc::new(SqlStore::new(db::Pool::postgres(url)?))),
+        "postgres" | "postgresql" => Ok(Arc::new(SqlStore::new(crate::db::Pool::postgres(url)?))),
         "sqlite" => {
             if url == format!("sqlite:{DEFAULT_SQLITE_PATH}?mode=rwc") {
                 if let Some(dir) = Path::new(DEFAULT_SQLITE_PATH).parent() {
@@ -250,7 +247,7 @@ pub fn open(url: &str) -> Result<SharedStore> {
                     })?;
                 }
             }
-            Ok(Arc::new(SqlStore::new(db::Pool::sqlite(url)?)))
+            Ok(Arc::new(SqlStore::new(crate::db::Pool::sqlite(url)?)))
         }
         _ => Err(QueueError::invalid(format!(
             "unsupported scheduler database URL scheme {:?} (expected postgres://, postgresql:// or sqlite:)",

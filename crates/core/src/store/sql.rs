@@ -1,9 +1,9 @@
 //! The scheduler's statements, written once for both databases: each operation is one SQL
 //! text built from the shared columns and the [`Dialect`]'s pieces, bound the same way.
 
-use super::db::{Arg, Pool, Row};
-use super::dialect::{lease_ms, Dialect};
 use super::{Claim, RecurringClaim, RecurringDone, RecurringJob, ScheduleStore, ScheduledJob};
+use crate::db::dialect::{lease_ms, Dialect};
+use crate::db::{Arg, Pool, Row};
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
 use async_trait::async_trait;
@@ -38,7 +38,7 @@ struct Statements {
 
 impl Statements {
     fn new(d: Dialect) -> Statements {
-        let now = d.now();
+        let now = d.utc_clock();
         Statements {
             insert_scheduled: format!(
                 r#"INSERT INTO "ScheduledJob" ({SCHEDULED_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#
@@ -54,34 +54,44 @@ impl Statements {
             // against a scan of the table); deleters in several processes skip each other.
             purge_finished: format!(
                 r#"DELETE FROM "ScheduledJob" WHERE {picked}"#,
-                picked = d.id_in_select(&format!(
-                    r#"SELECT "id" FROM "ScheduledJob" WHERE "status" IN ('enqueued', 'cancelled')
+                picked = d.among(
+                    r#""id""#,
+                    &format!(
+                        r#"SELECT "id" FROM "ScheduledJob" f WHERE "status" IN ('enqueued', 'cancelled')
                     AND "updatedAt" < {before} LIMIT $2{lock}"#,
-                    before = d.now_plus("$1"),
-                    lock = d.skip_locked(),
-                ))
+                        before = d.utc_clock_plus("$1"),
+                        lock = d.lock_of("f"),
+                    )
+                )
             ),
             has_due: format!(
                 r#"SELECT
                 EXISTS (SELECT 1 FROM "ScheduledJob" WHERE "status" = 'scheduled' AND "scheduledFor" <= {now})
                 OR EXISTS (SELECT 1 FROM "ScheduledJob" WHERE "status" = 'enqueuing' AND "updatedAt" <= {stale}) AS "scheduled",
                 EXISTS (SELECT 1 FROM "RecurringJob" WHERE "enabled" = TRUE AND "nextRunAt" <= {now}) AS "recurring""#,
-                stale = d.now_plus("$1"),
+                stale = d.utc_clock_plus("$1"),
             ),
+            // By primary key from a list made first, as the queue claims: an `IN (SELECT …)`
+            // may be hash-joined against a scan of the whole table.
             claim_scheduled: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = 'enqueuing', "updatedAt" = {now}
-                WHERE "id" IN (
-                    SELECT "id" FROM "ScheduledJob"
-                    WHERE ("status" = 'scheduled' AND "scheduledFor" <= {now}) OR ("status" = 'enqueuing' AND "updatedAt" <= {stale})
-                    ORDER BY "scheduledFor" LIMIT $2{lock})
+                WHERE {picked}
                 RETURNING {SCHEDULED_COLS}"#,
-                stale = d.now_plus("$1"),
-                lock = d.skip_locked(),
+                picked = d.among(
+                    r#""id""#,
+                    &format!(
+                        r#"SELECT "id" FROM "ScheduledJob" c
+                    WHERE ("status" = 'scheduled' AND "scheduledFor" <= {now}) OR ("status" = 'enqueuing' AND "updatedAt" <= {stale})
+                    ORDER BY "scheduledFor" LIMIT $2{lock}"#,
+                        stale = d.utc_clock_plus("$1"),
+                        lock = d.lock_of("c"),
+                    )
+                ),
             ),
             mark_enqueued: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = 'enqueued', "error" = NULL, "updatedAt" = {now}
                 WHERE {ids} AND "status" = 'enqueuing' AND "updatedAt" = $2"#,
-                ids = d.id_in_json("$1"),
+                ids = d.among(r#""id""#, &d.json_texts("$1")),
             ),
             release_scheduled: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = $3, "error" = $4, "updatedAt" = {now}
@@ -110,16 +120,16 @@ impl Statements {
                 r#"SELECT {RECURRING_COLS} FROM "RecurringJob" ORDER BY "name""#
             ),
             due_recurring: format!(
-                r#"SELECT {RECURRING_COLS} FROM "RecurringJob" WHERE "enabled" = TRUE AND "nextRunAt" <= {now}
+                r#"SELECT {RECURRING_COLS} FROM "RecurringJob" r WHERE "enabled" = TRUE AND "nextRunAt" <= {now}
                 ORDER BY "nextRunAt" LIMIT $1{lock}"#,
-                lock = d.skip_locked(),
+                lock = d.lock_of("r"),
             ),
             lease_recurring: format!(
                 r#"UPDATE "RecurringJob" SET "nextRunAt" = {until}, "updatedAt" = {now}
                 WHERE {ids}
                 RETURNING "id", "nextRunAt", "updatedAt""#,
-                until = d.now_plus("$2"),
-                ids = d.id_in_json("$1"),
+                until = d.utc_clock_plus("$2"),
+                ids = d.among(r#""id""#, &d.json_texts("$1")),
             ),
             finish_recurring: format!(
                 r#"UPDATE "RecurringJob" SET "nextRunAt" = $3, "lastRunAt" = COALESCE($4, "lastRunAt"),
@@ -189,7 +199,7 @@ impl ScheduleStore for SqlStore {
 
     async fn migrate(&self) -> Result<()> {
         let label = format!("scheduler database ({})", self.pool.dialect().name());
-        super::migrate::migrate(&self.pool, None, super::migrate::SCHEDULER, &label)
+        crate::db::migrate::migrate(&self.pool, None, crate::db::migrate::SCHEDULER, &label)
             .await
             .map_err(QueueError::Store)
     }

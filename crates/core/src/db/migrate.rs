@@ -11,7 +11,7 @@
 //! A database made by a build before the ledger holds the baseline scripts' tables but no
 //! ledger: those scripts are recorded as applied (adopted), never run again.
 
-use super::db::{Fut, Pool};
+use super::{Fut, Pool};
 use sqlx::{Connection, Executor as _, PgConnection, Row as _, SqliteConnection};
 use std::time::Duration;
 

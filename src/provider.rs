@@ -10,7 +10,7 @@
 use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json};
 use crate::config::provider_config;
 use crate::enqueue::{bulk_jobs, new_job, options_object, TraceArgs};
-use chaaskit_queue_core::config::{rule, ConfigValue, ProviderConfig};
+use chaaskit_queue_core::config::{ConfigValue, ProviderConfig};
 use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
 use chaaskit_queue_core::job::{Job, JobStatus, Millis, QueueStats};
 use chaaskit_queue_core::memory::{JobView, MemoryQueue};
@@ -119,7 +119,7 @@ impl From<QueueStats> for QueueStatsObject {
     }
 }
 
-/// `ListJobsOptions` as JavaScript passes them, checked by the core (`rule::list_filter`).
+/// `ListJobsOptions` as JavaScript passes them, checked by the core (`admin::list_filter`).
 #[napi(object, object_to_js = false)]
 pub struct ListJobsArgs<'a> {
     #[napi(
@@ -140,7 +140,7 @@ fn job_filter(env: &Env, options: Option<Unknown>) -> Result<JobFilter> {
     };
     let a = unsafe { ListJobsArgs::from_napi_value(env.raw(), u.raw())? };
     let value = |v: Option<Unknown>| v.map_or(Ok(ConfigValue::Undefined), |u| config_value(&u, 1));
-    rule::list_filter(
+    chaaskit_queue_core::admin::list_filter(
         &value(a.status)?,
         value(a.job_type)?,
         &value(a.limit)?,

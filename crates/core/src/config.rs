@@ -7,6 +7,7 @@
 //! the keys it does know (which a wrapping deserializer cannot see). The rules are the
 //! `deserialize_with` functions in [`rule`] and each block's `validate`.
 
+mod de;
 mod error;
 pub mod rule;
 mod value;
@@ -14,10 +15,10 @@ mod value;
 pub use error::{ConfigError, ErrorKind, ErrorParts};
 pub use value::{js_number, ConfigValue};
 
+use de::ValueDe;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use value::ValueDe;
 
 /// Default for [`MemoryConfig::max_history_size`].
 pub const DEFAULT_MAX_HISTORY_SIZE: usize = 1000;
@@ -30,8 +31,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
 /// SQS's own bounds for a queue's `MaximumMessageSize`.
 pub const MIN_MESSAGE_BYTES: usize = 1024;
 pub const MAX_MESSAGE_BYTES: usize = 1_048_576;
-/// Largest delay a JavaScript timer takes, in milliseconds: the bound of every config interval.
-pub const MAX_INTERVAL_MS: u64 = 2_147_483_647;
+/// Largest delay a JavaScript timer takes, in milliseconds: the bound of every config interval
+/// and of a job's timeout.
+pub const MAX_TIMER_MS: u64 = 2_147_483_647;
 /// Largest `worker.concurrency`.
 pub const MAX_CONCURRENCY: u32 = 100_000;
 
@@ -581,6 +583,9 @@ mod tests {
             (with("mode", "cluster".into()), Range, "queue.worker.mode must be 'in-process' or 'standalone', got \"cluster\""),
             (with("mode", ConfigValue::Other("a symbol".into())), Range, "queue.worker.mode must be 'in-process' or 'standalone', got a symbol"),
             (json!({ "scheduler": { "databaseUrl": "mysql://u:pw@h/db" } }).into(), Type, "queue.scheduler.databaseUrl must be a postgres://, postgresql:// or sqlite: URL, got \"mysql://u:***@h/db\""),
+            // The scheme as the provider takes it: lowercase (its connect applies this rule too).
+            (json!({ "enabled": true, "providerConfig": { "type": "postgres", "databaseUrl": "POSTGRES://u:pw@h/db" } }).into(), Type, "queue.providerConfig.databaseUrl must be a postgres:// or postgresql:// URL, got \"postgres://u:***@h/db\""),
+            (json!({ "enabled": true, "providerConfig": { "type": "sqlite", "databaseUrl": "SQLITE:q.db" } }).into(), Type, "queue.providerConfig.databaseUrl must be a sqlite: URL, got \"SQLITE:q.db\""),
         ];
         for (v, kind, msg) in cases {
             assert_eq!(err(v), (kind, msg.to_owned()));

@@ -31,6 +31,7 @@ use crate::config::{PostgresConfig, RetentionConfig, SqliteConfig};
 use crate::error::{QueueError, Result};
 use crate::events::{Delivered, EventKind, EventRecord, Signals};
 use crate::job::{Job, NewJob, QueueStats, ReceivedJob};
+use crate::lock;
 use crate::provider::QueueProvider;
 use async_trait::async_trait;
 use enqueue::{enqueue_loop, inserts, EnqueueReq, ENQUEUE_BATCH};
@@ -40,14 +41,14 @@ use serde_json::value::RawValue;
 use settle::{parse_receipt, settle_loop, Settle, SettleReq};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 /// Largest visibility timeout accepted, in seconds (12 h, as on SQS).
-pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+pub use crate::config::MAX_VISIBILITY_TIMEOUT_S as MAX_VISIBILITY_SECONDS;
 /// Connections a busy worker uses at once on the `work` pool: a claim, a settlement batch and a
 /// lease renewal or event publication.
 const WORK_CONNECTIONS: usize = 3;
@@ -137,10 +138,6 @@ pub struct DbQueue {
 pub type PostgresQueue = DbQueue;
 /// The `sqlite` provider.
 pub type SqliteQueue = DbQueue;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Check a visibility timeout (seconds) and return it in milliseconds.
 fn lease_ms(visibility_timeout: u32) -> Result<u64> {

@@ -24,6 +24,7 @@
 use crate::config::SchedulerConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{now_ms, EnqueueOptions, Job, JobStatus, Millis, NewJob, MAX_TIMER_MS};
+use crate::lock;
 use crate::provider::{DelaySink, SharedProvider};
 use crate::schedule::Schedule;
 use crate::store::{
@@ -35,7 +36,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, UnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -133,10 +134,6 @@ enum Pending {
         last_run_at: Option<Millis>,
         last_error: Option<String>,
     },
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The options column as the old scheduler wrote it (`JSON.stringify(options || {})`),

@@ -1007,3 +1007,27 @@ async fn postgres_survives_a_database_restart() {
     q.close().await.unwrap();
     proxy.stop();
 }
+
+/// `validateQueueConfig` and the providers apply one rule to the URL: an uppercase scheme is
+/// refused by both, with the same words.
+#[tokio::test]
+async fn an_uppercase_scheme_is_refused_as_validate_refuses_it() {
+    let pg = PostgresQueue::connect_postgres(PostgresConfig {
+        database_url: Some("POSTGRES://u:pw@127.0.0.1/db".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        pg.err().map(|e| e.to_string()).unwrap_or_default(),
+        "providerConfig.databaseUrl must be a postgres:// or postgresql:// URL, got \"postgres://u:***@127.0.0.1/db\""
+    );
+    let lite = SqliteQueue::connect_sqlite(SqliteConfig {
+        database_url: "SQLITE:q.db".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        lite.err().map(|e| e.to_string()).unwrap_or_default(),
+        "providerConfig.databaseUrl must be a sqlite: URL, got \"SQLITE:q.db\""
+    );
+}

@@ -6,7 +6,7 @@ use super::jobs::Jobs;
 use super::sql::{insert_from, Statements};
 use super::table::Table;
 use super::{Insert, Inserted, Shared};
-use crate::config::PostgresConfig;
+use crate::config::{rule, PostgresConfig};
 use crate::db::dialect::Dialect;
 use crate::db::dialect::Kind;
 use crate::db::migrate::{self, quote_ident};
@@ -99,11 +99,8 @@ impl PgJobs {
                 })?,
         };
         let shown = redact(&url);
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            return Err(QueueError::invalid(format!(
-                "providerConfig.databaseUrl must be a postgres:// or postgresql:// URL, got {shown:?}"
-            )));
-        }
+        rule::scheme_url_of(url.as_str().into(), &["postgres", "postgresql"])
+            .map_err(|e| QueueError::invalid(e.at("providerConfig.databaseUrl").to_string()))?;
         let schema = config.schema.trim();
         if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
             return Err(QueueError::invalid(format!(

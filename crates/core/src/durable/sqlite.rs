@@ -5,7 +5,7 @@ use super::jobs::Jobs;
 use super::sql::Statements;
 use super::table::Table;
 use super::Shared;
-use crate::config::SqliteConfig;
+use crate::config::{rule, SqliteConfig};
 use crate::db::dialect::Dialect;
 use crate::db::migrate;
 use crate::db::Pool;
@@ -27,11 +27,8 @@ impl SqliteJobs {
     /// created when missing), checked by one round trip.
     pub(super) async fn connect(config: &SqliteConfig) -> Result<SqliteJobs> {
         let url = config.database_url.trim().to_owned();
-        if !url.starts_with("sqlite:") {
-            return Err(QueueError::invalid(format!(
-                "providerConfig.databaseUrl must be a sqlite: URL when type is 'sqlite', got {url:?}"
-            )));
-        }
+        rule::scheme_url_of(url.as_str().into(), &["sqlite"])
+            .map_err(|e| QueueError::invalid(e.at("providerConfig.databaseUrl").to_string()))?;
         let opts = SqliteConnectOptions::from_str(&url).map_err(|e| {
             QueueError::invalid(format!(
                 "providerConfig.databaseUrl {url:?} is not valid: {e}"

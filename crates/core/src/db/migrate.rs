@@ -63,6 +63,7 @@ pub(crate) const QUEUE: &[Migration] = &[
     migration!(2, "0002_queue", Some("QueueJob")),
     migration!(3, "0003_admin", Some("QueueJobPause")),
     migration!(4, "0004_retention", None),
+    migration!(5, "0005_lease_index", None),
 ];
 
 const LEDGER: &str = r#"CREATE TABLE IF NOT EXISTS "QueueMigration" (

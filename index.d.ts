@@ -223,6 +223,8 @@ export interface RetentionConfig {
   completed?: number
   /** Milliseconds a dead job is kept (default 1209600000, 14 days). */
   dead?: number
+  /** Milliseconds a cancelled job is kept (default 1209600000, 14 days). */
+  cancelled?: number
 }
 
 /** Jobs in a `QueueJob` table of the app's PostgreSQL database. */
@@ -327,6 +329,8 @@ export interface QueueSchedulerConfig {
   databaseUrl?: string
   /** Create missing tables at start (default true). */
   autoMigrate?: boolean
+  /** Milliseconds an enqueued or cancelled one-time job is kept after its last change (default 604800000, 7 days). */
+  retention?: number
 }
 
 export interface QueueConfig {
@@ -336,7 +340,7 @@ export interface QueueConfig {
   scheduler?: QueueSchedulerConfig
 }
 
-export type ResolvedQueueSchedulerConfig = QueueSchedulerConfig & { pollInterval: number; autoMigrate: boolean }
+export type ResolvedQueueSchedulerConfig = QueueSchedulerConfig & { pollInterval: number; autoMigrate: boolean; retention: number }
 
 /** A `QueueConfig` as `validateQueueConfig` returns it: checked, with every default filled in. */
 export interface ResolvedQueueConfig extends QueueConfig {

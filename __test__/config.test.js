@@ -10,7 +10,7 @@ test('defaults are filled in for a minimal enabled config', () => {
     enabled: true,
     providerConfig: { type: 'memory', maxHistorySize: 1000 },
     worker: { mode: 'in-process', concurrency: 5, pollInterval: 1000, shutdownTimeout: 30000 },
-    scheduler: { enabled: false, pollInterval: 60000, autoMigrate: true },
+    scheduler: { enabled: false, pollInterval: 60000, autoMigrate: true, retention: 604800000 },
   })
   const sqs = q.validateQueueConfig({ enabled: true, providerConfig: { type: 'sqs', region: 'us-east-1', queueUrl: 'http://127.0.0.1:4566/000000000000/jobs' } })
   assert.equal(sqs.providerConfig.visibilityTimeout, 30)

@@ -106,13 +106,14 @@ const PRISMA_DDL_WITH_DEFAULTS = PRISMA_DDL_STRICT.replace('"status" TEXT NOT NU
   .replace('"timezone" TEXT NOT NULL,', `"timezone" TEXT NOT NULL DEFAULT 'UTC',`)
   .replace('"enabled" BOOLEAN NOT NULL,', '"enabled" BOOLEAN NOT NULL DEFAULT true,')
 
+/** The tables and indexes of `public`, but for the migration ledger (not a Prisma model). */
 function schemaOf(db) {
   const cols = psql(
     db,
     `SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || COALESCE(datetime_precision::text, '-')
-     FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`,
+     FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'QueueMigration' ORDER BY table_name, ordinal_position`,
   )
-  const idx = psql(db, `SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname`)
+  const idx = psql(db, `SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'QueueMigration' ORDER BY indexname`)
   return { cols, idx }
 }
 
@@ -137,6 +138,7 @@ test('PostgreSQL: migrate() makes exactly the tables Prisma makes', async (t) =>
   await scheduler.migrate()
   await scheduler.migrate() // only what is missing is created
   assert.deepEqual(schemaOf(ours.name), schemaOf(prismaDb.name))
+  assert.equal(psql(ours.name, 'SELECT "id" || \' \' || "name" FROM "QueueMigration"'), '1 0001_scheduler')
   assert.match(schemaOf(ours.name).cols, /ScheduledJob\.scheduledFor timestamp without time zone NO 3/)
 })
 

@@ -1,9 +1,10 @@
 //! What an enqueue passes in: the job type, `EnqueueOptions` and `enqueueBulk`'s items, read
-//! from their JavaScript values and checked by the core's rules (`config::rule`), which name
+//! from their JavaScript values and checked by the core's input rules (`job.rs`), which name
 //! the field and value at fault. JavaScript dates are read here, as their time values.
 
 use crate::bridge::{config_value, throw_config};
-use chaaskit_queue_core::config::{rule, ConfigError, ConfigValue};
+use chaaskit_queue_core::config::{ConfigError, ConfigValue};
+use chaaskit_queue_core::job as rule;
 use chaaskit_queue_core::job::{raw_json, EnqueueInput, EnqueueOptions, Millis, NewJob};
 use napi::bindgen_prelude::*;
 use napi::JsDate;

@@ -10,7 +10,7 @@
 use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json};
 use crate::config::provider_config;
 use crate::enqueue::{bulk_jobs, new_job, options_object, TraceArgs};
-use chaaskit_queue_core::config::{rule, ConfigValue, ProviderConfig};
+use chaaskit_queue_core::config::{ConfigValue, ProviderConfig};
 use chaaskit_queue_core::durable::{PostgresQueue, SqliteQueue};
 use chaaskit_queue_core::job::{Job, JobStatus, Millis, QueueStats};
 use chaaskit_queue_core::joblog::JobLogs;
@@ -152,7 +152,7 @@ impl From<QueueStats> for QueueStatsObject {
     }
 }
 
-/// `ListJobsOptions` as JavaScript passes them, checked by the core (`rule::list_filter`).
+/// `ListJobsOptions` as JavaScript passes them, checked by the core (`admin::list_filter`).
 #[napi(object, object_to_js = false)]
 pub struct ListJobsArgs<'a> {
     #[napi(
@@ -173,7 +173,7 @@ fn job_filter(env: &Env, options: Option<Unknown>) -> Result<JobFilter> {
     };
     let a = unsafe { ListJobsArgs::from_napi_value(env.raw(), u.raw())? };
     let value = |v: Option<Unknown>| v.map_or(Ok(ConfigValue::Undefined), |u| config_value(&u, 1));
-    rule::list_filter(
+    chaaskit_queue_core::admin::list_filter(
         &value(a.status)?,
         value(a.job_type)?,
         &value(a.limit)?,
@@ -681,7 +681,7 @@ impl NativeProvider {
     pub async fn pause(&self, job_type: Option<String>) -> Result<()> {
         guarded("pause", async {
             if let Some(t) = &job_type {
-                rule::check_name("type", t).map_err(napi_err)?;
+                chaaskit_queue_core::job::check_name("type", t).map_err(napi_err)?;
             }
             self.inner
                 .pause(job_type.as_deref())
@@ -695,7 +695,7 @@ impl NativeProvider {
     pub async fn resume(&self, job_type: Option<String>) -> Result<()> {
         guarded("resume", async {
             if let Some(t) = &job_type {
-                rule::check_name("type", t).map_err(napi_err)?;
+                chaaskit_queue_core::job::check_name("type", t).map_err(napi_err)?;
             }
             self.inner
                 .resume(job_type.as_deref())

@@ -187,10 +187,9 @@ impl NativeWorker {
     /// `percent` is checked here (a number from 0 to 100).
     #[napi(catch_unwind, ts_args_type = "token: number, percent: number")]
     pub fn progress(&self, env: Env, token: f64, percent: Unknown) -> Result<bool> {
-        let percent = chaaskit_queue_core::config::rule::progress_of(&crate::bridge::config_value(
-            &percent, 1,
-        )?)
-        .map_err(|e| crate::bridge::throw_config(&env, e))?;
+        let percent =
+            chaaskit_queue_core::job::progress_of(&crate::bridge::config_value(&percent, 1)?)
+                .map_err(|e| crate::bridge::throw_config(&env, e))?;
         Ok(self.core.progress(token as u64, percent))
     }
 

@@ -1,8 +1,10 @@
 //! The admin API's shapes: the filter and page of `listJobs`, its opaque keyset cursor, and
 //! the error of a provider that cannot do an admin operation.
 
+use crate::config::rule::R;
+use crate::config::{rule::one_of, ConfigError, ConfigValue, ErrorKind};
 use crate::error::QueueError;
-use crate::job::{Job, JobStatus, Millis};
+use crate::job::{job_type_at, non_empty_of, Job, JobStatus, Millis};
 
 /// Largest `limit` of one `listJobs` page.
 pub const MAX_LIST_LIMIT: usize = 1000;
@@ -104,6 +106,62 @@ pub fn unsupported(provider: &str, operation: &str) -> QueueError {
     ))
 }
 
+// ---- input rules ----------------------------------------------------------------------------
+
+/// `listJobs`' options found at `path` (`options`), as the caller gave them, checked: `status`
+/// one of [`JobStatus::ALL`], `type` a job type, `limit` from 1 to [`MAX_LIST_LIMIT`] (default
+/// [`crate::admin::DEFAULT_LIST_LIMIT`]), `cursor` a string (`null`: the first page).
+pub fn list_filter(
+    status: &ConfigValue,
+    job_type: ConfigValue,
+    limit: &ConfigValue,
+    cursor: ConfigValue,
+    path: &str,
+) -> R<JobFilter> {
+    let status = match status {
+        ConfigValue::Undefined => None,
+        ConfigValue::String(s) if JobStatus::parse(s).is_some() => JobStatus::parse(s),
+        other => {
+            let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(ConfigError::expected(
+                ErrorKind::Type,
+                format!("one of {}", one_of(&names)),
+                other.describe(),
+            )
+            .at(&format!("{path}.status")));
+        }
+    };
+    let job_type = match job_type {
+        ConfigValue::Undefined => None,
+        v => Some(job_type_at(v, &format!("{path}.type"))?),
+    };
+    let limit = match *limit {
+        ConfigValue::Undefined => None,
+        ConfigValue::Number(n) if n.fract() == 0.0 && n >= 1.0 && n <= MAX_LIST_LIMIT as f64 => {
+            Some(n as usize)
+        }
+        ref v => {
+            return Err(ConfigError::expected(
+                ErrorKind::Range,
+                format!("an integer from 1 to {MAX_LIST_LIMIT}"),
+                v.describe(),
+            )
+            .at(&format!("{path}.limit")))
+        }
+    };
+    let cursor = match cursor {
+        ConfigValue::Undefined | ConfigValue::Null => None,
+        // A cursor is not a name: only non-empty.
+        v => Some(non_empty_of(v).map_err(|e| e.at(&format!("{path}.cursor")))?),
+    };
+    Ok(JobFilter {
+        status,
+        job_type,
+        limit,
+        cursor,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +195,33 @@ mod tests {
             .to_string()
             .contains("limit"));
         assert!(f(Some(MAX_LIST_LIMIT + 1)).limit().is_err());
+    }
+
+    #[test]
+    fn list_filters_are_checked() {
+        let n = ConfigValue::Number;
+        let e = list_filter(
+            &ConfigValue::Undefined,
+            ConfigValue::Undefined,
+            &n(0.0),
+            ConfigValue::Null,
+            "options",
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Range);
+        assert_eq!(
+            e.to_string(),
+            "options.limit must be an integer from 1 to 1000, got 0"
+        );
+        let f = list_filter(
+            &"dead".into(),
+            "email".into(),
+            &n(7.0),
+            "c".into(),
+            "options",
+        )
+        .unwrap();
+        assert_eq!(f.status, Some(JobStatus::Dead));
+        assert_eq!(f.limit, Some(7));
     }
 }

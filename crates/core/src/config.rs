@@ -7,6 +7,7 @@
 //! the keys it does know (which a wrapping deserializer cannot see). The rules are the
 //! `deserialize_with` functions in [`rule`] and each block's `validate`.
 
+mod de;
 mod error;
 pub mod rule;
 mod value;
@@ -14,10 +15,10 @@ mod value;
 pub use error::{ConfigError, ErrorKind, ErrorParts};
 pub use value::{js_number, ConfigValue};
 
+use de::ValueDe;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use value::ValueDe;
 
 /// Default for [`MemoryConfig::max_history_size`].
 pub const DEFAULT_MAX_HISTORY_SIZE: usize = 1000;
@@ -30,8 +31,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
 /// SQS's own bounds for a queue's `MaximumMessageSize`.
 pub const MIN_MESSAGE_BYTES: usize = 1024;
 pub const MAX_MESSAGE_BYTES: usize = 1_048_576;
-/// Largest delay a JavaScript timer takes, in milliseconds: the bound of every config interval.
-pub const MAX_INTERVAL_MS: u64 = 2_147_483_647;
+/// Largest delay a JavaScript timer takes, in milliseconds: the bound of every config interval
+/// and of a job's timeout.
+pub const MAX_TIMER_MS: u64 = 2_147_483_647;
 /// Largest `worker.concurrency`.
 pub const MAX_CONCURRENCY: u32 = 100_000;
 
@@ -221,6 +223,9 @@ pub struct RetentionConfig {
     /// Milliseconds a dead job is kept (default 14 days).
     #[serde(deserialize_with = "rule::duration")]
     pub dead: u64,
+    /// Milliseconds a cancelled job is kept (default 14 days).
+    #[serde(deserialize_with = "rule::duration")]
+    pub cancelled: u64,
 }
 
 impl Default for RetentionConfig {
@@ -228,6 +233,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             completed: 86_400_000,
             dead: 14 * 86_400_000,
+            cancelled: 14 * 86_400_000,
         }
     }
 }
@@ -361,6 +367,10 @@ pub struct SchedulerConfig {
     /// Create missing tables at start.
     #[serde(deserialize_with = "rule::boolean")]
     pub auto_migrate: bool,
+    /// Milliseconds an enqueued or cancelled `ScheduledJob` row is kept (from its last change)
+    /// before a poll deletes it (default 7 days).
+    #[serde(deserialize_with = "rule::duration")]
+    pub retention: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -370,6 +380,7 @@ impl Default for SchedulerConfig {
             poll_interval: 60_000,
             database_url: None,
             auto_migrate: true,
+            retention: 7 * 86_400_000,
         }
     }
 }
@@ -549,7 +560,7 @@ mod tests {
                 "enabled": true,
                 "providerConfig": { "type": "memory", "maxHistorySize": 1000 },
                 "worker": { "mode": "in-process", "concurrency": 5, "pollInterval": 1000, "shutdownTimeout": 30000 },
-                "scheduler": { "enabled": false, "pollInterval": 60000, "autoMigrate": true },
+                "scheduler": { "enabled": false, "pollInterval": 60000, "autoMigrate": true, "retention": 604800000 },
             })
         );
         assert!(c.warnings.is_empty());
@@ -596,6 +607,9 @@ mod tests {
             (with("mode", "cluster".into()), Range, "queue.worker.mode must be 'in-process' or 'standalone', got \"cluster\""),
             (with("mode", ConfigValue::Other("a symbol".into())), Range, "queue.worker.mode must be 'in-process' or 'standalone', got a symbol"),
             (json!({ "scheduler": { "databaseUrl": "mysql://u:pw@h/db" } }).into(), Type, "queue.scheduler.databaseUrl must be a postgres://, postgresql:// or sqlite: URL, got \"mysql://u:***@h/db\""),
+            // The scheme as the provider takes it: lowercase (its connect applies this rule too).
+            (json!({ "enabled": true, "providerConfig": { "type": "postgres", "databaseUrl": "POSTGRES://u:pw@h/db" } }).into(), Type, "queue.providerConfig.databaseUrl must be a postgres:// or postgresql:// URL, got \"postgres://u:***@h/db\""),
+            (json!({ "enabled": true, "providerConfig": { "type": "sqlite", "databaseUrl": "SQLITE:q.db" } }).into(), Type, "queue.providerConfig.databaseUrl must be a sqlite: URL, got \"SQLITE:q.db\""),
         ];
         for (v, kind, msg) in cases {
             assert_eq!(err(v), (kind, msg.to_owned()));

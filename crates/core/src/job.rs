@@ -1,7 +1,8 @@
 //! The job model shared by every provider, the worker and the scheduler.
 //! Dates are milliseconds since the Unix epoch; payloads and results stay raw JSON text.
 
-use crate::config::{rule, ConfigError, ConfigValue};
+use crate::config::rule::{integer_of, number_of, R};
+use crate::config::{ConfigError, ConfigValue, ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +15,7 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// Default for [`JobOptions::timeout`], in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Largest timeout accepted, in milliseconds (the largest a JS timer takes).
-pub const MAX_TIMER_MS: u64 = 2_147_483_647;
+pub use crate::config::MAX_TIMER_MS;
 /// Largest delay accepted, in milliseconds (the largest integer a JavaScript number holds exactly).
 pub const MAX_DELAY_MS: u64 = 9_007_199_254_740_991;
 /// Default of `receive`'s `maxMessages`.
@@ -203,9 +204,9 @@ pub struct EnqueueOptions {
 
 impl EnqueueOptions {
     /// The options found at `path` (`options`, `items[3].options`) checked: a `TypeError` or
-    /// `RangeError` naming the field and its value otherwise. The rules are in [`rule`].
+    /// `RangeError` naming the field and its value otherwise. The rules are [`enqueue_options`].
     pub fn from_input(input: &EnqueueInput, path: &str) -> Result<Self, ConfigError> {
-        rule::enqueue_options(input, path)
+        enqueue_options(input, path)
     }
 
     /// The options stored on the job, defaults filled in.
@@ -335,9 +336,222 @@ pub fn raw_json(text: &str) -> Result<Box<RawValue>, serde_json::Error> {
     RawValue::from_string(text.to_owned())
 }
 
+// ---- input rules: a job's type, an enqueue's options, a bulk item, a date ------------------
+
+/// Longest job type, deduplication key or recurring-job name, in UTF-8 bytes. Every backend
+/// stores and indexes these (PostgreSQL refuses an index row over about 2,700 bytes).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// A non-empty string (`TypeError` otherwise).
+pub fn non_empty_of(v: ConfigValue) -> R<String> {
+    match v {
+        ConfigValue::String(s) if !s.is_empty() => Ok(s),
+        other => Err(ConfigError::expected(
+            ErrorKind::Type,
+            "a non-empty string",
+            other.describe(),
+        )),
+    }
+}
+
+/// A job type, a deduplication key or a recurring job's name: a non-empty string
+/// (`TypeError` otherwise) of at most [`MAX_NAME_BYTES`] bytes with no NUL character
+/// (`RangeError` otherwise). The one rule of every provider and entry point.
+pub fn job_type_of(v: ConfigValue) -> R<String> {
+    let s = non_empty_of(v)?;
+    if s.len() > MAX_NAME_BYTES || s.as_bytes().contains(&0) {
+        return Err(ConfigError::expected(
+            ErrorKind::Range,
+            format!("at most {MAX_NAME_BYTES} bytes (UTF-8) with no NUL character"),
+            format!(
+                "{} ({} bytes)",
+                ConfigValue::String(s.clone()).describe(),
+                s.len()
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+/// [`job_type_of`] for a name that arrived as a string (`pause(type)`, a recurring job's
+/// name): [`crate::QueueError::Invalid`] naming `field`.
+pub fn check_name(field: &str, name: &str) -> crate::Result<()> {
+    job_type_of(ConfigValue::String(name.to_owned()))
+        .map(drop)
+        .map_err(|e| crate::QueueError::invalid(e.at(field).to_string()))
+}
+
+/// The job type found at `path` (`type`, `input.type`).
+pub fn job_type_at(v: ConfigValue, path: &str) -> R<String> {
+    job_type_of(v).map_err(|e| e.at(path))
+}
+
+/// The type of `enqueueBulk`'s item `i` (its path is only formatted for an error).
+pub fn item_type_of(v: ConfigValue, i: usize) -> R<String> {
+    job_type_of(v).map_err(|e| e.at(&format!("items[{i}].type")))
+}
+
+/// A date as epoch milliseconds (a JavaScript `Date` arrives as its time value): finite and
+/// within a `Date`'s range.
+pub fn date_of(v: &ConfigValue) -> R<Millis> {
+    match *v {
+        ConfigValue::Number(n) if n.is_finite() && n.abs() <= MAX_DATE_MS as f64 => {
+            Ok(n.trunc() as Millis)
+        }
+        _ => Err(ConfigError::expected(
+            ErrorKind::Range,
+            "a valid Date",
+            v.describe(),
+        )),
+    }
+}
+
+/// The date found at `path` (`date`, `options.from`).
+pub fn date_at(v: &ConfigValue, path: &str) -> R<Millis> {
+    date_of(v).map_err(|e| e.at(path))
+}
+
+/// A `u32` option (`maxRetries`, `priority`).
+fn u32_of(v: &ConfigValue) -> R<u32> {
+    integer_of(v, 0, u64::from(u32::MAX), "").map(|n| n as u32)
+}
+
+/// Every rule of `EnqueueOptions`, for the options found at `path`. Absent fields stay `None`
+/// (their defaults are [`JobOptions`]'); `null` is a value, and a wrong one.
+pub fn enqueue_options(o: &EnqueueInput, path: &str) -> R<EnqueueOptions> {
+    fn field<T>(
+        v: &ConfigValue,
+        path: &str,
+        name: &str,
+        read: impl FnOnce(&ConfigValue) -> R<T>,
+    ) -> R<Option<T>> {
+        if matches!(v, ConfigValue::Undefined) {
+            return Ok(None);
+        }
+        read(v)
+            .map(Some)
+            .map_err(|e| e.at(&format!("{path}.{name}")))
+    }
+    Ok(EnqueueOptions {
+        delay: field(&o.delay, path, "delay", |v| {
+            number_of(v, 0, MAX_DELAY_MS, " ms")
+        })?,
+        scheduled_for: field(&o.scheduled_for, path, "scheduledFor", date_of)?,
+        max_retries: field(&o.max_retries, path, "maxRetries", u32_of)?,
+        timeout: field(&o.timeout, path, "timeout", |v| {
+            number_of(v, 1, MAX_TIMER_MS, " ms")
+        })?,
+        priority: field(&o.priority, path, "priority", u32_of)?,
+        deduplication_key: field(&o.deduplication_key, path, "deduplicationKey", |v| {
+            job_type_of(v.clone())
+        })?,
+        // The trace context is not a caller's option with rules: the glue sets it after.
+        traceparent: None,
+        tracestate: None,
+    })
+}
+
+/// A handler's `ctx.progress(percent)`: a number from 0 to 100.
+pub fn progress_of(v: &ConfigValue) -> R<f64> {
+    match *v {
+        ConfigValue::Number(n) if (0.0..=100.0).contains(&n) => Ok(n),
+        _ => Err(
+            ConfigError::expected(ErrorKind::Range, "a number from 0 to 100", v.describe())
+                .at("progress"),
+        ),
+    }
+}
+
+/// `receive(maxMessages, waitTimeSeconds)`'s arguments checked, defaults filled in: how many
+/// jobs, and how long to wait for the first, in milliseconds.
+pub fn receive_args(max: &ConfigValue, wait_seconds: &ConfigValue) -> R<(u32, u64)> {
+    let max = match max {
+        ConfigValue::Undefined => DEFAULT_RECEIVE_MAX,
+        v => u32_of(v).map_err(|e| e.at("maxMessages"))?,
+    };
+    let wait_ms = match *wait_seconds {
+        ConfigValue::Undefined => DEFAULT_RECEIVE_WAIT_S * 1000,
+        ConfigValue::Number(s)
+            if s.is_finite() && s >= 0.0 && s * 1000.0 <= MAX_DELAY_MS as f64 =>
+        {
+            (s * 1000.0).round() as u64
+        }
+        ref v => {
+            return Err(ConfigError::expected(
+                ErrorKind::Range,
+                "a non-negative finite number of seconds",
+                v.describe(),
+            )
+            .at("waitTimeSeconds"))
+        }
+    };
+    Ok((max, wait_ms))
+}
+
+/// What an `enqueueBulk` item at index `i` that is not `{ type, payload?, options? }` is told:
+/// it is not an object, or its `type` is not a job type. `None` when it is fine.
+pub fn bulk_item_error(item: &ConfigValue, i: usize) -> Option<ConfigError> {
+    let ConfigValue::Object(entries) = item else {
+        return Some(
+            ConfigError::expected(ErrorKind::Type, "an object", item.describe())
+                .at(&format!("items[{i}]")),
+        );
+    };
+    let ty = entries
+        .iter()
+        .find(|(k, _)| k == "type")
+        .map_or(ConfigValue::Undefined, |(_, v)| v.clone());
+    item_type_of(ty, i).err()
+}
+
+/// `items must be an array, got …`.
+pub fn bulk_items_error(v: &ConfigValue) -> ConfigError {
+    ConfigError::expected(ErrorKind::Type, "an array", v.describe()).at("items")
+}
+
+/// An options argument that is not an object (`options must be an object, got 5`); `None`
+/// for an object, `undefined` or `null` (no options).
+pub fn options_object_error(v: &ConfigValue, path: &str) -> Option<ConfigError> {
+    match v {
+        ConfigValue::Object(_) | ConfigValue::Undefined | ConfigValue::Null => None,
+        other => {
+            Some(ConfigError::expected(ErrorKind::Type, "an object", other.describe()).at(path))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_non_empty_without_nul_and_at_most_max_name_bytes() {
+        let s = |v: &str| ConfigValue::String(v.to_owned());
+        let at_max = "é".repeat(MAX_NAME_BYTES / 2);
+        assert_eq!(job_type_of(s(&at_max)).unwrap(), at_max);
+        let over = format!("{at_max}x");
+        let e = job_type_of(s(&over)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Range);
+        assert!(
+            e.to_string()
+                .ends_with(&format!("({} bytes)", MAX_NAME_BYTES + 1)),
+            "{e}"
+        );
+        let e = job_type_of(s("a\0b")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "must be at most 1024 bytes (UTF-8) with no NUL character, got \"a\\u0000b\" (3 bytes)"
+        );
+        assert_eq!(job_type_of(s("")).unwrap_err().kind, ErrorKind::Type);
+        // the same rule, as the core's error naming the field (pause, a recurring job's name)
+        assert!(check_name("name", "ok").is_ok());
+        let e = check_name("name", "a\0").unwrap_err();
+        assert!(matches!(e, crate::QueueError::Invalid(_)));
+        assert!(
+            e.to_string().starts_with("name must be at most 1024 bytes"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
@@ -445,5 +659,97 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(d.visible_at(100), Some(110));
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    fn n(x: f64) -> ConfigValue {
+        ConfigValue::Number(x)
+    }
+
+    #[test]
+    fn enqueue_options_name_the_field_and_value() {
+        let bad = |input: EnqueueInput| {
+            enqueue_options(&input, "items[2].options")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad(EnqueueInput {
+                timeout: n(0.0),
+                ..Default::default()
+            }),
+            "items[2].options.timeout must be at least 1 ms, got 0"
+        );
+        assert_eq!(
+            bad(EnqueueInput {
+                delay: ConfigValue::Null,
+                ..Default::default()
+            }),
+            "items[2].options.delay must be a non-negative finite number up to 9007199254740991, got null"
+        );
+        assert_eq!(
+            bad(EnqueueInput {
+                scheduled_for: ConfigValue::Other("Date(Invalid Date)".into()),
+                ..Default::default()
+            }),
+            "items[2].options.scheduledFor must be a valid Date, got Date(Invalid Date)"
+        );
+        assert_eq!(
+            bad(EnqueueInput {
+                deduplication_key: "".into(),
+                ..Default::default()
+            }),
+            "items[2].options.deduplicationKey must be a non-empty string, got \"\""
+        );
+        let ok = enqueue_options(
+            &EnqueueInput {
+                delay: n(10.4),
+                scheduled_for: n(-1.5),
+                max_retries: n(0.0),
+                timeout: n(MAX_TIMER_MS as f64),
+                priority: n(4_294_967_295.0),
+                deduplication_key: " ".into(),
+            },
+            "options",
+        )
+        .unwrap();
+        assert_eq!(ok.delay, Some(10));
+        assert_eq!(ok.scheduled_for, Some(-1));
+        assert_eq!(ok.max_retries, Some(0));
+        assert_eq!(ok.timeout, Some(MAX_TIMER_MS));
+        assert_eq!(ok.priority, Some(u32::MAX));
+        assert_eq!(ok.deduplication_key.as_deref(), Some(" "));
+        assert_eq!(
+            enqueue_options(&EnqueueInput::default(), "options").unwrap(),
+            EnqueueOptions::default()
+        );
+    }
+
+    #[test]
+    fn bulk_items_receive_and_progress() {
+        assert_eq!(
+            bulk_item_error(&n(5.0), 3).unwrap().to_string(),
+            "items[3] must be an object, got 5"
+        );
+        let item = ConfigValue::Object(vec![("type".into(), ConfigValue::Bool(true))]);
+        assert_eq!(
+            bulk_item_error(&item, 0).unwrap().to_string(),
+            "items[0].type must be a non-empty string, got true"
+        );
+        assert_eq!(
+            receive_args(&ConfigValue::Undefined, &ConfigValue::Undefined).unwrap(),
+            (DEFAULT_RECEIVE_MAX, DEFAULT_RECEIVE_WAIT_S * 1000)
+        );
+        assert_eq!(receive_args(&n(0.0), &n(0.25)).unwrap(), (0, 250));
+        assert!(receive_args(&n(-1.0), &ConfigValue::Undefined)
+            .unwrap_err()
+            .to_string()
+            .starts_with("maxMessages must be"));
+        assert!(progress_of(&n(100.5)).is_err());
+        assert_eq!(progress_of(&n(12.5)).unwrap(), 12.5);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+mod db;
 pub mod durable;
 pub mod error;
 pub mod events;
@@ -26,3 +27,9 @@ pub use job::{
 };
 pub use provider::{DelaySink, Immediate, QueueProvider, SharedProvider};
 pub use redact::redact_url;
+
+/// Lock `m`, taking over a lock a panicking thread left poisoned (every critical section here
+/// leaves its data whole, so what it guards is still good).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -24,6 +24,7 @@
 use crate::config::SchedulerConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{now_ms, EnqueueOptions, Job, JobStatus, Millis, NewJob, MAX_TIMER_MS};
+use crate::lock;
 use crate::provider::{DelaySink, SharedProvider};
 use crate::schedule::Schedule;
 use crate::store::{
@@ -35,7 +36,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, UnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -106,7 +107,14 @@ struct Inner {
     /// Set once the tables are known to exist (`autoMigrate` runs on first use).
     migrated: tokio::sync::OnceCell<()>,
     running: Mutex<Option<Running>>,
+    /// When a poll last purged finished rows (`scheduler.retention`).
+    purged_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a poll purges finished `ScheduledJob` rows, at most.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Rows deleted per purge statement.
+const PURGE_BATCH: i64 = 1000;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -126,10 +134,6 @@ enum Pending {
         last_run_at: Option<Millis>,
         last_error: Option<String>,
     },
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The options column as the old scheduler wrote it (`JSON.stringify(options || {})`),
@@ -240,14 +244,14 @@ fn permanent(e: &QueueError) -> bool {
     matches!(e, QueueError::Invalid(_))
 }
 
-/// The rule every provider applies to a job type ([`crate::config::rule::job_type_of`]).
+/// The rule every provider applies to a job type ([`crate::job::job_type_of`]).
 fn check_type(job_type: &str) -> Result<()> {
-    crate::config::rule::check_name("type", job_type)
+    crate::job::check_name("type", job_type)
 }
 
 /// The same rule for a recurring job's name.
 fn check_job_name(name: &str) -> Result<()> {
-    crate::config::rule::check_name("name", name)
+    crate::job::check_name("name", name)
 }
 
 impl Scheduler {
@@ -275,6 +279,7 @@ impl Scheduler {
                 poll_lock: tokio::sync::Mutex::new(()),
                 migrated: tokio::sync::OnceCell::new(),
                 running: Mutex::new(None),
+                purged_at: Mutex::new(None),
             }),
         }
     }
@@ -519,7 +524,30 @@ impl Scheduler {
             out.recurring += ok;
             out.failed += failed;
         }
+        let due = lock(&self.inner.purged_at).is_none_or(|at| at.elapsed() >= PURGE_EVERY);
+        if due {
+            *lock(&self.inner.purged_at) = Some(std::time::Instant::now());
+            self.purge_finished().await?;
+        }
         Ok(out)
+    }
+
+    /// Delete the enqueued and cancelled one-time rows older than `scheduler.retention` (polls
+    /// do this once a minute); returns rows deleted.
+    pub async fn purge_finished(&self) -> Result<u64> {
+        self.ready().await?;
+        let mut total = 0;
+        loop {
+            let n = self
+                .inner
+                .store
+                .purge_finished(self.inner.config.retention, PURGE_BATCH)
+                .await?;
+            total += n;
+            if n < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Claim and enqueue due one-time rows batch by batch until none is left or a whole

@@ -20,6 +20,7 @@ mod wire;
 use crate::config::SqsConfig;
 use crate::error::{QueueError, Result};
 use crate::job::{Job, JobOptions, NewJob, QueueStats, ReceivedJob};
+use crate::lock;
 use crate::provider::{DelaySink, QueueProvider};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
@@ -28,7 +29,7 @@ use cache::JobCache;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -90,10 +91,6 @@ struct Held {
     group_id: Option<String>,
     /// When the heartbeat next extends the visibility timeout.
     extend_at: Instant,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn string_attr(value: &str) -> Result<MessageAttributeValue> {

@@ -621,6 +621,7 @@ async fn postgres_retention_purges_finished_jobs() {
     cfg.retention = RetentionConfig {
         completed: 0,
         dead: 3_600_000,
+        cancelled: 0,
     };
     let q = PostgresQueue::connect_postgres(cfg).await.unwrap();
     let o = EnqueueOptions {
@@ -629,6 +630,8 @@ async fn postgres_retention_purges_finished_jobs() {
     };
     let a = q.enqueue(job("a", Default::default())).await.unwrap();
     let d = q.enqueue(job("d", o)).await.unwrap();
+    let c = q.enqueue(job("c", Default::default())).await.unwrap();
+    assert!(q.cancel_job(&c.id).await.unwrap());
     for r in q.receive(2, NOW).await.unwrap() {
         if r.job.id == a.id {
             q.acknowledge(&r.receipt_handle, None).await.unwrap();
@@ -637,9 +640,13 @@ async fn postgres_retention_purges_finished_jobs() {
         }
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // The background purge may have run first; between them the job is gone.
-    assert!(q.purge_finished().await.unwrap() <= 1);
+    // The background purge may have run first; between them the jobs are gone.
+    assert!(q.purge_finished().await.unwrap() <= 2);
     assert!(q.get_job(&a.id).await.unwrap().is_none());
+    assert!(
+        q.get_job(&c.id).await.unwrap().is_none(),
+        "cancelled jobs are purged"
+    );
     assert_eq!(
         q.get_job(&d.id).await.unwrap().unwrap().status,
         JobStatus::Dead,
@@ -674,14 +681,21 @@ async fn sqlite_retention_purges_finished_jobs() {
     let f = LiteFile::new();
     let mut cfg = f.config(30);
     cfg.retention.completed = 0;
+    cfg.retention.cancelled = 0;
     let q = SqliteQueue::connect_sqlite(cfg).await.unwrap();
     let a = q.enqueue(job("a", Default::default())).await.unwrap();
+    let c = q.enqueue(job("c", Default::default())).await.unwrap();
+    assert!(q.cancel_job(&c.id).await.unwrap());
     let r = q.receive(1, NOW).await.unwrap().pop().unwrap();
     q.acknowledge(&r.receipt_handle, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // The background purge may have run first; between them the job is gone.
-    assert!(q.purge_finished().await.unwrap() <= 1);
+    // The background purge may have run first; between them the jobs are gone.
+    assert!(q.purge_finished().await.unwrap() <= 2);
     assert!(q.get_job(&a.id).await.unwrap().is_none());
+    assert!(
+        q.get_job(&c.id).await.unwrap().is_none(),
+        "cancelled jobs are purged"
+    );
     q.close().await.unwrap();
 }
 
@@ -992,4 +1006,28 @@ async fn postgres_survives_a_database_restart() {
     assert_eq!((st.completed, st.pending, st.processing), (2, 0, 0));
     q.close().await.unwrap();
     proxy.stop();
+}
+
+/// `validateQueueConfig` and the providers apply one rule to the URL: an uppercase scheme is
+/// refused by both, with the same words.
+#[tokio::test]
+async fn an_uppercase_scheme_is_refused_as_validate_refuses_it() {
+    let pg = PostgresQueue::connect_postgres(PostgresConfig {
+        database_url: Some("POSTGRES://u:pw@127.0.0.1/db".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        pg.err().map(|e| e.to_string()).unwrap_or_default(),
+        "providerConfig.databaseUrl must be a postgres:// or postgresql:// URL, got \"postgres://u:***@127.0.0.1/db\""
+    );
+    let lite = SqliteQueue::connect_sqlite(SqliteConfig {
+        database_url: "SQLITE:q.db".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        lite.err().map(|e| e.to_string()).unwrap_or_default(),
+        "providerConfig.databaseUrl must be a sqlite: URL, got \"SQLITE:q.db\""
+    );
 }

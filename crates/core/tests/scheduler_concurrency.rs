@@ -19,6 +19,7 @@ async fn four_instances(db: &Db) {
         poll_interval: 5,
         database_url: Some(db.url().to_owned()),
         auto_migrate: true,
+        ..Default::default()
     };
     // Small batches, so the instances interleave many claims.
     let tuning = SchedulerTuning {

@@ -35,6 +35,7 @@ async fn database_restart_loses_and_doubles_nothing() {
         poll_interval: 100,
         database_url: Some(proxy.url(&name)),
         auto_migrate: true,
+        ..Default::default()
     };
     let s = Scheduler::open(p, config).unwrap();
 

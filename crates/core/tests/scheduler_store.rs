@@ -674,3 +674,47 @@ on_both!(
     start_stop_and_delay_sink_work,
     super::start_stop_and_delay_sink
 );
+
+/// Enqueued and cancelled one-time rows go once older than `scheduler.retention`; waiting and
+/// younger rows stay.
+async fn finished_rows_are_purged(db: &Db) {
+    let provider = TestProvider::new();
+    let s = scheduler(db, &provider, SchedulerTuning::default());
+    s.migrate().await.unwrap();
+    let now = now_ms();
+    let o = EnqueueOptions::default();
+    let sent = s.schedule("sent", &raw("{}"), now - 5, &o).await.unwrap();
+    let gone = s
+        .schedule("gone", &raw("{}"), now + HOUR, &o)
+        .await
+        .unwrap();
+    let waits = s
+        .schedule("waits", &raw("{}"), now + HOUR, &o)
+        .await
+        .unwrap();
+    let young = s
+        .schedule("young", &raw("{}"), now + HOUR, &o)
+        .await
+        .unwrap();
+    assert_eq!(s.poll_once().await.unwrap().scheduled, 1);
+    assert!(s.cancel_scheduled_job(&gone.id).await.unwrap());
+    assert!(s.cancel_scheduled_job(&young.id).await.unwrap());
+    // Age every row but the young one past the default retention (7 days).
+    let aged = db
+        .run(
+            r#"UPDATE "ScheduledJob" SET "updatedAt" = $2 WHERE "id" <> $1"#,
+            &[Some(&young.id)],
+            &[Some(now - 8 * 24 * HOUR)],
+        )
+        .await;
+    assert_eq!(aged, 3);
+    assert_eq!(s.purge_finished().await.unwrap(), 2);
+    assert!(s.get_scheduled_job(&sent.id).await.unwrap().is_none());
+    assert!(s.get_scheduled_job(&gone.id).await.unwrap().is_none());
+    assert!(s.get_scheduled_job(&waits.id).await.unwrap().is_some());
+    assert!(s.get_scheduled_job(&young.id).await.unwrap().is_some());
+}
+on_both!(
+    finished_scheduled_rows_are_purged,
+    super::finished_rows_are_purged
+);

@@ -720,6 +720,7 @@ async fn long_delays_and_fifo_delays_go_through_a_running_scheduler() {
         poll_interval: 200,
         database_url: Some(db.clone()),
         auto_migrate: true,
+        ..Default::default()
     };
 
     let p = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();

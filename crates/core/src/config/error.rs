@@ -1,7 +1,6 @@
 //! Config errors: the path and value at fault, and the JavaScript class each becomes.
 //! Also serde's error type for reading a [`ConfigValue`], so rules speak through it.
 
-use super::rule;
 use super::value::{js_number, ConfigValue};
 use serde::de::{self, Unexpected};
 use std::fmt;
@@ -60,7 +59,7 @@ impl ConfigError {
     }
 
     /// The path of the value at fault, unless a deeper one is already known.
-    pub(super) fn at(mut self, path: &str) -> Self {
+    pub(crate) fn at(mut self, path: &str) -> Self {
         if self.path.is_none() {
             self.path = Some(match self.missing.take() {
                 Some(field) => format!("{path}.{field}"),
@@ -132,7 +131,7 @@ impl de::Error for ConfigError {
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         ConfigError::range(format!(
             "must be {}, got {}",
-            rule::one_of(expected),
+            one_of(expected),
             ConfigValue::from(variant).describe()
         ))
     }
@@ -151,5 +150,15 @@ fn unexpected(u: Unexpected<'_>) -> String {
         Unexpected::Float(n) => js_number(n),
         Unexpected::Bool(b) => b.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// `'a', 'b' or 'c'`.
+pub fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
     }
 }

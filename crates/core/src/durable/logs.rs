@@ -2,59 +2,54 @@
 //! row per line, kept under the cap of [`crate::joblog`] and deleted with its job (a foreign
 //! key `ON DELETE CASCADE`, so retention and every other delete take the lines along).
 
-use super::jobs::Jobs;
-use super::sql::Kind;
-use super::Lease;
+//! The table is made by the ledger migration `0006_job_logs`.
+
+use super::{Lease, Table};
+use crate::db::dialect::{Dialect, Kind};
+use crate::db::{Arg, Column};
 use crate::error::Result;
 use crate::joblog::{JobLogs, LogLine, MAX_LOG_BYTES, MAX_LOG_LINES};
-use crate::store::db::{Arg, Column};
-use crate::store::dialect::Dialect;
+use crate::lock;
+use std::sync::Mutex;
 use uuid::Uuid;
 
-/// The table, created after `"QueueJob"` (same lock and search_path). A row is one line of
-/// one hand-out (`delivery`) of the job; the row `(delivery 0, seq 0)` counts the lines the
-/// cap dropped.
-pub(super) const POSTGRES_DDL: &str = r#"
-CREATE TABLE IF NOT EXISTS "QueueJobLog" (
-    "jobId" UUID NOT NULL REFERENCES "QueueJob" ("id") ON DELETE CASCADE,
-    "delivery" BIGINT NOT NULL,
-    "seq" BIGINT NOT NULL,
-    "attempt" BIGINT NOT NULL,
-    "at" BIGINT NOT NULL,
-    "line" TEXT NOT NULL,
-    "dropped" BIGINT NOT NULL DEFAULT 0,
-    CONSTRAINT "QueueJobLog_pkey" PRIMARY KEY ("jobId", "delivery", "seq")
-);
-"#;
-
-/// [`POSTGRES_DDL`] for SQLite (whose connections enforce foreign keys).
-pub(super) const SQLITE_DDL: &str = r#"
-CREATE TABLE IF NOT EXISTS "QueueJobLog" (
-    "jobId" TEXT NOT NULL REFERENCES "QueueJob" ("id") ON DELETE CASCADE,
-    "delivery" INTEGER NOT NULL,
-    "seq" INTEGER NOT NULL,
-    "attempt" INTEGER NOT NULL,
-    "at" INTEGER NOT NULL,
-    "line" TEXT NOT NULL,
-    "dropped" INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY ("jobId", "delivery", "seq")
-);
-"#;
-
-/// Lines waiting to be written, and whether a call is writing them (see [`Jobs::append_log`]).
+/// Lines waiting to be written, and whether a call is writing them (see [`JobLog::append`]).
 #[derive(Default)]
-pub(super) struct LogQueue {
+struct LogQueue {
     waiting: Vec<(Lease, LogLine)>,
     writing: bool,
+}
+
+/// The log lines of one durable queue: its table, its schema (PostgreSQL; empty on SQLite) and
+/// the lines waiting for their batch.
+pub(super) struct JobLog<'a> {
+    table: &'a Table,
+    schema: &'a str,
+    queue: &'a Mutex<LogQueue>,
+}
+
+/// The batch state a queue keeps for [`JobLog`].
+#[derive(Default)]
+pub(super) struct LogBatches(Mutex<LogQueue>);
+
+impl LogBatches {
+    /// The log lines of the queue over `table` (in `schema` on PostgreSQL).
+    pub(super) fn of<'a>(&'a self, table: &'a Table, schema: &'a str) -> JobLog<'a> {
+        JobLog {
+            table,
+            schema,
+            queue: &self.0,
+        }
+    }
 }
 
 /// While every line is at most this long and there are at most [`MAX_LOG_LINES`] of one
 /// hand-out, the byte cap cannot be reached: an insert then needs no pruning statement.
 const SHORT_LINE: usize = MAX_LOG_BYTES / MAX_LOG_LINES;
 
-impl Jobs {
+impl JobLog<'_> {
     fn log_table(&self) -> String {
-        match self.dialect {
+        match self.table.dialect {
             Dialect::Postgres => {
                 format!(r#""{}"."QueueJobLog""#, self.schema.replace('"', r#""""#))
             }
@@ -63,14 +58,14 @@ impl Jobs {
     }
 
     fn jobs_table(&self) -> String {
-        match self.dialect {
+        match self.table.dialect {
             Dialect::Postgres => format!(r#""{}"."QueueJob""#, self.schema.replace('"', r#""""#)),
             Dialect::Sqlite => r#""QueueJob""#.to_owned(),
         }
     }
 
     fn id_param(&self) -> &'static str {
-        match self.dialect {
+        match self.table.dialect {
             Dialect::Postgres => "CAST($1 AS UUID)",
             Dialect::Sqlite => "$1",
         }
@@ -80,9 +75,9 @@ impl Jobs {
     /// finds no write under way writes every line waiting (one `INSERT` of many rows), again
     /// until none is left; a call made meanwhile only adds its line to the next batch. Then,
     /// for each job whose cap may be passed, the oldest lines past it are dropped and counted.
-    pub(super) async fn append_log(&self, lease: Lease, line: LogLine) -> Result<()> {
+    pub(super) async fn append(&self, lease: Lease, line: LogLine) -> Result<()> {
         {
-            let mut q = self.log_queue.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = lock(self.queue);
             q.waiting.push((lease, line));
             if q.writing {
                 return Ok(());
@@ -91,7 +86,7 @@ impl Jobs {
         }
         loop {
             let batch = {
-                let mut q = self.log_queue.lock().unwrap_or_else(|p| p.into_inner());
+                let mut q = lock(self.queue);
                 if q.waiting.is_empty() {
                     q.writing = false;
                     return Ok(());
@@ -99,10 +94,7 @@ impl Jobs {
                 std::mem::take(&mut q.waiting)
             };
             if let Err(e) = self.write_logs(&batch).await {
-                self.log_queue
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .writing = false;
+                lock(self.queue).writing = false;
                 return Err(e);
             }
         }
@@ -123,7 +115,7 @@ impl Jobs {
             Column::Int(batch.iter().map(|(_, x)| x.at).collect()),
             Column::Text(batch.iter().map(|(_, x)| x.line.as_str()).collect()),
         ];
-        let rows = self.dialect.rows(
+        let rows = self.table.dialect.rows(
             1,
             &[
                 ("jid", Kind::Uuid),
@@ -142,13 +134,14 @@ impl Jobs {
                ON CONFLICT DO NOTHING"#,
             jobs = self.jobs_table(),
         );
-        self.write(
-            &self.work,
-            &insert,
-            &[Arg::Rows(&cols)],
-            "storing log lines",
-        )
-        .await?;
+        self.table
+            .write(
+                &self.table.work,
+                &insert,
+                &[Arg::Rows(&cols)],
+                "storing log lines",
+            )
+            .await?;
         let mut prune: Vec<&str> = batch
             .iter()
             .zip(&ids)
@@ -168,7 +161,7 @@ impl Jobs {
     /// Drop the job's oldest lines past the cap and add them to its dropped count.
     async fn prune_logs(&self, id: &str, at: i64) -> Result<()> {
         let (t, id_p) = (self.log_table(), self.id_param());
-        let octets = match self.dialect {
+        let octets = match self.table.dialect {
             Dialect::Postgres => r#"octet_length("line")"#,
             Dialect::Sqlite => r#"length(CAST("line" AS BLOB))"#,
         };
@@ -187,7 +180,8 @@ impl Jobs {
             Arg::Int(MAX_LOG_BYTES as i64),
         ];
         let dropped = self
-            .write(&self.work, &prune, &limits, "pruning log lines")
+            .table
+            .write(&self.table.work, &prune, &limits, "pruning log lines")
             .await?;
         if dropped > 0 {
             let count = format!(
@@ -199,23 +193,35 @@ impl Jobs {
                 Arg::Int(at),
                 Arg::Int(i64::try_from(dropped).unwrap_or(i64::MAX)),
             ];
-            self.write(&self.work, &count, &args, "counting dropped log lines")
+            self.table
+                .write(
+                    &self.table.work,
+                    &count,
+                    &args,
+                    "counting dropped log lines",
+                )
                 .await?;
         }
         Ok(())
     }
 
     /// The job's lines in order (hand-out, then place in it); `None` when there is no such job.
-    pub(super) async fn job_logs(&self, id: Uuid) -> Result<Option<JobLogs>> {
+    pub(super) async fn read(&self, id: Uuid) -> Result<Option<JobLogs>> {
         let (t, id_p) = (self.log_table(), self.id_param());
         let sql = format!(
             r#"SELECT "seq", "attempt", "at", "line", "dropped" FROM {t} WHERE "jobId" = {id_p} ORDER BY "delivery", "seq""#
         );
         let text = id.hyphenated().to_string();
         let rows = self
-            .fetch(&self.pool, &sql, &[Arg::Text(&text)], "reading log lines")
+            .table
+            .fetch(
+                &self.table.pool,
+                &sql,
+                &[Arg::Text(&text)],
+                "reading log lines",
+            )
             .await?;
-        if rows.is_empty() && self.by_ids(&[id]).await?.is_empty() {
+        if rows.is_empty() && self.table.by_ids(&[id]).await?.is_empty() {
             return Ok(None);
         }
         let mut logs = JobLogs::default();

@@ -4,36 +4,46 @@
 
 use super::jobs::Jobs;
 use super::sql::{insert_from, Statements};
+use super::table::Table;
 use super::{Insert, Inserted, Shared};
-use crate::config::PostgresConfig;
+use crate::config::{rule, PostgresConfig};
+use crate::db::dialect::Dialect;
+use crate::db::dialect::Kind;
+use crate::db::migrate;
+use crate::db::{pg_pool_options, Arg, Column, Pool};
 use crate::error::{QueueError, Result};
 use crate::events::{parse_cancel, Signal};
 use crate::job::JobStatus;
 use crate::pg_schema::{check_schema, quote_ident, split_schema, DEFAULT_SCHEMA};
 use crate::redact_url as redact;
-use crate::store::db::Pool;
-use crate::store::dialect::Dialect;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{PgPool, Row as _};
 use std::str::FromStr;
 use std::sync::Weak;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-const MIGRATION: &str = include_str!("../../../../migrations/postgres/0002_queue.sql");
-const ADMIN_MIGRATION: &str = include_str!("../../../../migrations/postgres/0003_admin.sql");
-/// Key of the migration lock (the scheduler migration's, so the two never interleave).
-const MIGRATION_LOCK: i64 = 7_283_641_093;
 /// The NOTIFY channel; the payload is the schema whose table changed.
-pub(super) const CHANNEL: &str = "chaaskit_queue";
+const CHANNEL: &str = "chaaskit_queue";
 /// The NOTIFY channel of job events (`createQueueEvents`); payloads name their schema.
-pub(super) const EVENTS_CHANNEL: &str = "chaaskit_queue_events";
-/// How long a call waits for a connection before it fails (the database is down).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+const EVENTS_CHANNEL: &str = "chaaskit_queue_events";
 
 /// Batches of at least this many jobs, none with a deduplication key, go in by `COPY` (below
 /// it the two extra round trips cost more than the rows save).
-pub(super) const COPY_MIN: usize = 64;
+const COPY_MIN: usize = 64;
+
+/// The `postgres` provider's table: a durable pool and an asynchronous-commit one, LISTEN/NOTIFY
+/// for wake-ups and events, `COPY` for large batches, the enqueue inside a caller's transaction.
+pub struct PgJobs {
+    table: Table,
+    /// The schema (quoted into the statements; the NOTIFY payload).
+    schema: String,
+    /// The statement of an enqueue inside a caller's transaction.
+    tx_insert: String,
+    /// The `COPY` of a large batch without deduplication keys.
+    copy_in: String,
+}
 
 /// A job as one JSON object (the `Job` shape; `scheduledFor` etc. `null` when unset), from the
 /// table aliased `p`.
@@ -74,9 +84,9 @@ fn tx_insert(t: &str) -> String {
     )
 }
 
-impl Jobs {
+impl PgJobs {
     /// A pool for `config` (its URL, else `DATABASE_URL`), checked by one round trip.
-    pub(super) async fn connect_postgres(config: &PostgresConfig) -> Result<Jobs> {
+    pub(super) async fn connect(config: &PostgresConfig) -> Result<PgJobs> {
         let url = match config.database_url.as_deref().map(str::trim) {
             Some(u) if !u.is_empty() => u.to_owned(),
             _ => std::env::var("DATABASE_URL")
@@ -90,11 +100,8 @@ impl Jobs {
                 })?,
         };
         let shown = redact(&url);
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            return Err(QueueError::invalid(format!(
-                "providerConfig.databaseUrl must be a postgres:// or postgresql:// URL, got {shown:?}"
-            )));
-        }
+        rule::scheme_url_of(url.as_str().into(), &["postgres", "postgresql"])
+            .map_err(|e| QueueError::invalid(e.at("providerConfig.databaseUrl").to_string()))?;
         // Prisma's `?schema=` names the schema too; an explicit `schema` wins over it.
         let (url, url_schema) = split_schema(&url, "providerConfig.databaseUrl")?;
         let schema = match config.schema.as_deref() {
@@ -108,34 +115,32 @@ impl Jobs {
         })?;
         let unreachable =
             |e| QueueError::Backend(format!("cannot reach the queue database {shown}: {e}"));
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+        let pool = pg_pool_options(8)
             .connect_with(opts.clone())
             .await
             .map_err(unreachable)?;
         // The worker's bookkeeping commits without waiting for the WAL flush (a flush costs
         // milliseconds per commit): a database crash may forget its last moments, and then a
         // claimed or finished job simply runs again, as after any crash. Enqueues stay durable.
-        let work = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(opts.options([("synchronous_commit", "off")]));
+        let work =
+            pg_pool_options(4).connect_lazy_with(opts.options([("synchronous_commit", "off")]));
         let table = format!("{}.\"QueueJob\"", quote_ident(schema));
         let pauses = format!("{}.\"QueueJobPause\"", quote_ident(schema));
-        let d = Dialect::Postgres;
-        let mut jobs = Jobs::new(
-            d,
-            Pool::Pg(pool),
-            Pool::Pg(work),
-            Statements::new(d, &table, &pauses),
-            schema.to_owned(),
-            shown,
-        );
-        jobs.tx_insert = Some(tx_insert(&table));
-        jobs.copy_in = Some(format!(
-            r#"COPY {table} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "createdAt") FROM STDIN WITH (FORMAT binary)"#
-        ));
+        let jobs = PgJobs {
+            table: Table::new(
+                Pool::Pg(pool),
+                Pool::Pg(work),
+                Statements::new(Dialect::Postgres, &table, &pauses),
+                shown,
+                false,
+            ),
+            schema: schema.to_owned(),
+            tx_insert: tx_insert(&table),
+            copy_in: format!(
+                r#"COPY {table} ("id", "type", "payload", "options", "status", "priority", "maxRetries", "runAt", "scheduledFor", "createdAt") FROM STDIN WITH (FORMAT binary)"#
+            ),
+        };
+        jobs.table.ping().await?;
         Ok(jobs)
     }
 
@@ -144,15 +149,12 @@ impl Jobs {
     /// computes from the database clock is computed here from the same clock, read just
     /// before. The COPY is its own transaction (one statement: all rows or none), so a batch
     /// costs a clock read and the COPY, with no BEGIN and COMMIT round trips.
-    pub(super) async fn insert_copy(
-        &self,
-        copy_in: &str,
-        jobs: &[&Insert],
-    ) -> Result<Vec<Inserted>> {
-        let Pool::Pg(pool) = &self.pool else {
+    async fn insert_copy(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
+        let Pool::Pg(pool) = &self.table.pool else {
             return Err(QueueError::Backend("COPY needs PostgreSQL".into()));
         };
-        let err = self.err("enqueueing");
+        let copy_in = self.copy_in.as_str();
+        let err = self.table.err("enqueueing");
         let mut conn = pool.acquire().await.map_err(&err)?;
         // now() in µs, and as a TIMESTAMPTZ(3) column stores it, in ms.
         let clock = sqlx::query(
@@ -204,15 +206,143 @@ impl Jobs {
         Ok(out)
     }
 
-    /// Create the table when missing: one simple-protocol query runs as one transaction, so
-    /// the advisory lock holds to the end and concurrent starts run one by one.
-    pub(super) async fn migrate_postgres(&self) -> Result<()> {
-        let q = quote_ident(&self.schema);
+    /// `SELECT pg_notify($1, $2)`.
+    async fn notify(&self, channel: &str, payload: &str, what: &str) -> Result<()> {
+        let args = [Arg::Text(channel), Arg::Text(payload)];
+        let t = &self.table;
+        t.fetch(&t.pool, "SELECT pg_notify($1, $2)", &args, what)
+            .await
+            .map(drop)
+    }
+}
+
+#[async_trait]
+impl Jobs for PgJobs {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn table(&self) -> &Table {
+        &self.table
+    }
+
+    fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Apply the queue's migrations not yet in the schema's ledger (see `store::migrate`).
+    async fn migrate(&self) -> Result<()> {
+        migrate::migrate(
+            &self.table.pool,
+            Some(&self.schema),
+            migrate::QUEUE,
+            &self.table.url,
+        )
+        .await
+        .map_err(QueueError::Backend)
+    }
+
+    /// Batches of [`COPY_MIN`] jobs or more without deduplication keys go in by `COPY`.
+    async fn insert(&self, jobs: &[&Insert]) -> Result<Vec<Inserted>> {
+        if jobs.len() >= COPY_MIN && jobs.iter().all(|j| j.deduplication_key.is_none()) {
+            return self.insert_copy(jobs).await;
+        }
+        self.table.insert(jobs).await
+    }
+
+    /// `VACUUM` the table when the server's autovacuum is off (else it does this itself), so
+    /// that a queue under steady load keeps a bounded size.
+    async fn vacuum_if_unattended(&self) -> Result<bool> {
+        let t = &self.table;
+        let Some(vacuum) = &t.sql.vacuum else {
+            return Ok(false);
+        };
+        let rows = t
+            .fetch(
+                &t.work,
+                "SELECT current_setting('autovacuum') AS \"on\"",
+                &[],
+                "reading the autovacuum setting",
+            )
+            .await?;
+        let on = rows
+            .first()
+            .map(|r| r.get::<String>("on"))
+            .transpose()?
+            .unwrap_or_default();
+        if on == "on" {
+            return Ok(false);
+        }
+        t.work
+            .script(vacuum)
+            .await
+            .map_err(t.err("vacuuming the jobs table"))?;
+        Ok(true)
+    }
+
+    /// NOTIFY on the wake-up channel, with the schema.
+    async fn notify_others(&self) -> Result<()> {
+        self.notify(CHANNEL, &self.schema, "notifying workers")
+            .await
+    }
+
+    /// NOTIFY on the wake-up channel, with the schema and the job.
+    async fn notify_cancel(&self, id: &str) -> Result<()> {
+        let payload = crate::events::cancel_payload(&self.schema, id);
+        self.notify(CHANNEL, &payload, "notifying a cancel").await
+    }
+
+    /// NOTIFY on the events channel, one notification per payload, in one statement.
+    async fn publish(&self, payloads: &[String]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let t = &self.table;
+        let cols = [Column::Text(payloads.iter().map(String::as_str).collect())];
         let sql = format!(
-            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};\n{MIGRATION}\n{ADMIN_MIGRATION}\n{}",
-            super::logs::POSTGRES_DDL
+            "SELECT pg_notify($1, u.p) FROM {}",
+            t.dialect.rows(2, &[("p", Kind::Text)])
         );
-        self.pool.script(&sql).await.map_err(self.err("migrating"))
+        let args = [Arg::Text(EVENTS_CHANNEL), Arg::Rows(&cols)];
+        t.fetch(&t.pool, &sql, &args, "publishing events")
+            .await
+            .map(drop)
+    }
+
+    async fn listen_events(&self, shared: Weak<Shared>) -> Result<mpsc::UnboundedReceiver<String>> {
+        let Pool::Pg(pool) = &self.table.pool else {
+            return Err(QueueError::Backend("LISTEN needs PostgreSQL".into()));
+        };
+        listen_events(pool.clone(), self.table.url.clone(), shared).await
+    }
+
+    fn listen(&self, wake: Weak<Shared>) {
+        if let Pool::Pg(pool) = &self.table.pool {
+            listen(
+                pool.clone(),
+                self.schema.clone(),
+                self.table.url.clone(),
+                wake,
+            );
+        }
+    }
+
+    fn hears_other_processes(&self) -> bool {
+        true
+    }
+
+    /// Woken by NOTIFY; polls only for a lost one.
+    fn fallback_poll(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+
+    /// Each enqueue waits for its commit's WAL flush; several in flight share flushes.
+    fn enqueue_concurrency(&self) -> usize {
+        4
+    }
+
+    fn tx_insert(&self) -> Option<&str> {
+        Some(&self.tx_insert)
     }
 }
 
@@ -289,7 +419,7 @@ impl CopyBinary {
 
 /// Wake `wake`'s receivers on every NOTIFY for `schema` until the provider closes; a lost
 /// connection reconnects with backoff and wakes them (a notification may have been missed).
-pub(super) fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Shared>) {
+fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Shared>) {
     tokio::spawn(async move {
         let mut retry = Duration::from_millis(100);
         'connect: loop {
@@ -362,7 +492,7 @@ pub(super) fn listen(pool: PgPool, schema: String, url: String, wake: Weak<Share
 /// LISTEN on the events channel (resolves once listening) and forward its payloads until the
 /// receiver is dropped or the provider closes; a lost connection reconnects with backoff
 /// (what was sent meanwhile is missed).
-pub(super) async fn listen_events(
+async fn listen_events(
     pool: PgPool,
     url: String,
     shared: Weak<Shared>,

@@ -1,182 +1,7 @@
 //! The `QueueJob` statements, written once for both databases: each operation is one SQL text
-//! built from the [`Dialect`]'s named pieces below, bound the same way through `store::db`.
+//! built from the [`Dialect`]'s named pieces (`db::dialect`), bound the same way through `db`.
 
-use crate::store::dialect::Dialect;
-
-/// The SQL type of a field of a batch bound with [`Dialect::rows`].
-#[derive(Clone, Copy)]
-pub(super) enum Kind {
-    Uuid,
-    Text,
-    Int,
-}
-
-/// What differs between the two databases in the queue's SQL text. (The scheduler's pieces
-/// are in `store::dialect`; the queue's dates are `TIMESTAMPTZ` on PostgreSQL and epoch
-/// milliseconds on SQLite, so its clock is its own.)
-impl Dialect {
-    /// The database's clock as a value of the queue's date columns. Leases and due times
-    /// compare against this, never against a host's clock.
-    pub(super) fn clock(self) -> &'static str {
-        match self {
-            Dialect::Postgres => "now()",
-            Dialect::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-        }
-    }
-
-    /// The clock moved by the milliseconds of `ms` (an expression or parameter; negative: earlier).
-    pub(super) fn clock_plus(self, ms: &str) -> String {
-        match self {
-            Dialect::Postgres => {
-                format!("(now() + CAST({ms} AS DOUBLE PRECISION) * INTERVAL '1 millisecond')")
-            }
-            Dialect::Sqlite => format!("({} + {ms})", self.clock()),
-        }
-    }
-
-    /// A date (a column or [`Dialect::clock`]) as epoch milliseconds.
-    pub(super) fn epoch_ms(self, date: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("CAST(EXTRACT(EPOCH FROM {date}) * 1000 AS BIGINT)"),
-            Dialect::Sqlite => date.to_owned(),
-        }
-    }
-
-    /// Epoch milliseconds as a date.
-    pub(super) fn date_of_ms(self, ms: &str) -> String {
-        match self {
-            Dialect::Postgres => format!(
-                "(TIMESTAMPTZ 'epoch' + CAST({ms} AS DOUBLE PRECISION) * INTERVAL '1 millisecond')"
-            ),
-            Dialect::Sqlite => ms.to_owned(),
-        }
-    }
-
-    /// A `UUID` or `JSON` column read as text (SQLite stores text already).
-    pub(super) fn text(self, col: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("CAST({col} AS TEXT)"),
-            Dialect::Sqlite => col.to_owned(),
-        }
-    }
-
-    /// Text stored into a `JSON` column.
-    pub(super) fn json(self, text: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("CAST({text} AS JSON)"),
-            Dialect::Sqlite => text.to_owned(),
-        }
-    }
-
-    /// A text parameter compared with the `UUID` id column.
-    pub(super) fn uuid(self, param: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("CAST({param} AS UUID)"),
-            Dialect::Sqlite => param.to_owned(),
-        }
-    }
-
-    /// The larger of two numbers or dates.
-    pub(super) fn greater(self, a: &str, b: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("GREATEST({a}, {b})"),
-            Dialect::Sqlite => format!("max({a}, {b})"),
-        }
-    }
-
-    /// The backoff in ms after `attempts`, from the table bound at `param`: a JSON array
-    /// whose element n is the backoff after attempt n, up to n = 16 (see `backoff_table`).
-    pub(super) fn backoff_ms(self, param: &str, attempts: &str) -> String {
-        match self {
-            Dialect::Postgres => format!(
-                "CAST(CAST({param} AS JSONB) ->> CAST(LEAST({attempts}, 16) AS INT) AS BIGINT)"
-            ),
-            Dialect::Sqlite => format!("({param} ->> min({attempts}, 16))"),
-        }
-    }
-
-    /// The cheapest key of a `QueueJob` row: the primary key on PostgreSQL, the rowid on SQLite.
-    pub(super) fn row_key(self) -> &'static str {
-        match self {
-            Dialect::Postgres => r#""id""#,
-            Dialect::Sqlite => r#""seq""#,
-        }
-    }
-
-    /// After a table (and its alias) in `FROM` or `UPDATE`: walk the `QueueJob` index named
-    /// (its name without the table's prefix; `id` is the unique index of the ids). SQLite's
-    /// planner has no statistics and would take the listing's `("status", …)` index for
-    /// every `"status" = …` term, then sort or scan; PostgreSQL's planner needs no hint.
-    pub(super) fn walk(self, index: &str) -> String {
-        match self {
-            Dialect::Postgres => String::new(),
-            // The unique constraint on "id" is the table's first: SQLite names its index so.
-            Dialect::Sqlite if index == "id" => {
-                r#" INDEXED BY "sqlite_autoindex_QueueJob_1""#.into()
-            }
-            Dialect::Sqlite => format!(r#" INDEXED BY "QueueJob_{index}_idx""#),
-        }
-    }
-
-    /// `key` is one of the keys `select` returns: the rows a statement picked first, then
-    /// changes. On PostgreSQL as an array, which it always looks up in the key's index; an
-    /// `IN (SELECT …)` of 100 rows it may hash-join against a scan of the whole table (below
-    /// about 100,000 rows, where that scan takes longer than the whole claim otherwise does).
-    pub(super) fn among(self, key: &str, select: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("{key} = ANY(ARRAY({select}))"),
-            Dialect::Sqlite => format!("{key} IN ({select})"),
-        }
-    }
-
-    /// After a `SELECT … FROM … alias …` that picks rows to change: lock them, skipping rows
-    /// another worker holds. SQLite has one writer at a time and needs no row lock.
-    pub(super) fn lock_of(self, alias: &str) -> String {
-        match self {
-            Dialect::Postgres => format!(" FOR UPDATE OF {alias} SKIP LOCKED"),
-            Dialect::Sqlite => String::new(),
-        }
-    }
-
-    /// A batch bound from parameter `$first` on (see `store::db::Arg::Rows`), as a table
-    /// `u` with the named fields and `jord`, each row's position. PostgreSQL binds one array
-    /// per field and `unnest`s them; SQLite binds one JSON array of rows.
-    pub(super) fn rows(self, first: usize, fields: &[(&str, Kind)]) -> String {
-        match self {
-            Dialect::Postgres => {
-                let arrays: Vec<String> = fields
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, k))| {
-                        let t = match k {
-                            Kind::Uuid => "UUID[]",
-                            Kind::Text => "TEXT[]",
-                            Kind::Int => "BIGINT[]",
-                        };
-                        format!("CAST(${} AS {t})", first + i)
-                    })
-                    .collect();
-                let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-                format!(
-                    "unnest({}) WITH ORDINALITY AS u({}, jord)",
-                    arrays.join(", "),
-                    names.join(", ")
-                )
-            }
-            Dialect::Sqlite => {
-                let cols: Vec<String> = fields
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (n, _))| format!("value ->> {i} AS {n}"))
-                    .collect();
-                format!(
-                    "(SELECT {}, key AS jord FROM json_each(${first})) AS u",
-                    cols.join(", ")
-                )
-            }
-        }
-    }
-}
+use crate::db::dialect::{Dialect, Kind};
 
 /// Every statement the queue runs, made once for its dialect and table.
 pub(super) struct Statements {
@@ -443,9 +268,9 @@ impl Statements {
                     key,
                     &format!(
                         r#"SELECT {key} FROM {t} f{walk}
-                    WHERE "status" IN ('completed', 'dead') AND "status" = $1 AND "completedAt" < {before} LIMIT $3{lock}"#,
+                    WHERE "status" IN ('completed', 'dead', 'cancelled') AND "status" = $1 AND "completedAt" < {before} LIMIT $3{lock}"#,
                         before = d.clock_plus("$2"),
-                        walk = d.walk("finished"),
+                        walk = d.walk("done"),
                         // Purgers in several processes share the work instead of queueing on rows.
                         lock = d.lock_of("f"),
                     )
@@ -494,12 +319,11 @@ mod tests {
     #[tokio::test]
     async fn sqlite_statements_walk_their_indexes() {
         let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
-        let migrations = format!(
-            "{}\n{}",
-            super::super::sqlite::MIGRATION,
-            super::super::sqlite::ADMIN_MIGRATION
-        );
-        sqlx::raw_sql(&migrations).execute(&pool).await.unwrap();
+        let queue = crate::db::migrate::QUEUE.iter().map(|m| m.sqlite);
+        sqlx::raw_sql(&queue.collect::<Vec<_>>().join("\n"))
+            .execute(&pool)
+            .await
+            .unwrap();
         // A lure: with no statistics SQLite takes any index on "status" for `"status" = …`
         // (the listing index of earlier builds did this); the hints must hold against it.
         sqlx::raw_sql(r#"CREATE INDEX "QueueJob_status_lure" ON "QueueJob" ("status")"#)
@@ -524,7 +348,7 @@ mod tests {
             ("fail", &s.fail, "sqlite_autoindex_QueueJob_1"),
             ("extend", &s.extend, "sqlite_autoindex_QueueJob_1"),
             ("reap", &s.reap, "QueueJob_lease_idx"),
-            ("purge", &s.purge, "QueueJob_finished_idx"),
+            ("purge", &s.purge, "QueueJob_done_idx"),
             ("get", &s.get, "sqlite_autoindex_QueueJob_1"),
         ];
         let list: Vec<(String, &String, &str)> = (0..8)

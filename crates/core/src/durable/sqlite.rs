@@ -1,29 +1,34 @@
-//! What only SQLite has: a file (its directory created when missing) shared by the processes
-//! of one host, and a migration serialised by `BEGIN IMMEDIATE`. The statements are in `sql.rs`.
+//! The `sqlite` provider's table: a file (its directory created when missing) shared by the
+//! processes of one host, one writer at a time; the statements are the shared [`Table`]'s.
 
 use super::jobs::Jobs;
 use super::sql::Statements;
-use crate::config::SqliteConfig;
+use super::table::Table;
+use super::Shared;
+use crate::config::{rule, SqliteConfig};
+use crate::db::dialect::Dialect;
+use crate::db::migrate;
+use crate::db::Pool;
 use crate::error::{QueueError, Result};
-use crate::store::db::Pool;
-use crate::store::dialect::Dialect;
+use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::str::FromStr;
+use std::sync::Weak;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
-pub(super) const MIGRATION: &str = include_str!("../../../../migrations/sqlite/0002_queue.sql");
-pub(super) const ADMIN_MIGRATION: &str =
-    include_str!("../../../../migrations/sqlite/0003_admin.sql");
+/// The `sqlite` provider's table.
+pub struct SqliteJobs {
+    table: Table,
+}
 
-impl Jobs {
+impl SqliteJobs {
     /// A pool for `config.databaseUrl` (WAL, busy timeout; the file and its directory are
     /// created when missing), checked by one round trip.
-    pub(super) async fn connect_sqlite(config: &SqliteConfig) -> Result<Jobs> {
+    pub(super) async fn connect(config: &SqliteConfig) -> Result<SqliteJobs> {
         let url = config.database_url.trim().to_owned();
-        if !url.starts_with("sqlite:") {
-            return Err(QueueError::invalid(format!(
-                "providerConfig.databaseUrl must be a sqlite: URL when type is 'sqlite', got {url:?}"
-            )));
-        }
+        rule::scheme_url_of(url.as_str().into(), &["sqlite"])
+            .map_err(|e| QueueError::invalid(e.at("providerConfig.databaseUrl").to_string()))?;
         let opts = SqliteConnectOptions::from_str(&url).map_err(|e| {
             QueueError::invalid(format!(
                 "providerConfig.databaseUrl {url:?} is not valid: {e}"
@@ -40,19 +45,55 @@ impl Jobs {
             }
         }
         let pool = Pool::sqlite(&url)?;
-        let d = Dialect::Sqlite;
-        let sql = Statements::new(d, r#""QueueJob""#, r#""QueueJobPause""#);
-        let jobs = Jobs::new(d, pool.clone(), pool, sql, String::new(), url);
-        jobs.ping().await?;
+        let sql = Statements::new(Dialect::Sqlite, r#""QueueJob""#, r#""QueueJobPause""#);
+        let jobs = SqliteJobs {
+            table: Table::new(pool.clone(), pool, sql, url, true),
+        };
+        jobs.table.ping().await?;
         Ok(jobs)
     }
+}
 
-    /// Create the tables when missing, in one script: `BEGIN IMMEDIATE` takes the write lock
-    /// first, so concurrent starts run one by one. (A failed migration fails the start, and
-    /// the pool with its connection goes with it.)
-    pub(super) async fn migrate_sqlite(&self) -> Result<()> {
-        let logs = super::logs::SQLITE_DDL;
-        let sql = format!("BEGIN IMMEDIATE;\n{MIGRATION}\n{ADMIN_MIGRATION}\n{logs}\nCOMMIT;");
-        self.pool.script(&sql).await.map_err(self.err("migrating"))
+#[async_trait]
+impl Jobs for SqliteJobs {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Apply the queue's migrations not yet in the file's ledger, in one `BEGIN IMMEDIATE`
+    /// transaction, so concurrent starts run one by one (see `store::migrate`).
+    async fn migrate(&self) -> Result<()> {
+        migrate::migrate(&self.table.pool, None, migrate::QUEUE, &self.table.url)
+            .await
+            .map_err(QueueError::Backend)
+    }
+
+    /// No one to tell: `createQueueEvents` needs PostgreSQL.
+    async fn listen_events(
+        &self,
+        _shared: Weak<Shared>,
+    ) -> Result<mpsc::UnboundedReceiver<String>> {
+        Err(crate::admin::unsupported(
+            self.name(),
+            "createQueueEvents (events across processes; use worker.on in the worker's process)",
+        ))
+    }
+
+    /// Other processes sharing the file cannot wake this one.
+    fn hears_other_processes(&self) -> bool {
+        false
+    }
+
+    fn fallback_poll(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+
+    /// One writer.
+    fn enqueue_concurrency(&self) -> usize {
+        1
     }
 }

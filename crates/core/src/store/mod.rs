@@ -6,8 +6,6 @@
 //! database's clock, so a host whose clock is off cannot take over another's live claim.
 //! Only rows the caller builds (`insert_scheduled`, `upsert_recurring`) carry its dates.
 
-pub(crate) mod db;
-pub(crate) mod dialect;
 mod sql;
 
 pub use sql::SqlStore;
@@ -167,6 +165,10 @@ pub trait ScheduleStore: Send + Sync + 'static {
         error: &str,
     ) -> Result<bool>;
 
+    /// Delete up to `limit` `enqueued` and `cancelled` rows last changed more than
+    /// `older_than_ms` ago (by the database's clock); returns rows deleted.
+    async fn purge_finished(&self, older_than_ms: u64, limit: i64) -> Result<u64>;
+
     /// Insert, or update the row with the same name (keeping its id, `createdAt` and
     /// `lastRunAt`); returns the stored row.
     async fn upsert_recurring(&self, job: &RecurringJob) -> Result<RecurringJob>;
@@ -240,7 +242,7 @@ pub fn open(url: &str) -> Result<SharedStore> {
         "postgres" | "postgresql" => {
             // Prisma's `?schema=`: the tables Prisma made for the app are in that schema.
             let (url, schema) = split_schema(url, "the scheduler's database URL")?;
-            let pool = db::Pool::postgres(&url, schema.as_deref())?;
+            let pool = crate::db::Pool::postgres(&url, schema.as_deref())?;
             Ok(Arc::new(SqlStore::new(pool, schema)))
         }
         "sqlite" => {
@@ -251,7 +253,7 @@ pub fn open(url: &str) -> Result<SharedStore> {
                     })?;
                 }
             }
-            Ok(Arc::new(SqlStore::new(db::Pool::sqlite(url)?, None)))
+            Ok(Arc::new(SqlStore::new(crate::db::Pool::sqlite(url)?, None)))
         }
         _ => Err(QueueError::invalid(format!(
             "unsupported scheduler database URL scheme {:?} (expected postgres://, postgresql:// or sqlite:)",

@@ -1,12 +1,11 @@
 //! The scheduler's statements, written once for both databases: each operation is one SQL
 //! text built from the shared columns and the [`Dialect`]'s pieces, bound the same way.
 
-use super::db::{Arg, Pool, Row};
-use super::dialect::{lease_ms, Dialect};
 use super::{Claim, RecurringClaim, RecurringDone, RecurringJob, ScheduleStore, ScheduledJob};
+use crate::db::dialect::{lease_ms, Dialect};
+use crate::db::{Arg, Pool, Row};
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
-use crate::pg_schema::quote_ident;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +19,7 @@ struct Statements {
     insert_scheduled: String,
     get_scheduled: String,
     cancel_scheduled: String,
+    purge_finished: String,
     has_due: String,
     claim_scheduled: String,
     mark_enqueued: String,
@@ -38,7 +38,7 @@ struct Statements {
 
 impl Statements {
     fn new(d: Dialect) -> Statements {
-        let now = d.now();
+        let now = d.utc_clock();
         Statements {
             insert_scheduled: format!(
                 r#"INSERT INTO "ScheduledJob" ({SCHEDULED_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#
@@ -50,27 +50,48 @@ impl Statements {
                 r#"UPDATE "ScheduledJob" SET "status" = 'cancelled', "updatedAt" = {now}
                 WHERE "id" = $1 AND "status" = 'scheduled'"#
             ),
+            // By primary key from a list made first (an `IN (SELECT …)` may be hash-joined
+            // against a scan of the table); deleters in several processes skip each other.
+            purge_finished: format!(
+                r#"DELETE FROM "ScheduledJob" WHERE {picked}"#,
+                picked = d.among(
+                    r#""id""#,
+                    &format!(
+                        r#"SELECT "id" FROM "ScheduledJob" f WHERE "status" IN ('enqueued', 'cancelled')
+                    AND "updatedAt" < {before} LIMIT $2{lock}"#,
+                        before = d.utc_clock_plus("$1"),
+                        lock = d.lock_of("f"),
+                    )
+                )
+            ),
             has_due: format!(
                 r#"SELECT
                 EXISTS (SELECT 1 FROM "ScheduledJob" WHERE "status" = 'scheduled' AND "scheduledFor" <= {now})
                 OR EXISTS (SELECT 1 FROM "ScheduledJob" WHERE "status" = 'enqueuing' AND "updatedAt" <= {stale}) AS "scheduled",
                 EXISTS (SELECT 1 FROM "RecurringJob" WHERE "enabled" = TRUE AND "nextRunAt" <= {now}) AS "recurring""#,
-                stale = d.now_plus("$1"),
+                stale = d.utc_clock_plus("$1"),
             ),
+            // By primary key from a list made first, as the queue claims: an `IN (SELECT …)`
+            // may be hash-joined against a scan of the whole table.
             claim_scheduled: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = 'enqueuing', "updatedAt" = {now}
-                WHERE "id" IN (
-                    SELECT "id" FROM "ScheduledJob"
-                    WHERE ("status" = 'scheduled' AND "scheduledFor" <= {now}) OR ("status" = 'enqueuing' AND "updatedAt" <= {stale})
-                    ORDER BY "scheduledFor" LIMIT $2{lock})
+                WHERE {picked}
                 RETURNING {SCHEDULED_COLS}"#,
-                stale = d.now_plus("$1"),
-                lock = d.skip_locked(),
+                picked = d.among(
+                    r#""id""#,
+                    &format!(
+                        r#"SELECT "id" FROM "ScheduledJob" c
+                    WHERE ("status" = 'scheduled' AND "scheduledFor" <= {now}) OR ("status" = 'enqueuing' AND "updatedAt" <= {stale})
+                    ORDER BY "scheduledFor" LIMIT $2{lock}"#,
+                        stale = d.utc_clock_plus("$1"),
+                        lock = d.lock_of("c"),
+                    )
+                ),
             ),
             mark_enqueued: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = 'enqueued', "error" = NULL, "updatedAt" = {now}
                 WHERE {ids} AND "status" = 'enqueuing' AND "updatedAt" = $2"#,
-                ids = d.id_in_json("$1"),
+                ids = d.among(r#""id""#, &d.json_texts("$1")),
             ),
             release_scheduled: format!(
                 r#"UPDATE "ScheduledJob" SET "status" = $3, "error" = $4, "updatedAt" = {now}
@@ -99,16 +120,16 @@ impl Statements {
                 r#"SELECT {RECURRING_COLS} FROM "RecurringJob" ORDER BY "name""#
             ),
             due_recurring: format!(
-                r#"SELECT {RECURRING_COLS} FROM "RecurringJob" WHERE "enabled" = TRUE AND "nextRunAt" <= {now}
+                r#"SELECT {RECURRING_COLS} FROM "RecurringJob" r WHERE "enabled" = TRUE AND "nextRunAt" <= {now}
                 ORDER BY "nextRunAt" LIMIT $1{lock}"#,
-                lock = d.skip_locked(),
+                lock = d.lock_of("r"),
             ),
             lease_recurring: format!(
                 r#"UPDATE "RecurringJob" SET "nextRunAt" = {until}, "updatedAt" = {now}
                 WHERE {ids}
                 RETURNING "id", "nextRunAt", "updatedAt""#,
-                until = d.now_plus("$2"),
-                ids = d.id_in_json("$1"),
+                until = d.utc_clock_plus("$2"),
+                ids = d.among(r#""id""#, &d.json_texts("$1")),
             ),
             finish_recurring: format!(
                 r#"UPDATE "RecurringJob" SET "nextRunAt" = $3, "lastRunAt" = COALESCE($4, "lastRunAt"),
@@ -180,20 +201,12 @@ impl ScheduleStore for SqlStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let script = self.pool.dialect().migration();
-        match &self.schema {
-            // The script takes its advisory lock first; the schema is made under it too.
-            Some(schema) => {
-                let q = quote_ident(schema);
-                let lock = script.lines().find(|l| l.contains("pg_advisory_xact_lock"));
-                let script = format!(
-                    "{}\nCREATE SCHEMA IF NOT EXISTS {q};\n{script}",
-                    lock.unwrap_or_default()
-                );
-                Ok(self.pool.script(&script).await?)
-            }
-            None => Ok(self.pool.script(script).await?),
-        }
+        let label = format!("scheduler database ({})", self.pool.dialect().name());
+        // On PostgreSQL, the URL's `?schema=` (the pool's search_path) is where the tables go.
+        let schema = self.schema.as_deref();
+        crate::db::migrate::migrate(&self.pool, schema, crate::db::migrate::SCHEDULER, &label)
+            .await
+            .map_err(QueueError::Store)
     }
 
     async fn now(&self) -> Result<Millis> {
@@ -233,6 +246,12 @@ impl ScheduleStore for SqlStore {
             .execute(&self.sql.cancel_scheduled, &[Arg::Text(id)])
             .await?;
         Ok(n == 1)
+    }
+
+    async fn purge_finished(&self, older_than_ms: u64, limit: i64) -> Result<u64> {
+        let back = i64::try_from(older_than_ms).map_or(i64::MIN, |ms| -ms);
+        let args = [Arg::Int(back), Arg::Int(limit)];
+        Ok(self.pool.execute(&self.sql.purge_finished, &args).await?)
     }
 
     async fn has_due(&self, lease: Duration) -> Result<(bool, bool)> {

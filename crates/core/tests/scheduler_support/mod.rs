@@ -553,6 +553,7 @@ pub fn config(db: &Db, poll_ms: u64) -> SchedulerConfig {
         poll_interval: poll_ms,
         database_url: Some(db.url().to_owned()),
         auto_migrate: true,
+        ..Default::default()
     }
 }
 

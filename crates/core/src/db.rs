@@ -3,12 +3,15 @@
 //! Shared by the scheduler's store and the durable queue providers; calls return the driver's
 //! error, which each caller words for its own database.
 
-use super::dialect::Dialect;
+pub(crate) mod dialect;
+pub(crate) mod migrate;
+
 use crate::error::{QueueError, Result};
 use crate::job::Millis;
 use crate::pg_schema::quote_ident;
 use crate::redact::redact_url;
 use chrono::{DateTime, NaiveDateTime};
+use dialect::Dialect;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
@@ -119,6 +122,17 @@ pub(crate) enum Row {
     Sqlite(SqliteRow),
 }
 
+/// How long a call waits for a PostgreSQL connection before it fails (the database is down).
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The settings of every PostgreSQL pool here: up to `max` connections, each call waiting
+/// [`PG_ACQUIRE_TIMEOUT`] for one at most.
+pub(crate) fn pg_pool_options(max: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+}
+
 impl Pool {
     /// A PostgreSQL pool whose `search_path` is `schema` when one is given; connections open
     /// on first use (call inside a tokio runtime).
@@ -129,11 +143,7 @@ impl Pool {
         if let Some(schema) = schema {
             opts = opts.options([("search_path", quote_ident(schema))]);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(opts);
-        Ok(Pool::Pg(pool))
+        Ok(Pool::Pg(pg_pool_options(4).connect_lazy_with(opts)))
     }
 
     /// A SQLite pool for a `sqlite:` URL, creating the file if missing; connections open on

@@ -314,7 +314,7 @@ function createDashboard(options) {
       const value = await route[2](route[1].exec(rel), url, body)
       sendJson(res, 200, value)
     } catch (e) {
-      const status = e instanceof HttpError ? e.status : e instanceof TypeError || e instanceof RangeError ? 400 : /not supported/.test(e && e.message) ? 501 : 500
+      const status = e instanceof HttpError ? e.status : e instanceof TypeError || e instanceof RangeError || e?.code === 'ERR_QUEUE_INVALID' ? 400 : e?.code === 'ERR_QUEUE_NOT_SUPPORTED' ? 501 : 500
       sendJson(res, status, { error: e && e.message ? String(e.message) : String(e) })
     }
   }

@@ -4,6 +4,24 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export type JobStatus = 'pending' | 'scheduled' | 'processing' | 'completed' | 'failed' | 'dead' | 'cancelled'
 
+/**
+ * The `code` of an error the queue raises (README "Error codes"): one per kind of error of the
+ * Rust core, set by the addon. Match on it rather than on the message.
+ */
+export type QueueErrorCode =
+  | 'ERR_QUEUE_INVALID'
+  | 'ERR_QUEUE_CLOSED'
+  | 'ERR_QUEUE_UNKNOWN_RECEIPT'
+  | 'ERR_QUEUE_NOT_SUPPORTED'
+  | 'ERR_QUEUE_BACKEND'
+  | 'ERR_QUEUE_STORE'
+  | 'ERR_QUEUE_INTERNAL'
+
+/** An error the queue raised: an `Error`, `TypeError` or `RangeError` with its `code`. */
+export interface QueueError extends Error {
+  code: QueueErrorCode
+}
+
 /** Options stored with a job. */
 export interface JobOptions {
   /** Retries after the first attempt (default 3): a job runs at most 1 + maxRetries times. */

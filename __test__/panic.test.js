@@ -17,12 +17,12 @@ if (!TEST_EXPORTS && process.env.CI === 'true') throw new Error(`${NO_TEST_EXPOR
 if (!TEST_EXPORTS) console.warn(`SKIP panic.test.js: ${NO_TEST_EXPORTS}`)
 
 const probe = `
-const binding = require(${JSON.stringify(path.join(__dirname, '..', 'binding.js'))})
+const binding = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'native.js'))})
 let sync
 try { binding.__panicForTests('sync boom é') } catch (e) { sync = e }
 binding.__panicInPromiseForTests('async boom 每天').then(
   () => { console.log(JSON.stringify({ error: 'resolved' })) },
-  (e) => { console.log(JSON.stringify({ sync: [sync.constructor.name, sync.message], async: [e.constructor.name, e.message] })) },
+  (e) => { console.log(JSON.stringify({ sync: [sync.constructor.name, sync.message], async: [e.constructor.name, e.message, e.code] })) },
 )
 `
 
@@ -34,6 +34,7 @@ test('a panic becomes an Error with its message, logged, and the process lives o
   assert.equal(out.async[0], 'Error')
   assert.equal(out.async[1], '__panicInPromiseForTests failed with an internal error: async boom 每天 (a bug in @chaaskit/queue; please report it)')
   assert.doesNotMatch(out.async[1], /Panic in async function/)
+  assert.equal(out.async[2], 'ERR_QUEUE_INTERNAL')
   // Both are logged through the addon's tracing subscriber (stderr), with where they happened.
   assert.match(r.stderr, /ERROR.*panic at src\/bridge\.rs:\d+: sync boom é/)
   assert.match(r.stderr, /ERROR.*panic at src\/bridge\.rs:\d+: async boom 每天/)

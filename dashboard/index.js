@@ -210,7 +210,7 @@ function createDashboard(options) {
     try {
       return await provider.getJobLogs(id)
     } catch (e) {
-      if (/not supported/.test(e && e.message)) return null
+      if (e && e.code === 'ERR_QUEUE_NOT_SUPPORTED') return null
       throw e
     }
   }
@@ -327,16 +327,18 @@ function createDashboard(options) {
   const sendJson = (res, status, value) => send(res, status, 'application/json; charset=utf-8', JSON.stringify(value))
 
   /**
-   * A thrown error as [status, message for the browser]. The caller's own mistakes (an
-   * HttpError, a TypeError/RangeError of an argument check, the core's InvalidArg) are 400
-   * with their message; anything else (a database failure, whose text names the database)
-   * is a 500 with a generic message, and the detail goes to the server log.
+   * A thrown error as [status, message for the browser], by its `code`. The caller's own
+   * mistakes (an HttpError, a TypeError/RangeError of an argument check, ERR_QUEUE_INVALID)
+   * are 400 with their message, an operation the provider cannot do (ERR_QUEUE_NOT_SUPPORTED)
+   * 501; anything else (a database failure, whose text names the database) is a 500 with a
+   * generic message, and the detail goes to the server log.
    */
   function failure(e, req, rel) {
     const message = e && e.message ? String(e.message) : String(e)
     if (e instanceof HttpError) return [e.status, message]
-    if (e instanceof TypeError || e instanceof RangeError || (e && e.code === 'InvalidArg')) return [400, message]
-    if (/not supported/.test(message)) return [501, message]
+    const code = e && e.code
+    if (e instanceof TypeError || e instanceof RangeError || code === 'ERR_QUEUE_INVALID') return [400, message]
+    if (code === 'ERR_QUEUE_NOT_SUPPORTED') return [501, message]
     binding.log('error', `dashboard: ${req.method} ${base}${rel} failed: ${message.replace(URL_IN_TEXT, '<database URL>')}`)
     return [500, INTERNAL_ERROR]
   }

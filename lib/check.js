@@ -91,4 +91,16 @@ function errorMessage(e) {
   }
 }
 
-module.exports = { describe, checkType, rejectUnserialisable, payloadJson, bulkArgs, errorMessage }
+/**
+ * An invalid-value `Error` of the addon (`ERR_QUEUE_INVALID`, or napi's own `InvalidArg` when it
+ * cannot convert an argument) as a `RangeError`, message and `code` kept; others as they are.
+ */
+function rangeError(e) {
+  if (!(e instanceof Error) || e instanceof TypeError || e instanceof RangeError) return e
+  if (e.code !== 'ERR_QUEUE_INVALID' && e.code !== 'InvalidArg') return e
+  const r = new RangeError(e.message)
+  r.code = e.code
+  return r
+}
+
+module.exports = { rangeError, describe, checkType, rejectUnserialisable, payloadJson, bulkArgs, errorMessage }

@@ -4,7 +4,7 @@
 const path = require('node:path')
 const fs = require('node:fs')
 const { pathToFileURL } = require('node:url')
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const { describe, checkType } = require('./check.js')
 
 // ---- start-up sequence -----------------------------------------------------------------

@@ -1,7 +1,7 @@
 'use strict'
 // Jobs across the boundary: job objects built from what the native side returns.
 
-const binding = require('../binding.js')
+const binding = require('./native.js')
 
 // ---- jobs across the boundary ----------------------------------------------------------
 

@@ -2,7 +2,7 @@
 // The package's logger: its lines go through the addon's `tracing` subscriber.
 
 const util = require('node:util')
-const binding = require('../binding.js')
+const binding = require('./native.js')
 
 /** Package log lines go through the addon's `tracing` subscriber (CHAASKIT_QUEUE_LOG). */
 const logger = {

@@ -2,7 +2,7 @@
 // Prometheus metrics of this process, and the HTTP server of `/metrics` a Worker starts.
 
 const http = require('node:http')
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const { logger } = require('./log.js')
 const { openProviders } = require('./providers.js')
 

@@ -2,9 +2,9 @@
 // Queue providers: the async class for I/O providers, the synchronous memory one, and the
 // runner of the caller's transaction (Prisma or node-postgres) for `options.tx`.
 
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const otel = require('../otel.js')
-const { describe, checkType, payloadJson, bulkArgs, errorMessage } = require('./check.js')
+const { describe, checkType, payloadJson, bulkArgs, errorMessage, rangeError } = require('./check.js')
 const { toJob, parseJobs, SLOTS, queuedJob, queuedJobs, fromNative } = require('./jobs.js')
 
 /** Open providers of this process, in creation order: their stats are the depth gauges of getMetrics(). */
@@ -103,7 +103,7 @@ class NativeQueueProvider {
     try {
       page = await this._native.listJobs(options)
     } catch (e) {
-      throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e // a cursor that is not one
+      throw rangeError(e) // a cursor that is not one
     }
     page.jobs = page.jobs.map(fromNative)
     if (page.nextCursor === undefined) page.nextCursor = null

@@ -1,9 +1,9 @@
 'use strict'
 // The Scheduler class and nextRuns(): wrappers of the Rust scheduler.
 
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const otel = require('../otel.js')
-const { describe, checkType, payloadJson } = require('./check.js')
+const { describe, checkType, payloadJson, rangeError } = require('./check.js')
 const { NativeQueueProvider } = require('./providers.js')
 
 // The database-backed scheduler (one-time and recurring jobs); the scheduler itself is in
@@ -125,7 +125,7 @@ function nextRuns(schedule, options = {}) {
   try {
     runs = binding.nextRuns(schedule, timezone, from, count)
   } catch (e) {
-    throw e && e.code === 'InvalidArg' ? new RangeError(e.message) : e
+    throw rangeError(e)
   }
   return runs.map((ms) => new Date(ms))
 }

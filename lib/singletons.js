@@ -2,7 +2,7 @@
 // The process-wide provider, worker and scheduler of the old JS queue's API, and the
 // server's start-up and shutdown sequence over them.
 
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const { describe } = require('./check.js')
 const { logger } = require('./log.js')
 const { wrapProvider, getDefaultProviderConfig, createQueueProvider } = require('./providers.js')

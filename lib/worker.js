@@ -2,7 +2,7 @@
 // The Worker: runs jobs from a provider with the registered handlers; the pool itself is in Rust.
 
 const util = require('node:util')
-const binding = require('../binding.js')
+const binding = require('./native.js')
 const otel = require('../otel.js')
 const { describe, rejectUnserialisable, errorMessage } = require('./check.js')
 const { toJob } = require('./jobs.js')

@@ -11,13 +11,45 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-/// A core error as a JavaScript `Error` whose message is the core's; `code` tells kinds apart.
+/// The `code` of the JavaScript error for each kind of core error (README "Error codes",
+/// `QueueErrorCode` in index.d.ts).
+pub(crate) fn error_code(e: &QueueError) -> &'static str {
+    match e {
+        QueueError::Closed => "ERR_QUEUE_CLOSED",
+        QueueError::UnknownReceipt(_) => "ERR_QUEUE_UNKNOWN_RECEIPT",
+        QueueError::Invalid(_) => INVALID,
+        QueueError::Backend(_) => "ERR_QUEUE_BACKEND",
+        QueueError::Unsupported(_) => "ERR_QUEUE_NOT_SUPPORTED",
+        QueueError::Store(_) => "ERR_QUEUE_STORE",
+    }
+}
+
+/// The code of a value a caller passed that is out of range or of the wrong form.
+pub(crate) const INVALID: &str = "ERR_QUEUE_INVALID";
+/// The code of a panic in the addon (a bug).
+const INTERNAL: &str = "ERR_QUEUE_INTERNAL";
+
+/// An `Error` with `code`. napi names an error's `code` after its `Status` and gives it no other
+/// field, so the code rides in the error's `cause` (an `Error` whose message is the code);
+/// `lib/native.js` moves it to `code` as the error leaves the addon.
+fn coded(status: Status, code: &'static str, msg: impl ToString) -> Error {
+    let mut e = Error::new(status, msg);
+    e.set_cause(Error::new(Status::GenericFailure, code));
+    e
+}
+
+/// A core error as a JavaScript `Error` whose message is the core's, its `code` its kind's.
 pub(crate) fn napi_err(e: QueueError) -> Error {
     let status = match e {
         QueueError::Invalid(_) => Status::InvalidArg,
         _ => Status::GenericFailure,
     };
-    Error::new(status, e.to_string())
+    coded(status, error_code(&e), e.to_string())
+}
+
+/// A value read from JavaScript that is not valid (`code` `ERR_QUEUE_INVALID`).
+pub(crate) fn invalid_arg(msg: impl ToString) -> Error {
+    coded(Status::InvalidArg, INVALID, msg)
 }
 
 /// Throw a config error as the JavaScript class its kind names (`TypeError`, `RangeError`, `Error`).
@@ -26,9 +58,9 @@ pub(crate) fn throw_config(env: &Env, e: ConfigError) -> Error {
     // message) is written as JSON would write it, or the throw itself would fail.
     let msg = e.to_string().replace('\0', "\\u0000");
     let thrown = match e.kind {
-        ErrorKind::Type => env.throw_type_error(&msg, None),
-        ErrorKind::Range => env.throw_range_error(&msg, None),
-        ErrorKind::Plain => env.throw_error(&msg, None),
+        ErrorKind::Type => env.throw_type_error(&msg, Some(INVALID)),
+        ErrorKind::Range => env.throw_range_error(&msg, Some(INVALID)),
+        ErrorKind::Plain => env.throw_error(&msg, Some(INVALID)),
     };
     match thrown {
         Ok(()) => Error::new(Status::PendingException, msg),
@@ -69,8 +101,9 @@ pub(crate) async fn guarded<T, F: Future<Output = Result<T>>>(
         Err(payload) => {
             let text = panic_text(&*payload);
             tracing::error!(target: "chaaskit_queue", call = what, "internal error (panic): {text}");
-            Err(Error::new(
+            Err(coded(
                 Status::GenericFailure,
+                INTERNAL,
                 format!("{what} failed with an internal error: {text} (a bug in @chaaskit/queue; please report it)"),
             ))
         }

@@ -2,7 +2,7 @@
 //! from their JavaScript values and checked by the core's input rules (`job.rs`), which name
 //! the field and value at fault. JavaScript dates are read here, as their time values.
 
-use crate::bridge::{config_value, throw_config};
+use crate::bridge::{config_value, invalid_arg, throw_config};
 use chaaskit_queue_core::config::{ConfigError, ConfigValue};
 use chaaskit_queue_core::job as rule;
 use chaaskit_queue_core::job::{raw_json, EnqueueInput, EnqueueOptions, Millis, NewJob};
@@ -188,8 +188,8 @@ pub(crate) fn new_job(
 ) -> Result<NewJob> {
     let job_type = job_type(env, Some(job_type_value), "type")?;
     let options = enqueue_options(env, options, "options")?;
-    let payload = raw_json(payload_json)
-        .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
+    let payload =
+        raw_json(payload_json).map_err(|e| invalid_arg(format!("payload is not JSON: {e}")))?;
     Ok(NewJob::new(job_type, payload, options))
 }
 
@@ -210,12 +210,8 @@ pub(crate) fn bulk_jobs(
         let got = config_value(items, 1)?;
         return Err(thrown(env)(rule::bulk_items_error(&got)));
     }
-    let Flat(slots) = serde_json::from_str(flat_json).map_err(|e| {
-        Error::new(
-            Status::InvalidArg,
-            format!("enqueueBulk items are not valid: {e}"),
-        )
-    })?;
+    let Flat(slots) = serde_json::from_str(flat_json)
+        .map_err(|e| invalid_arg(format!("enqueueBulk items are not valid: {e}")))?;
     let mut jobs = Vec::with_capacity(slots.len());
     for (i, (ty, payload)) in slots.into_iter().enumerate() {
         let checked = match ty {
@@ -233,7 +229,7 @@ pub(crate) fn bulk_jobs(
         let path = format!("items[{i}].options");
         let job = jobs
             .get_mut(i as usize)
-            .ok_or_else(|| Error::new(Status::InvalidArg, format!("{path}: no such item")))?;
+            .ok_or_else(|| invalid_arg(format!("{path}: no such item")))?;
         job.options = enqueue_options(env, Some(o), &path)?;
     }
     if let Some(t) = trace {

@@ -7,7 +7,7 @@
 //! enqueue returns the job's id and writes the rest of what it stored into `out` (see
 //! [`ENQUEUED_SLOTS`]), the caller already holding the type and payload.
 
-use crate::bridge::{config_value, guarded, napi_err, throw_config, to_json};
+use crate::bridge::{config_value, guarded, invalid_arg, napi_err, throw_config, to_json};
 use crate::config::provider_config;
 use crate::enqueue::{bulk_jobs, new_job, options_object, TraceArgs};
 use chaaskit_queue_core::config::{ConfigValue, ProviderConfig};
@@ -307,8 +307,7 @@ fn joined_ids(ids: impl Iterator<Item = Uuid>, n: usize) -> String {
 fn result_raw(result_json: Option<String>) -> Result<Option<Box<RawValue>>> {
     result_json
         .map(|r| {
-            RawValue::from_string(r)
-                .map_err(|e| Error::new(Status::InvalidArg, format!("result is not JSON: {e}")))
+            RawValue::from_string(r).map_err(|e| invalid_arg(format!("result is not JSON: {e}")))
         })
         .transpose()
 }
@@ -365,7 +364,7 @@ pub fn check_provider_config(env: Env, config: Unknown) -> Result<serde_json::Va
 pub async fn create_provider(config: serde_json::Value) -> Result<NativeProvider> {
     guarded("createQueueProvider", async move {
         let checked = ProviderConfig::from_value(&config.into(), "providerConfig")
-            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+            .map_err(|e| invalid_arg(e.to_string()))?;
         Ok(match checked.config {
             ProviderConfig::Memory(c) => NativeProvider::memory(MemoryQueue::new(c)),
             ProviderConfig::Sqs(c) => {
@@ -397,10 +396,7 @@ pub fn create_memory_provider(env: Env, config: Option<Unknown>) -> Result<Nativ
     };
     match c {
         ProviderConfig::Memory(c) => Ok(NativeProvider::memory(MemoryQueue::new(c))),
-        _ => Err(Error::new(
-            Status::InvalidArg,
-            "createMemoryProvider needs type 'memory'",
-        )),
+        _ => Err(invalid_arg("createMemoryProvider needs type 'memory'")),
     }
 }
 
@@ -493,7 +489,7 @@ impl NativeProvider {
         let out = unsafe { out.as_mut() };
         let out = out
             .get_mut(..ENQUEUED_SLOTS)
-            .ok_or_else(|| Error::new(Status::InvalidArg, "out is too short"))?;
+            .ok_or_else(|| invalid_arg("out is too short"))?;
         let mut ids = self
             .mem()?
             .enqueue_viewing(vec![job], |v| {
@@ -527,7 +523,7 @@ impl NativeProvider {
         let out = unsafe { out.as_mut() };
         let n = jobs.len();
         if out.len() < n * ENQUEUED_SLOTS {
-            return Err(Error::new(Status::InvalidArg, "out is too short"));
+            return Err(invalid_arg("out is too short"));
         }
         let mut slots = out.chunks_exact_mut(ENQUEUED_SLOTS);
         let ids = self
@@ -748,13 +744,10 @@ impl NativeProvider {
         trace: Option<TraceArgs>,
     ) -> Result<Vec<String>> {
         let pg = self.postgres.as_ref().ok_or_else(|| {
-            Error::new(
-                Status::InvalidArg,
-                format!(
-                    "options.tx needs the postgres provider; this provider is {}",
-                    self.inner.name()
-                ),
-            )
+            invalid_arg(format!(
+                "options.tx needs the postgres provider; this provider is {}",
+                self.inner.name()
+            ))
         })?;
         let jobs = bulk_jobs(&env, &items, &flat_json, option_items, options, trace)?;
         let (sql, param) = pg.transactional_enqueue(jobs).map_err(napi_err)?;

@@ -2,7 +2,7 @@
 //! (`ScheduledJobObject`, `RecurringJobObject`) with `Date`s and `null`s, as Prisma gave them
 //! to the old scheduler.
 
-use crate::bridge::{config_value, guarded, napi_err, throw_config, warn_all};
+use crate::bridge::{config_value, guarded, invalid_arg, napi_err, throw_config, warn_all};
 use crate::enqueue::{date_at, enqueue_options, job_type};
 use crate::provider::{date, NativeProvider};
 use chaaskit_queue_core::config::{ConfigValue, SchedulerConfig};
@@ -215,7 +215,7 @@ impl NativeScheduler {
         let at = date_at(env, at, "date")?;
         let options = enqueue_options(env, options, "options")?;
         let payload = raw_json(&payload_json)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("payload is not JSON: {e}")))?;
+            .map_err(|e| invalid_arg(format!("payload is not JSON: {e}")))?;
         let core = self.core.clone();
         env.spawn_future(guarded("Scheduler.schedule", async move {
             let row = core
@@ -250,12 +250,8 @@ impl NativeScheduler {
         env: &'env Env,
         input: RecurringArgs,
     ) -> Result<PromiseRaw<'env, RecurringJobObject>> {
-        let payload = raw_json(&input.payload_json).map_err(|e| {
-            Error::new(
-                Status::InvalidArg,
-                format!("input.payload is not JSON: {e}"),
-            )
-        })?;
+        let payload = raw_json(&input.payload_json)
+            .map_err(|e| invalid_arg(format!("input.payload is not JSON: {e}")))?;
         let input = RecurringInput {
             name: input.name,
             job_type: job_type(env, input.job_type, "input.type")?,
@@ -343,8 +339,4 @@ pub fn next_runs(
         .into_iter()
         .map(|ms| ms as f64)
         .collect())
-}
-
-fn invalid_arg(msg: String) -> Error {
-    Error::new(Status::InvalidArg, msg)
 }

@@ -2,7 +2,8 @@
 //! thread in batches through a threadsafe function; outcomes come back in batches.
 
 use crate::bridge::{
-    config_value, guarded, throw_config, to_json, warn_all, AbortJobs, EmitEvent, StartJobs,
+    config_value, guarded, invalid_arg, throw_config, to_json, warn_all, AbortJobs, EmitEvent,
+    StartJobs,
 };
 use crate::provider::NativeProvider;
 use chaaskit_queue_core::config::{ConfigValue, WorkerConfig};
@@ -174,7 +175,7 @@ impl NativeWorker {
     #[napi(catch_unwind)]
     pub fn complete(&self, outcomes_json: String) -> Result<Option<String>> {
         let outcomes: Vec<Outcome> = serde_json::from_str(&outcomes_json)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("invalid outcomes: {e}")))?;
+            .map_err(|e| invalid_arg(format!("invalid outcomes: {e}")))?;
         let next = self.core.complete(outcomes);
         if next.is_empty() {
             Ok(None)

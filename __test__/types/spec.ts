@@ -429,6 +429,15 @@ async function surface(): Promise<void> {
   await Promise.all([events.close(), shared.close()])
   // @ts-expect-error a memory provider config has no publishEvents
   void queuePackage.createQueueEvents({ type: 'memory', publishEvents: true })
+  // Errors carry a code of the Rust error's kind.
+  try {
+    await p.acknowledge('no-such-handle')
+  } catch (e) {
+    const code: queuePackage.QueueErrorCode = (e as queuePackage.QueueError).code
+    if (code === 'ERR_QUEUE_UNKNOWN_RECEIPT' || code === 'ERR_QUEUE_NOT_SUPPORTED') void code
+    // @ts-expect-error not a code the queue raises
+    if (code === 'ERR_QUEUE_NOPE') void code
+  }
   const metricsPort: number | null = new Worker({ provider: p, config: { metricsPort: 9464 } }).metricsPort
   const metrics: string = await queuePackage.getMetrics()
   void [metricsPort, metrics]

@@ -374,11 +374,11 @@ pub fn job_type_of(v: ConfigValue) -> R<String> {
 }
 
 /// [`job_type_of`] for a name that arrived as a string (`pause(type)`, a recurring job's
-/// name): [`crate::QueueError::Invalid`] naming `field`.
-pub fn check_name(field: &str, name: &str) -> crate::Result<()> {
+/// name): [`crate::error::QueueError::Invalid`] naming `field`.
+pub fn check_name(field: &str, name: &str) -> crate::error::Result<()> {
     job_type_of(ConfigValue::String(name.to_owned()))
         .map(drop)
-        .map_err(|e| crate::QueueError::invalid(e.at(field).to_string()))
+        .map_err(|e| crate::error::QueueError::invalid(e.at(field).to_string()))
 }
 
 /// The job type found at `path` (`type`, `input.type`).
@@ -546,7 +546,7 @@ mod tests {
         // the same rule, as the core's error naming the field (pause, a recurring job's name)
         assert!(check_name("name", "ok").is_ok());
         let e = check_name("name", "a\0").unwrap_err();
-        assert!(matches!(e, crate::QueueError::Invalid(_)));
+        assert!(matches!(e, crate::error::QueueError::Invalid(_)));
         assert!(
             e.to_string().starts_with("name must be at most 1024 bytes"),
             "{e}"

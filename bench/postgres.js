@@ -235,7 +235,7 @@ async function oursMissing(type) {
     throw e
   } finally {
     if (type === 'postgres') await dropSchema(schema)
-    fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10 })
   }
 }
 
@@ -726,7 +726,7 @@ async function measureAll(later) {
         rows.push({ name: `${kind}: idle worker CPU, empty queue, default worker settings, 5 s after 1 s settling (whole worker process)`, value: r.cpu.toFixed(3), unit: '% of one core', target: '< 1' })
       } finally {
         if (sys === oursPg) await dropSchema(where)
-        fs.rmSync(dir, { recursive: true, force: true })
+        fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10 })
       }
     }
   }
@@ -740,7 +740,7 @@ async function measureAll(later) {
       for (let i = 0; i < SQLITE_RUNS; i++) {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-bench-sqlite-'))
         const url = `sqlite:${path.join(dir, 'queue.db')}`
-        runs.push(await enqueueThenDrain(oursSqlite, url, async () => fs.rmSync(dir, { recursive: true, force: true })))
+        runs.push(await enqueueThenDrain(oursSqlite, url, async () => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10 })))
       }
       const r = { enqueue: median(runs.map((x) => x.enqueue)), processed: median(runs.map((x) => x.processed)) }
       const each = (k) => `median of ${SQLITE_RUNS} (${runs.map((x) => fmt(x[k])).join(', ')})`

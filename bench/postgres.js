@@ -56,6 +56,8 @@ const section = (s) => !ONLY || ONLY.includes(s)
 const median = (xs) => xs.slice().sort((a, b) => a - b)[(xs.length - 1) >> 1]
 let schemaN = 0
 const pkgVersion = (name) => JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'node_modules', name, 'package.json'), 'utf8')).version
+// A temp dir gone, retried: SQLite may still drop its -wal/-shm files as close() resolves.
+const rmTemp = (dir) => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10 })
 const freshSchema = (sys) => `chaaskit_bench_${sys}_${process.pid}_${schemaN++}`
 
 // ---- PostgreSQL helpers ----------------------------------------------------------------------
@@ -235,7 +237,7 @@ async function oursMissing(type) {
     throw e
   } finally {
     if (type === 'postgres') await dropSchema(schema)
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10 })
+    rmTemp(dir)
   }
 }
 
@@ -726,7 +728,7 @@ async function measureAll(later) {
         rows.push({ name: `${kind}: idle worker CPU, empty queue, default worker settings, 5 s after 1 s settling (whole worker process)`, value: r.cpu.toFixed(3), unit: '% of one core', target: '< 1' })
       } finally {
         if (sys === oursPg) await dropSchema(where)
-        fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10 })
+        rmTemp(dir)
       }
     }
   }
@@ -740,7 +742,7 @@ async function measureAll(later) {
       for (let i = 0; i < SQLITE_RUNS; i++) {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaaskit-bench-sqlite-'))
         const url = `sqlite:${path.join(dir, 'queue.db')}`
-        runs.push(await enqueueThenDrain(oursSqlite, url, async () => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10 })))
+        runs.push(await enqueueThenDrain(oursSqlite, url, async () => rmTemp(dir)))
       }
       const r = { enqueue: median(runs.map((x) => x.enqueue)), processed: median(runs.map((x) => x.processed)) }
       const each = (k) => `median of ${SQLITE_RUNS} (${runs.map((x) => fmt(x[k])).join(', ')})`

@@ -10,13 +10,12 @@
 //
 // `node --expose-gc bench/index.js postgres` (or `node bench/postgres.js`). Environment:
 // BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_PG_N (20000),
-// BENCH_PG_RUNS (1: runs per system, median reported), BENCH_SQLITE_RUNS (3: sqlite drains, median reported), BENCH_PG_ENQ_ROUNDS (5: timed bulk
-// enqueues per run, each into a fresh schema, median reported; the COPY cap is measured as often), BENCH_PG_BIG (1000000: the big queue of
-// the claim figure), BENCH_PG_LATENCY_MS (5000), BENCH_PG_RETENTION_S (180: the sustained-load
-// run whose table size is shown), BENCH_PG_ONLY (comma list of sections: drain, copy, latency,
-// idle, sqlite, claim, retention), BENCH_PG_SYSTEMS (comma list of the drain's systems by key,
-// default all: `ours-postgres` alone for an A/B of our own builds; the ratios need graphile-worker). Our rows are skipped, saying why, while the build has no
-// postgres/sqlite provider.
+// BENCH_PG_RUNS (1, median), BENCH_SQLITE_RUNS (3, median), BENCH_PG_ENQ_ROUNDS (5 timed bulk
+// enqueues per run, each in a fresh schema, median; the COPY cap as often), BENCH_PG_BIG
+// (1000000: the claim figure's big queue), BENCH_PG_LATENCY_MS (5000), BENCH_PG_RETENTION_S
+// (180), BENCH_PG_ONLY (sections: drain, copy, latency, idle, sqlite, claim, retention),
+// BENCH_PG_SYSTEMS (the drain's systems by key, default all; `ours-postgres` alone for an A/B
+// of our builds). Our rows are skipped, saying why, while the build lacks the provider.
 
 const { fork } = require('node:child_process')
 const { performance } = require('node:perf_hooks')

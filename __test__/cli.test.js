@@ -168,6 +168,13 @@ test('migrate creates the scheduler tables in DATABASE_URL and exits', async () 
   }
 })
 
+test('migrate makes the directory of a sqlite: DATABASE_URL that is not there yet', async () => {
+  const cwd = tmpDir()
+  const r = await run(['migrate'], { cwd, env: { DATABASE_URL: 'sqlite:.chaaskit/nested/queue.db' } })
+  assert.equal(r.code, 0, r.stderr)
+  assert.ok(fs.existsSync(path.join(cwd, '.chaaskit', 'nested', 'queue.db')), 'the file in its new directory')
+})
+
 // ---- running workers (memory provider, fed through the SQLite scheduler) ------------------------
 
 test('loads .env, --config and --jobs; variables already set win over .env', async () => {

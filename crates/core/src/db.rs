@@ -153,16 +153,26 @@ impl Pool {
     }
 
     /// The pool of [`Pool::sqlite`] itself (the sqlite queue provider shares its settings).
+    /// The file's directory is created when missing, as the file is.
     pub(crate) fn sqlite_pool(url: &str) -> Result<sqlx::SqlitePool> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| {
-                QueueError::invalid(format!("invalid SQLite URL {:?}: {e}", redact_url(url)))
-            })?
+        let opts = SqliteConnectOptions::from_str(url).map_err(|e| {
+            QueueError::invalid(format!("invalid SQLite URL {:?}: {e}", redact_url(url)))
+        })?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let dir = opts.get_filename().parent().map(ToOwned::to_owned);
+        if let Some(dir) = dir.filter(|d| !in_memory && !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                QueueError::Backend(format!(
+                    "cannot create the directory {dir:?} of the SQLite database {}: {e}",
+                    redact_url(url)
+                ))
+            })?;
+        }
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         // An in-memory database lives as long as its one connection.
         let (connections, idle, lifetime) = if in_memory {
             (1, None, None)

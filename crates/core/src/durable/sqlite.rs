@@ -29,21 +29,11 @@ impl SqliteJobs {
         let url = config.database_url.trim().to_owned();
         rule::scheme_url_of(url.as_str().into(), &["sqlite"])
             .map_err(|e| QueueError::invalid(e.at("providerConfig.databaseUrl").to_string()))?;
-        let opts = SqliteConnectOptions::from_str(&url).map_err(|e| {
+        SqliteConnectOptions::from_str(&url).map_err(|e| {
             QueueError::invalid(format!(
                 "providerConfig.databaseUrl {url:?} is not valid: {e}"
             ))
         })?;
-        let file = opts.get_filename();
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !url.contains(":memory:") && !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    QueueError::Backend(format!(
-                        "cannot create the directory {dir:?} of the queue database {url}: {e}"
-                    ))
-                })?;
-            }
-        }
         let pool = Pool::sqlite(&url)?;
         let sql = Statements::new(Dialect::Sqlite, r#""QueueJob""#, r#""QueueJobPause""#);
         let jobs = SqliteJobs {

@@ -16,7 +16,6 @@ use crate::job::Millis;
 use crate::pg_schema::split_schema;
 use async_trait::async_trait;
 use serde::Serialize;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -246,13 +245,6 @@ pub fn open(url: &str) -> Result<SharedStore> {
             Ok(Arc::new(SqlStore::new(pool, schema)))
         }
         "sqlite" => {
-            if url == format!("sqlite:{DEFAULT_SQLITE_PATH}?mode=rwc") {
-                if let Some(dir) = Path::new(DEFAULT_SQLITE_PATH).parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        QueueError::Store(format!("cannot create scheduler database directory {dir:?}: {e}"))
-                    })?;
-                }
-            }
             Ok(Arc::new(SqlStore::new(crate::db::Pool::sqlite(url)?, None)))
         }
         _ => Err(QueueError::invalid(format!(

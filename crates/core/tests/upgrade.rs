@@ -18,14 +18,28 @@ const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const PRE_LEDGER_PG: &str = include_str!("fixtures/pre_ledger_postgres.sql");
 const PRE_LEDGER_SQLITE: &str = include_str!("fixtures/pre_ledger_sqlite.sql");
 
-/// Every migration, as the ledger must hold it after an upgrade.
-const LEDGER: [(i64, &str); 5] = [
-    (1, "0001_scheduler"),
-    (2, "0002_queue"),
-    (3, "0003_admin"),
-    (4, "0004_retention"),
-    (5, "0005_lease_index"),
-];
+/// Every migration, as the ledger must hold it after an upgrade: the scripts under
+/// `migrations/postgres` (`NNNN_name.sql`), which `migrations/sqlite` mirrors name for name.
+fn ledger_of_the_scripts() -> Vec<(i64, String)> {
+    let dir = |d: &str| -> Vec<(i64, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/").to_owned() + d;
+        let mut v: Vec<(i64, String)> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|f| f.strip_suffix(".sql").map(str::to_owned))
+            .map(|name| (name[..4].parse().unwrap(), name))
+            .collect();
+        v.sort();
+        v
+    };
+    let pg = dir("postgres");
+    assert_eq!(
+        pg,
+        dir("sqlite"),
+        "the two databases have the same migrations"
+    );
+    pg
+}
 
 /// The database under test: a schema of its own on the test PostgreSQL (dropped at the end),
 /// or an SQLite file in a directory of its own.
@@ -372,7 +386,7 @@ async fn upgrade_while_a_worker_runs(db: Db) {
     )
     .unwrap();
     scheduler.migrate().await.unwrap();
-    let ledger: Vec<(i64, String)> = LEDGER.iter().map(|&(i, n)| (i, n.to_owned())).collect();
+    let ledger = ledger_of_the_scripts();
     assert_eq!(db.ledger().await, ledger, "each migration recorded once");
     let indexes = db.indexes().await;
     assert!(
@@ -516,7 +530,7 @@ async fn concurrent_starts(db: Db) {
     for s in starts {
         qs.push(s.await.unwrap());
     }
-    let ledger: Vec<(i64, String)> = LEDGER.iter().map(|&(i, n)| (i, n.to_owned())).collect();
+    let ledger = ledger_of_the_scripts();
     assert_eq!(db.ledger().await, ledger);
     for q in qs {
         q.close().await.unwrap();

@@ -498,7 +498,8 @@ sqsTest('stopWorker(): no receive is left in flight; a job enqueued after it goe
 
 sqsTest('a job the long poll of a stopping worker takes is given back at once, its attempt no failure', async () => {
   const url = await createQueue(sqs, 'stop-late')
-  const p = await provider(url)
+  // Long polls of up to 3 s (shutdownTimeout): the poll is still at the server when the job comes.
+  const p = await provider(url, { waitTimeSeconds: 20 })
   const producer = await provider(url)
   let ran = 0
   queue.registerJobHandler('stop:late', async () => {

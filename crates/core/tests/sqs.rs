@@ -1034,10 +1034,16 @@ async fn stop_leaves_no_receive_in_flight() {
     let m = need_moto!();
     let c = client(m).await;
     let q = create_queue(&c, &unique("stop")).await;
-    let consumer = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    // waitTimeSeconds 20 and shutdownTimeout 3 s: the worker long-polls 3 s at a time (with
+    // the 1 s default its poll could be over before the job is sent).
+    let consumer = SqsProvider::connect(SqsConfig {
+        wait_time_seconds: 20,
+        ..cfg(m, &q, None, 30)
+    })
+    .await
+    .unwrap();
     let producer = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
     let other = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
-    // shutdownTimeout 3 s: the worker long-polls 3 s at a time.
     let (w, rec) = test_worker(consumer.clone(), 3000);
     let run = tokio::spawn(w.run());
     tokio::time::sleep(Duration::from_millis(1000)).await; // a long poll is at the server
@@ -1130,7 +1136,13 @@ async fn stop_right_after_start_ends_the_run() {
     let m = need_moto!();
     let c = client(m).await;
     let q = create_queue(&c, &unique("start-stop")).await;
-    let p = SqsProvider::connect(cfg(m, &q, None, 30)).await.unwrap();
+    // waitTimeSeconds 20: a long poll here would be one stop() has to wait for.
+    let p = SqsProvider::connect(SqsConfig {
+        wait_time_seconds: 20,
+        ..cfg(m, &q, None, 30)
+    })
+    .await
+    .unwrap();
     let (w, _rec) = test_worker(p.clone(), 20_000);
     // stop() before the run's first poll.
     let run = w.run();
